@@ -1,0 +1,86 @@
+"""metaanalysis — pooling study-level outcomes, agreeing with R metafor.
+
+>>> import metaanalysis as ma
+>>> res = ma.pool([0.1, 0.3, 0.35], [0.01, 0.02, 0.015], method="REML")
+>>> round(res.estimate, 4)  # doctest: +SKIP
+
+Public names are imported lazily (PEP 562) so ``import metaanalysis`` stays
+fast and never imports matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    # errors
+    "MetaAnalysisError": "errors",
+    "InputError": "errors",
+    "StudyFileError": "errors",
+    "PlanError": "errors",
+    "ConvergenceWarning": "errors",
+    "StatisticalWarning": "errors",
+    # study records
+    "load_studies": "studies",
+    "StudySet": "studies",
+    "parse_timepoint": "timepoints",
+    "check_studies": "checks",
+    # effect sizes and conversions
+    "effect_sizes": "effect_sizes",
+    "estimate_mean_sd": "conversions",
+    # pooling
+    "pool": "pooling",
+    "pool_many": "pooling",
+    "PoolResult": "results",
+    "BatchResult": "results",
+    "pool_glmm": "proportions",
+    "proportion_ci": "proportions",
+    "pool_bayes": "bayes",
+    "BayesResult": "bayes",
+    "prior_sensitivity": "bayes",
+    # bias, sensitivity, structure
+    "egger_test": "bias",
+    "peese": "bias",
+    "begg_test": "bias",
+    "trim_and_fill": "bias",
+    "fail_safe_n": "bias",
+    "leave_one_out": "sensitivity",
+    "cumulative": "sensitivity",
+    "influence": "sensitivity",
+    "gosh": "sensitivity",
+    "meta_regression": "regression",
+    "subgroups": "regression",
+    # figures (matplotlib imported only when one is used)
+    "forest": "plots.forest",
+    "funnel": "plots.funnel",
+    "baujat": "plots.diagnostics",
+    "radial": "plots.diagnostics",
+    "gosh_plot": "plots.diagnostics",
+    "influence_plot": "plots.diagnostics",
+    "timecourse": "plots.timecourse",
+    "posterior_plot": "plots.bayes",
+    "save_figure": "plots.output",
+    "use_style": "plots.output",
+    # the main job
+    "load_plan": "plan",
+    "run_report": "report",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'metaanalysis' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

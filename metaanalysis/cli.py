@@ -1,0 +1,48 @@
+"""Command line: ``metaanalysis check`` and ``metaanalysis report``.
+
+Bad input exits with status 2 and one line per problem (``FILE: record/field: message``)
+on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import MetaAnalysisError, StudyFileError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="metaanalysis", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check", help="check the study records for impossible or inconsistent values")
+    c.add_argument("studies", nargs="?", default="studies", help="folder of study YAML files")
+    r = sub.add_parser("report", help="run the analysis plan and write tables and figures")
+    r.add_argument("studies", nargs="?", default="studies", help="folder of study YAML files")
+    r.add_argument("--plan", default=None, help="analysis plan YAML (default: STUDIES/plan.yaml)")
+    r.add_argument("--out", default="figures", help="output folder (default: figures/)")
+    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            from .checks import run_check_command
+
+            return run_check_command(args.studies)
+        from .report import run_report_command
+
+        return run_report_command(args.studies, plan=args.plan, out=args.out, quiet=args.quiet)
+    except StudyFileError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except (MetaAnalysisError, OSError) as err:
+        print(f"metaanalysis: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

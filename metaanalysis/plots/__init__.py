@@ -1,0 +1,1 @@
+"""Figures. Every function takes ``ax=None``, draws only on that Axes and returns it."""
