@@ -11,6 +11,8 @@ fast and never imports matplotlib.
 from __future__ import annotations
 
 import importlib
+import sys as _sys
+import types as _types
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,8 @@ _EXPORTS = {
     "BatchResult": "results",
     "pool_glmm": "proportions",
     "proportion_ci": "proportions",
+    "pool_proportions": "proportions",
+    "proportion_notes": "proportions",
     "pool_bayes": "bayes",
     "BayesResult": "bayes",
     "prior_sensitivity": "bayes",
@@ -84,3 +88,20 @@ def __getattr__(name: str):
 
 def __dir__():
     return __all__
+
+
+class _Package(_types.ModuleType):
+    """Keep a public function from being shadowed by its same-named submodule.
+
+    Importing ``metaanalysis.effect_sizes`` makes Python set the package attribute
+    ``effect_sizes`` to the submodule; this keeps it the public function instead.
+    ``from metaanalysis.effect_sizes import ...`` is unaffected.
+    """
+
+    def __setattr__(self, name, value):
+        if isinstance(value, _types.ModuleType) and _EXPORTS.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

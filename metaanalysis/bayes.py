@@ -1,0 +1,729 @@
+"""Bayesian random-effects meta-analysis by numerical integration (no MCMC).
+
+Model (normal-normal hierarchical model): yᵢ | θᵢ ~ N(θᵢ, vᵢ), θᵢ | μ, τ ~
+N(μ, τ²), μ flat or N(m₀, s₀²), τ ~ any prior on τ ≥ 0.
+
+Computation follows the structure of Röver (2020), J Stat Softw 93(6)
+(bayesmeta): given τ, μ is conditionally normal, so it is integrated out
+analytically; the marginal posterior of τ is one-dimensional and is
+integrated numerically; the marginal posteriors of μ, of a new study's effect
+θ_new and of each θᵢ are mixtures of normals over τ.
+
+Numerical design (our own, in place of bayesmeta's DIRECT grid): the
+posterior of τ is integrated in t = log τ by Gauss-Legendre panels (16
+nodes), bisected adaptively until the 16- and 8-node rules agree to 1e-11
+relative to the total mass; the range is [1e-8, 1e8] times the typical
+within-study SD (widened to cover the prior's 1e-9 quantiles), and both tails
+beyond it are added analytically from the local power-law exponent of the
+density (which also decides whether the posterior is proper and which moments
+are finite).  The same nodes and weights form the normal mixtures for μ, θ_new
+and θᵢ, whose quantiles are found by safeguarded Newton iteration to 1e-12.
+Posterior quantiles agree with a brute-force 2-D integration to better than
+1e-6 in the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special
+
+from . import priors as _priors
+from .errors import InputError
+from .formatting import ci, num, pval
+
+__all__ = ["pool_bayes", "prior_sensitivity", "BayesResult", "PosteriorSummary"]
+
+_GL16 = np.polynomial.legendre.leggauss(16)
+_GL8 = np.polynomial.legendre.leggauss(8)
+_LN10 = math.log(10.0)
+_RTOL = 1e-11
+_MARGIN = 1e-3  # power-law exponents within this of the divergence limit count as divergent
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class _Posterior:
+    """Marginal posterior of τ on adaptive Gauss-Legendre panels in log τ."""
+
+    def __init__(self, y, v, prior: _priors.TauPrior, mu0):
+        self.y, self.v, self.prior = y, v, prior
+        self.k = y.size
+        self.m0, self.w0 = (0.0, 0.0) if mu0 is None else (mu0[0], 1.0 / mu0[1] ** 2)
+        s = math.sqrt(float(np.median(v)))
+        t_lo, t_hi = math.log(1e-8 * s), math.log(1e8 * s)
+        if prior.frozen is not None:
+            q_lo, q_hi = float(prior.frozen.ppf(1e-9)), float(prior.frozen.isf(1e-9))
+            if q_lo > 0:
+                t_lo = min(t_lo, math.log(q_lo) - _LN10)
+            if math.isfinite(q_hi) and q_hi > 0:
+                t_hi = max(t_hi, math.log(q_hi) + _LN10)
+        self.lo_open = prior.lower <= 0
+        self.hi_open = not math.isfinite(prior.upper)
+        if not self.lo_open:
+            t_lo = math.log(prior.lower)
+        if not self.hi_open:
+            t_hi = math.log(prior.upper)
+        if not t_hi > t_lo:
+            raise InputError(f"tau_prior: support [{prior.lower:g}, {prior.upper:g}] is empty")
+        self.t_lo, self.t_hi = t_lo, t_hi
+        self._integrate()
+
+    # conditional moments of mu given tau, and the log marginal likelihood of tau
+    def conditional(self, tau):
+        tau = np.asarray(tau, dtype=float)
+        w = 1.0 / (self.v[None, :] + tau[:, None] ** 2)
+        big_w = w.sum(axis=1) + self.w0
+        m = (w @ self.y + self.w0 * self.m0) / big_w
+        r = self.y[None, :] - m[:, None]
+        rss = np.einsum("ij,ij->i", w, r * r) + self.w0 * (self.m0 - m) ** 2
+        ll = 0.5 * np.log(w).sum(axis=1) - 0.5 * np.log(big_w) - 0.5 * rss
+        return ll, m, 1.0 / big_w
+
+    def log_f(self, tau):
+        """Unnormalised log posterior density of τ (on the τ scale)."""
+        tau = np.atleast_1d(np.asarray(tau, dtype=float))
+        out = self.prior.logpdf(tau) + self.conditional(tau)[0]
+        return np.where(np.isnan(out), -np.inf, out)
+
+    def log_g(self, t):
+        """Unnormalised log density of t = log τ (Jacobian included)."""
+        t = np.asarray(t, dtype=float)
+        return self.log_f(np.exp(t)) + t
+
+    def _panel_sums(self, a, b, rule):
+        x, w = rule
+        half = 0.5 * (b - a)
+        t = 0.5 * (a + b)[:, None] + half[:, None] * x[None, :]
+        g = np.exp(np.minimum(self.log_g(t.ravel()) - self.offset, 700.0)).reshape(t.shape)
+        return (g * w[None, :]).sum(axis=1) * half, t, g * w[None, :] * half[:, None]
+
+    def _integrate(self):
+        edges = np.linspace(self.t_lo, self.t_hi, max(8, int((self.t_hi - self.t_lo) / 0.5)) + 1)
+        a, b = edges[:-1], edges[1:]
+        probe = self.log_g(np.linspace(self.t_lo, self.t_hi, 801))
+        self.offset = float(np.max(probe))
+        if not np.isfinite(self.offset):
+            raise InputError(
+                f"tau_prior: {self.prior.text} gives zero posterior density for every τ in "
+                f"[{math.exp(self.t_lo):.3g}, {math.exp(self.t_hi):.3g}]"
+            )
+        acc_a, acc_b, acc_i, acc_t, acc_w = [], [], [], [], []
+        done_total = 0.0
+        for _ in range(60):
+            i16, t16, w16 = self._panel_sums(a, b, _GL16)
+            i8 = self._panel_sums(a, b, _GL8)[0]
+            total = done_total + i16.sum()
+            ok = (np.abs(i16 - i8) <= _RTOL * total) | ((b - a) < 1e-9)
+            acc_a.append(a[ok]); acc_b.append(b[ok]); acc_i.append(i16[ok])
+            acc_t.append(t16[ok]); acc_w.append(w16[ok])
+            done_total += i16[ok].sum()
+            if ok.all():
+                break
+            mid = 0.5 * (a[~ok] + b[~ok])
+            a, b = np.concatenate([a[~ok], mid]), np.concatenate([mid, b[~ok]])
+        a, b, mass = np.concatenate(acc_a), np.concatenate(acc_b), np.concatenate(acc_i)
+        order = np.argsort(a)
+        self.pa, self.pb = a[order], b[order]
+        t_nodes = np.concatenate(acc_t)[order].ravel()
+        w_nodes = np.concatenate(acc_w)[order].ravel()
+        mass = mass[order]
+        # tails beyond the range, from the local power law of g(t) = f(τ)τ
+        k_text = f"k = {self.k}"
+        if self.hi_open:
+            lg = self.log_g(np.array([self.t_hi, self.t_hi + _LN10]))
+            self.alpha = math.inf if not np.isfinite(lg[1]) else float(lg[0] - lg[1]) / _LN10
+            if not self.alpha > _MARGIN:
+                raise InputError(
+                    f"tau_prior: {self.prior.text} has too heavy an upper tail for {k_text}: "
+                    "the posterior of τ is improper (not integrable as τ → ∞); use a proper "
+                    "prior such as scipy.stats.halfnorm(scale=0.5)"
+                )
+            self.g_hi = math.exp(min(float(lg[0]) - self.offset, 700.0)) if np.isfinite(lg[0]) else 0.0
+        else:
+            self.alpha, self.g_hi = math.inf, 0.0
+        if self.lo_open:
+            lg = self.log_g(np.array([self.t_lo - _LN10, self.t_lo]))
+            self.beta = math.inf if not np.isfinite(lg[0]) else float(lg[1] - lg[0]) / _LN10
+            if not self.beta > _MARGIN:
+                raise InputError(
+                    f"tau_prior: {self.prior.text} puts too much density near τ = 0: the "
+                    "posterior of τ is improper (not integrable at 0)"
+                )
+            self.g_lo = math.exp(min(float(lg[1]) - self.offset, 700.0)) if np.isfinite(lg[1]) else 0.0
+        else:
+            self.beta, self.g_lo = math.inf, 0.0
+        tail_lo, tail_hi = self._tail(0, "lo"), self._tail(0, "hi")
+        z = mass.sum() + tail_lo + tail_hi
+        self.z = z
+        self.tail_lo, self.tail_hi = tail_lo / z, tail_hi / z
+        self.panel_mass = mass / z
+        self.cum = self.tail_lo + np.concatenate([[0.0], np.cumsum(self.panel_mass)])
+        # mixture nodes (drop negligible weights), tails as pseudo-nodes
+        keep = w_nodes / z > 1e-17
+        tau = np.exp(t_nodes[keep])
+        omega = w_nodes[keep] / z
+        extra_tau, extra_w = [], []
+        if self.tail_lo > 0:
+            extra_tau.append(math.exp(self.t_lo) / 2); extra_w.append(self.tail_lo)
+        if self.tail_hi > 0:
+            extra_tau.append(math.exp(self.t_hi) * 10); extra_w.append(self.tail_hi)
+        self.n_inner = tau.size
+        self.tau_nodes = np.concatenate([tau, extra_tau])
+        self.omega = np.concatenate([omega, extra_w])
+        _, self.m_nodes, self.var_nodes = self.conditional(self.tau_nodes)
+
+    def _tail(self, r, side):
+        """Unnormalised ∫ τ^r g(t) dt over the tail beyond the range (inf if divergent)."""
+        if side == "hi":
+            if self.g_hi == 0.0:
+                return 0.0
+            rate = self.alpha - r
+            return self.g_hi * math.exp(r * self.t_hi) / rate if rate > _MARGIN else math.inf
+        if self.g_lo == 0.0:
+            return 0.0
+        return self.g_lo * math.exp(r * self.t_lo) / (self.beta + r)
+
+    def tau_moment(self, r):
+        hi = self._tail(r, "hi")
+        if not math.isfinite(hi):
+            return math.inf
+        n = self.n_inner
+        inner = np.sum(self.omega[:n] * self.tau_nodes[:n] ** r)
+        return float(inner + (self._tail(r, "lo") + hi) / self.z)
+
+    def tau_pdf(self, x):
+        x = np.asarray(x, dtype=float)
+        out = np.zeros_like(x)
+        inside = (x >= self.prior.lower) & (x <= self.prior.upper)
+        if inside.any():
+            out[inside] = np.exp(self.log_f(x[inside]) - self.offset) / self.z
+        return out
+
+    def _partial(self, i, t):
+        a = self.pa[i]
+        if t <= a:
+            return 0.0
+        return float(self._panel_sums(np.array([a]), np.array([t]), _GL16)[0][0]) / self.z
+
+    def tau_cdf(self, x):
+        if x <= 0:
+            return 0.0
+        t = math.log(x)
+        if t <= self.t_lo:
+            return self.tail_lo * math.exp(self.beta * (t - self.t_lo)) if self.beta < math.inf else 0.0
+        if t >= self.t_hi:
+            if self.alpha == math.inf:
+                return 1.0
+            return 1.0 - self.tail_hi * math.exp(-self.alpha * (t - self.t_hi))
+        i = int(np.searchsorted(self.pa, t, side="right")) - 1
+        return float(self.cum[i]) + self._partial(i, t)
+
+    def tau_ppf(self, p):
+        if p <= self.tail_lo:
+            if p <= 0:
+                return 0.0
+            return math.exp(self.t_lo + math.log(p / self.tail_lo) / self.beta)
+        if p >= 1.0 - self.tail_hi:
+            if p >= 1:
+                return math.inf
+            return math.exp(self.t_hi + math.log(self.tail_hi / (1.0 - p)) / self.alpha)
+        i = int(np.clip(np.searchsorted(self.cum, p, side="right") - 1, 0, self.pa.size - 1))
+        base = float(self.cum[i])
+        lo, hi = float(self.pa[i]), float(self.pb[i])
+        # safeguarded Newton in t = log τ: d/dt CDF = g(t)/z
+        t = lo + (hi - lo) * (p - base) / max(float(self.panel_mass[i]), 1e-300)
+        t = min(max(t, lo), hi)
+        for _ in range(100):
+            r = base + self._partial(i, t) - p
+            if r > 0:
+                hi = t
+            elif r < 0:
+                lo = t
+            else:
+                break
+            d = math.exp(min(float(self.log_g(np.array([t]))[0]) - self.offset, 700.0)) / self.z
+            tn = t - r / d if d > 0 else math.nan
+            if not (lo < tn < hi):
+                tn = 0.5 * (lo + hi)
+            if abs(tn - t) <= 1e-14 * (1.0 + abs(t)) or hi - lo <= 1e-14 * (1.0 + abs(t)):
+                t = tn
+                break
+            t = tn
+        return math.exp(t)
+
+
+def _mixture_cdf(omega, means, sds, x):
+    z = (np.asarray(x)[..., None] - means) / sds
+    return np.sum(omega * special.ndtr(z), axis=-1)
+
+
+def _mixture_pdf(omega, means, sds, x):
+    z = (np.asarray(x)[..., None] - means) / sds
+    return np.sum(omega * np.exp(-0.5 * z * z) / (sds * math.sqrt(2 * math.pi)), axis=-1)
+
+
+def _mixture_ppf(omega, means, sds, p):
+    """Quantiles of q normal mixtures at once: means, sds (q, N); p (q,)."""
+    p = np.asarray(p, dtype=float)
+    lo = np.min(means - 60 * sds, axis=1)
+    hi = np.max(means + 60 * sds, axis=1)
+    mean = means @ omega
+    sd = np.sqrt(np.maximum((sds**2 + means**2) @ omega - mean**2, 0.0))
+    x = np.clip(mean + special.ndtri(p) * sd, lo, hi)
+    for _ in range(200):
+        z = (x[:, None] - means) / sds
+        r = np.sum(omega * special.ndtr(z), axis=1) - p
+        d = np.sum(omega * np.exp(-0.5 * z * z) / sds, axis=1) / math.sqrt(2 * math.pi)
+        lo = np.where(r < 0, x, lo)
+        hi = np.where(r > 0, x, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xn = x - r / d
+        bad = ~np.isfinite(xn) | (xn <= lo) | (xn >= hi)
+        xn = np.where(bad, 0.5 * (lo + hi), xn)
+        step = np.abs(xn - x)
+        x = xn
+        if np.all((step <= 1e-12 * (1.0 + np.abs(x))) | (np.abs(r) < 1e-15)):
+            break
+    return x
+
+
+def _shortest(ppf, level, lower=-math.inf):
+    """Shortest interval of a unimodal distribution given its quantile function.
+
+    ``lower`` is the lower end of the support (the interval may start there).
+    """
+    def width(q):
+        lo = lower if q <= 0 else ppf(q)[0]
+        return ppf(q + level)[0] - lo
+
+    res = optimize.minimize_scalar(width, bounds=(0.0, 1.0 - level), method="bounded",
+                                   options={"xatol": 1e-10})
+    q = res.x if width(res.x) < width(0.0) else 0.0
+    return (lower if q <= 0 else float(ppf(q)[0])), float(ppf(q + level)[0])
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class PosteriorSummary:
+    """Posterior summary of one quantity: mean, median, sd and a credible interval."""
+
+    mean: float
+    median: float
+    sd: float
+    ci_lb: float
+    ci_ub: float
+
+
+@dataclass(frozen=True, eq=False)
+class BayesResult:
+    """Result of :func:`pool_bayes` (immutable).
+
+    Attributes
+    ----------
+    mu, tau : PosteriorSummary
+        Posterior of the overall mean μ and of the between-study SD τ.
+    pi_lb, pi_ub : float
+        Interval of the posterior predictive distribution of a new study's θ.
+    predictive : PosteriorSummary
+        Full summary of that predictive distribution.
+    shrinkage : pandas.DataFrame
+        Per study: ``label, yi, mean, median, sd, ci_lb, ci_ub`` of θᵢ | data.
+    prior_text, mu_prior_text : str
+        The priors in words (printed with every result).
+    """
+
+    k: int
+    mu: PosteriorSummary
+    tau: PosteriorSummary
+    predictive: PosteriorSummary
+    pi_lb: float
+    pi_ub: float
+    shrinkage: pd.DataFrame
+    yi: np.ndarray
+    vi: np.ndarray
+    labels: tuple
+    measure: str | None
+    ni: np.ndarray | None
+    level: float
+    interval: str
+    prior_text: str
+    mu_prior_text: str
+    tau_prior: Any = field(repr=False)
+    mu_prior: Any = field(repr=False)
+    notes: tuple = ()
+    _post: Any = field(default=None, repr=False)
+
+    # ---- probabilities, densities, quantiles (used by the plots)
+    def _mix(self, which):
+        p = self._post
+        if which == "mu":
+            return p.omega, p.m_nodes, np.sqrt(p.var_nodes)
+        if which in ("predictive", "theta_new"):
+            return p.omega, p.m_nodes, np.sqrt(p.var_nodes + p.tau_nodes**2)
+        raise InputError(f"which: got {which!r}; expected 'mu', 'tau' or 'predictive'")
+
+    def cdf(self, which: str, x) -> np.ndarray:
+        """Posterior CDF of ``which`` ("mu", "tau" or "predictive") at ``x``."""
+        x = np.asarray(x, dtype=float)
+        if which == "tau":
+            return np.vectorize(self._post.tau_cdf, otypes=[float])(x)
+        return _mixture_cdf(*self._mix(which), x)
+
+    def density(self, which: str, x) -> np.ndarray:
+        """Posterior density of ``which`` ("mu", "tau" or "predictive") at ``x``."""
+        x = np.asarray(x, dtype=float)
+        if which == "tau":
+            return self._post.tau_pdf(x)
+        return _mixture_pdf(*self._mix(which), x)
+
+    def quantile(self, which: str, p) -> np.ndarray:
+        """Posterior quantiles of ``which`` at probabilities ``p``."""
+        p = np.atleast_1d(np.asarray(p, dtype=float))
+        if np.any(~((p > 0) & (p < 1))):
+            raise InputError(f"p: got {p.tolist()!r}; expected probabilities in (0, 1)")
+        if which == "tau":
+            return np.array([self._post.tau_ppf(q) for q in p])
+        w, m, s = self._mix(which)
+        return _mixture_ppf(w, np.broadcast_to(m, (p.size, m.size)),
+                            np.broadcast_to(s, (p.size, s.size)), p)
+
+    def prior_density(self, which: str, x) -> np.ndarray | None:
+        """Prior density at ``x`` (None for the flat μ prior or an improper τ prior)."""
+        x = np.asarray(x, dtype=float)
+        if which == "mu":
+            return None if self.mu_prior is None else self.mu_prior.pdf(x)
+        if which != "tau":
+            raise InputError(f"which: got {which!r}; expected 'mu' or 'tau'")
+        if hasattr(self.tau_prior, "pdf") and hasattr(self.tau_prior, "support"):
+            return self.tau_prior.pdf(x)
+        from scipy import integrate
+
+        f = lambda t: float(np.asarray(self.tau_prior(np.array([t])))[0])  # noqa: E731
+        norm, _ = integrate.quad(f, 0, np.inf, limit=200)
+        if not (np.isfinite(norm) and norm > 0):
+            return None
+        return np.asarray(self.tau_prior(x), dtype=float) / norm
+
+    def grid(self, which: str, n: int = 400) -> np.ndarray:
+        """Evenly spaced points covering the posterior's 0.05%-99.95% range."""
+        q = self.quantile(which, [0.0005, 0.9995])
+        lo = 0.0 if which == "tau" else q[0]
+        return np.linspace(lo, q[1], n)
+
+    def prob(self, which: str = "mu", *, greater: float | None = None,
+             less: float | None = None) -> float:
+        """Posterior probability that ``which`` lies above ``greater`` / below ``less``.
+
+        >>> res = pool_bayes([0.2, 0.5], [0.04, 0.05], tau_prior=_hn(0.5))  # doctest: +SKIP
+        >>> res.prob("mu", greater=0)  # P(μ > 0 | data)                   # doctest: +SKIP
+        """
+        if greater is None and less is None:
+            raise InputError("prob: give greater=, less= or both")
+        lo = -np.inf if greater is None else float(greater)
+        hi = np.inf if less is None else float(less)
+        if which == "tau":
+            cl = 0.0 if lo <= 0 else self._post.tau_cdf(lo)
+            ch = 1.0 if hi == np.inf else self._post.tau_cdf(hi)
+        else:
+            cl = 0.0 if lo == -np.inf else float(self.cdf(which, lo))
+            ch = 1.0 if hi == np.inf else float(self.cdf(which, hi))
+        return float(min(max(ch - cl, 0.0), 1.0))
+
+    def prob_mu_greater(self, c: float = 0.0) -> float:
+        """Posterior probability P(μ > c | data)."""
+        return self.prob("mu", greater=c)
+
+    # ---- display
+    def to_frame(self) -> pd.DataFrame:
+        """Posterior summaries of μ, τ and θ_new as rows."""
+        rows = {"mu": self.mu, "tau": self.tau, "predictive": self.predictive}
+        df = pd.DataFrame({name: vars(s) for name, s in rows.items()}).T
+        df.attrs.update(tau_prior=self.prior_text, mu_prior=self.mu_prior_text,
+                        level=self.level, interval=self.interval, measure=self.measure)
+        return df
+
+    def back_transform(self) -> pd.DataFrame:
+        """μ (posterior median) with its credible and prediction intervals on the
+        natural scale of the measure (quantiles commute with monotone transforms,
+        so the median and both intervals map exactly; the mean does not)."""
+        vals = np.array([self.mu.median, self.mu.ci_lb, self.mu.ci_ub, self.pi_lb, self.pi_ub])
+        if self.measure is not None:
+            from .transforms import to_natural
+
+            vals = np.asarray(to_natural(self.measure, vals, ni=self.ni), dtype=float)
+        return pd.DataFrame([vals], columns=["estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"])
+
+    def summary(self) -> str:
+        pc = f"{100 * self.level:g}%"
+        lines = [
+            f"Bayesian random-effects meta-analysis (normal-normal hierarchical model), k = {self.k}"
+            + (f", measure {self.measure}" if self.measure else ""),
+            f"Prior on τ: {self.prior_text}",
+            f"Prior on μ: {self.mu_prior_text}",
+            "Computation: μ integrated analytically given τ; τ by adaptive Gauss-Legendre "
+            "quadrature on log τ (no sampling)",
+            f"Intervals: {pc} {self.interval} credible; prediction interval from the "
+            "posterior predictive distribution",
+            "",
+            f"{'':12}{'mean':>10}{'median':>10}{'sd':>10}   {pc} interval",
+        ]
+        for name, s in (("μ", self.mu), ("τ", self.tau), ("θ_new", self.predictive)):
+            lines.append(f"{name:12}{num(s.mean):>10}{num(s.median):>10}{num(s.sd):>10}   "
+                         f"{ci(s.ci_lb, s.ci_ub)}")
+        lines.append(f"P(μ > 0 | data) = {pval(self.prob_mu_greater(0.0))}")
+        if self.measure is not None:
+            try:
+                bt = self.back_transform().iloc[0]
+                lines.append(f"Back-transformed ({self.measure}): median {num(bt['estimate'])}, "
+                             f"CrI {ci(bt['ci_lb'], bt['ci_ub'])}, PI {ci(bt['pi_lb'], bt['pi_ub'])}")
+            except Exception:  # noqa: BLE001 - display must not fail
+                pass
+        lines += ["", "Shrinkage estimates (posterior of each study's θᵢ):"]
+        width = max([5] + [len(str(lab)) for lab in self.labels])
+        lines.append(f"{'study':{width}}{'yi':>10}{'mean':>10}{'sd':>10}   {pc} interval")
+        for _, r in self.shrinkage.iterrows():
+            lines.append(f"{str(r['label']):{width}}{num(r['yi']):>10}{num(r['mean']):>10}"
+                         f"{num(r['sd']):>10}   {ci(r['ci_lb'], r['ci_ub'])}")
+        lines += [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        try:
+            return self.summary()
+        except Exception as exc:  # noqa: BLE001
+            return f"<BayesResult k={self.k} (summary failed: {exc})>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        try:
+            return "<pre>" + html.escape(self.summary()) + "</pre>"
+        except Exception as exc:  # noqa: BLE001 - never raises
+            return f"<pre>BayesResult (display failed: {html.escape(str(exc))})</pre>"
+
+
+# --------------------------------------------------------------------------- API
+
+
+def _read_inputs(yi, vi, labels, measure, ni):
+    """Mirror ``pool()``: a DataFrame from ``effect_sizes`` brings vi, measure, ni, labels."""
+    if isinstance(yi, pd.DataFrame):
+        df = yi
+        for col in ("yi", "vi"):
+            if col not in df.columns:
+                raise InputError(f"yi: DataFrame has no {col!r} column; expected the output "
+                                 "of ma.effect_sizes")
+        if vi is not None:
+            raise InputError("vi: give either a DataFrame as yi or vi, not both")
+        vi = df["vi"].to_numpy(dtype=float)
+        measure = measure if measure is not None else df.attrs.get("measure")
+        if ni is None and "ni" in df.columns:
+            ni = df["ni"].to_numpy(dtype=float)
+        if labels is None:
+            for col in ("study", "label", "id"):
+                if col in df.columns:
+                    labels = df[col].astype(str).tolist()
+                    break
+        yi = df["yi"].to_numpy(dtype=float)
+    if vi is None:
+        raise InputError("vi: got None; expected the sampling variances (or pass an "
+                         "effect_sizes DataFrame as yi)")
+    y = np.atleast_1d(np.asarray(yi, dtype=float))
+    v = np.atleast_1d(np.asarray(vi, dtype=float))
+    if y.ndim != 1 or v.shape != y.shape:
+        raise InputError(f"vi: shape {v.shape} does not match yi {y.shape}; expected two "
+                         "1-D arrays of equal length")
+    if y.size == 0:
+        raise InputError("yi: empty; expected at least one study")
+    for name, arr in (("yi", y), ("vi", v)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise InputError(f"{name}: value {arr[bad[0]]!r} at position {bad[0]}; "
+                             "expected finite numbers")
+    if np.any(v <= 0):
+        i = int(np.flatnonzero(v <= 0)[0])
+        raise InputError(f"vi: value {v[i]!r} at position {i}; expected variances > 0")
+    if labels is None:
+        labels = [f"Study {i + 1}" for i in range(y.size)]
+    labels = tuple(str(s) for s in labels)
+    if len(labels) != y.size:
+        raise InputError(f"labels: {len(labels)} labels for {y.size} studies")
+    if ni is not None:
+        ni = np.atleast_1d(np.asarray(ni, dtype=float))
+        if ni.shape != y.shape:
+            raise InputError(f"ni: shape {ni.shape}; expected {y.shape}")
+    return y, v, labels, measure, ni
+
+
+def _summaries(w, m, s, level, shortest):
+    """mean, median, sd, interval for q mixtures (means, sds: (q, N))."""
+    a = (1.0 - level) / 2.0
+    q = m.shape[0]
+    probs = np.repeat([[0.5, a, 1.0 - a]], q, axis=0).ravel()
+    quant = _mixture_ppf(w, np.repeat(m, 3, axis=0), np.repeat(s, 3, axis=0), probs).reshape(q, 3)
+    mean = m @ w
+    sd = np.sqrt(np.maximum((s**2 + m**2) @ w - mean**2, 0.0))
+    if shortest:
+        for j in range(q):
+            ppf = lambda p, j=j: _mixture_ppf(w, m[j:j + 1], s[j:j + 1], [p])  # noqa: E731
+            quant[j, 1:] = _shortest(ppf, level)
+    return mean, quant[:, 0], sd, quant[:, 1], quant[:, 2]
+
+
+def pool_bayes(yi, vi=None, *, tau_prior: Any = "auto", mu_prior: Any = None,
+               level: float = 0.95, labels=None, measure: str | None = None, ni=None,
+               shortest: bool = False) -> BayesResult:
+    """Bayesian random-effects meta-analysis by numerical integration.
+
+    Normal-normal hierarchical model yᵢ ~ N(θᵢ, vᵢ), θᵢ ~ N(μ, τ²) with a
+    prior on τ and a flat or normal prior on μ, computed exactly (to ~1e-9) by
+    one-dimensional quadrature over τ, as in Röver (2020), J Stat Softw 93(6);
+    weakly informative τ priors for few studies after Friede et al. (2017),
+    Biom J 59:658-671, and Röver et al. (2021), Res Synth Methods 12:448-474.
+
+    Parameters
+    ----------
+    yi : array_like or pandas.DataFrame
+        Effect sizes, or the DataFrame from ``ma.effect_sizes`` (then ``vi``,
+        ``measure``, ``ni`` and ``labels`` are read from it, as ``ma.pool`` does).
+    vi : array_like, optional
+        Sampling variances.
+    tau_prior : frozen scipy.stats distribution, callable or "auto"
+        Prior on τ ≥ 0, e.g. ``scipy.stats.halfnorm(scale=0.5)``, ``halfcauchy``,
+        ``lognorm``, or a (possibly unnormalised) density ``f(tau_array)``.
+        ``"auto"`` picks the documented default for ``measure`` (half-normal 0.5
+        on log/logit scales; half-normal with scale UISD/2 on raw scales, which
+        needs ``ni``; see :mod:`metaanalysis.priors`) and says so in the notes.
+    mu_prior : frozen scipy.stats.norm or None
+        Prior on μ; None is the flat (improper uniform) prior, proper posterior
+        for any k ≥ 1 when the τ prior is proper.
+    level : float
+        Credible level of the intervals.
+    labels, measure, ni : optional
+        Study labels, effect measure code (for defaults and back-transforms),
+        per-study sample sizes.
+    shortest : bool
+        Shortest (highest-density, for unimodal posteriors) intervals instead of
+        equal-tailed ones.
+
+    Returns
+    -------
+    BayesResult
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> import metaanalysis as ma
+    >>> res = ma.pool_bayes([-4.50, -3.51], [1.011, 0.515], measure="PLO",
+    ...                     tau_prior=stats.halfnorm(scale=0.5))
+    >>> round(res.mu.median, 2)
+    -3.85
+    """
+    y, v, labels, measure, ni = _read_inputs(yi, vi, labels, measure, ni)
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise InputError(f"level: got {level!r}; expected a number in (0, 1)")
+    notes = []
+    if isinstance(tau_prior, str):
+        if tau_prior != "auto":
+            raise InputError(f"tau_prior: got {tau_prior!r}; expected 'auto', a frozen "
+                             "scipy.stats distribution on τ ≥ 0 or a callable density")
+        tau_prior, why = _priors.default_tau_prior(measure, v, ni)
+        notes.append(f"τ prior chosen automatically: {_priors.describe(tau_prior)}, {why}")
+    tp = _priors.check_tau_prior(tau_prior)
+    mu0 = _priors.check_mu_prior(mu_prior)
+    post = _Posterior(y, v, tp, mu0)
+    k = y.size
+    # tau
+    e1, e2 = post.tau_moment(1), post.tau_moment(2)
+    tau_mean = e1
+    tau_sd = math.sqrt(max(e2 - e1 * e1, 0.0)) if math.isfinite(e2) else math.inf
+    a = (1.0 - level) / 2.0
+    tau_med = post.tau_ppf(0.5)
+    if shortest:
+        t_lb, t_ub = _shortest(lambda p: np.array([post.tau_ppf(p)]), level, lower=0.0)
+    else:
+        t_lb, t_ub = post.tau_ppf(a), post.tau_ppf(1.0 - a)
+    tau_sum = PosteriorSummary(tau_mean, tau_med, tau_sd, t_lb, t_ub)
+    # mu, predictive, shrinkage: normal mixtures over the tau nodes
+    w, tn, mn, vn = post.omega, post.tau_nodes, post.m_nodes, post.var_nodes
+    b = v[:, None] / (v[:, None] + tn[None, :] ** 2)  # (k, N) shrinkage factors
+    means = np.vstack([mn, mn, b * mn[None, :] + (1 - b) * y[:, None]])
+    sds = np.sqrt(np.vstack([vn, vn + tn**2, v[:, None] * (1 - b) + b**2 * vn[None, :]]))
+    mean, med, sd, lb, ub = _summaries(w, means, sds, level, shortest)
+    # moments that do not exist (heavy-tailed τ posterior with a flat μ prior)
+    if mu0 is None and not math.isfinite(e1):
+        mean[0] = np.nan
+    if mu0 is None and not math.isfinite(e2):
+        sd[0] = np.inf
+    if not math.isfinite(e1):
+        mean[1] = np.nan
+    if not math.isfinite(e2):
+        sd[1] = np.inf
+    if not (math.isfinite(e1) and math.isfinite(e2)):
+        notes.append("the posterior of τ has no finite mean or variance under this prior and k; "
+                     "moments that do not exist are shown as — or ∞ (medians and intervals are valid)")
+    mu_sum = PosteriorSummary(*(float(x[0]) for x in (mean, med, sd, lb, ub)))
+    pred = PosteriorSummary(*(float(x[1]) for x in (mean, med, sd, lb, ub)))
+    shrink = pd.DataFrame({"label": labels, "yi": y, "mean": mean[2:], "median": med[2:],
+                           "sd": sd[2:], "ci_lb": lb[2:], "ci_ub": ub[2:]})
+    if k <= 2:
+        notes.append(f"k = {k}: the data say little about τ, so its posterior (and the width "
+                     "of the intervals) is driven by the prior; see prior_sensitivity()")
+    return BayesResult(
+        k=k, mu=mu_sum, tau=tau_sum, predictive=pred, pi_lb=pred.ci_lb, pi_ub=pred.ci_ub,
+        shrinkage=shrink, yi=y, vi=v, labels=labels, measure=measure, ni=ni, level=level,
+        interval="shortest" if shortest else "equal-tailed", prior_text=tp.text,
+        mu_prior_text=_priors.describe(mu_prior), tau_prior=tau_prior, mu_prior=mu_prior,
+        notes=tuple(notes), _post=post,
+    )
+
+
+def prior_sensitivity(yi, vi=None, priors: dict[str, Any] | None = None, *,
+                      mu_prior: Any = None, level: float = 0.95, measure: str | None = None,
+                      ni=None, labels=None) -> pd.DataFrame:
+    """Fit :func:`pool_bayes` under several τ priors and tabulate them side by side.
+
+    Default priors (in the measure's units; multiplied by the UISD on raw scales):
+    half-normal 0.5 and 1.0 (Friede et al. 2017; Röver et al. 2021), half-Cauchy
+    0.5 (Röver et al. 2021) and, for OR/RR, the log-normal empirical prior of
+    Turner et al. (2012, general healthcare setting).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per prior: ``mu_median, mu_mean, mu_sd, mu_ci_lb, mu_ci_ub,
+        tau_median, tau_ci_lb, tau_ci_ub, pi_lb, pi_ub, p_mu_gt_0``.
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> tab = ma.prior_sensitivity([-4.50, -3.51], [1.011, 0.515], measure="PLO")
+    >>> list(tab.index)[:2]
+    ['half-normal(0.5)', 'half-normal(1.0)']
+    """
+    y, v, labels, measure, ni = _read_inputs(yi, vi, labels, measure, ni)
+    if priors is None:
+        priors = _priors.sensitivity_priors(measure, v, ni)
+    if not isinstance(priors, dict) or not priors:
+        raise InputError(f"priors: got {priors!r}; expected a non-empty dict name -> prior")
+    rows = {}
+    for name, prior in priors.items():
+        r = pool_bayes(y, v, tau_prior=prior, mu_prior=mu_prior, level=level, labels=labels,
+                       measure=measure, ni=ni)
+        rows[name] = {
+            "prior": r.prior_text, "mu_median": r.mu.median, "mu_mean": r.mu.mean,
+            "mu_sd": r.mu.sd, "mu_ci_lb": r.mu.ci_lb, "mu_ci_ub": r.mu.ci_ub,
+            "tau_median": r.tau.median, "tau_ci_lb": r.tau.ci_lb, "tau_ci_ub": r.tau.ci_ub,
+            "pi_lb": r.pi_lb, "pi_ub": r.pi_ub, "p_mu_gt_0": r.prob_mu_greater(0.0),
+        }
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.attrs.update(mu_prior=_priors.describe(mu_prior), level=level, measure=measure)
+    return df

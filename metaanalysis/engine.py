@@ -1,0 +1,272 @@
+"""The one numerical engine: common- and random-effects models on batches.
+
+:func:`fit` takes arrays of shape ``(B, k)`` — B independent meta-analyses of up
+to k studies, NaN marking an absent study — and returns a dict of arrays of
+length B.  ``pool`` is a batch of one; leave-one-out, cumulative analysis,
+GOSH, permutations and simulations are masks or re-samplings fed to the same
+function.  Rows are never looped over in Python; only iterations are.
+
+Conventions are metafor's (Viechtbauer 2010, J Stat Softw 36(3)):
+
+* weights ``w = 1/(v + τ²)``; ``se = 1/sqrt(Σw)``;
+* ``test="knha"``: Knapp & Hartung (2003, Stat Med 22:2693) / Sidik & Jonkman
+  (2002, Stat Med 21:3153): ``se² = Σw(y − μ)²/((k − 1)Σw)``, t(k − 1);
+  ``test="adhoc"``: the same with the variance factor at least 1 (Röver, Knapp
+  & Friede 2015, BMC Med Res Methodol 15:99);
+* prediction interval ``μ ± c·sqrt(se² + τ²)`` with c the normal quantile for
+  ``z`` and the t(k − 1) quantile for ``knha``/``adhoc`` (Higgins, Thompson &
+  Spiegelhalter 2009, J R Stat Soc A 172:137); none for the common-effect model;
+* I² and H²: from Q for ``EE`` (I² = (Q − df)/Q, H² = Q/df), from τ² otherwise
+  (I² = τ²/(τ² + s²), H² = (τ² + s²)/s², s² the typical within-study variance
+  of Higgins & Thompson 2002, Stat Med 21:1539);
+* SE of τ²: the variance of the estimating equation for moment estimators
+  (DL, HE, HS, HSk, SJ), the inverse (expected) information for ML and REML,
+  ``sqrt(2k²/(k − 1))/Σw`` for EB, PM and PMM (Morris 1983), all evaluated at τ̂².
+
+Examples
+--------
+>>> import numpy as np
+>>> from metaanalysis import engine
+>>> out = engine.fit(np.array([[0.1, 0.3, 0.35]]), np.array([[0.01, 0.02, 0.015]]),
+...                  method="DL")
+>>> sorted(out)[:3]
+['ci_lb', 'ci_ub', 'converged']
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import special
+
+from .errors import ConvergenceWarning, InputError
+from .qprofile import tau2_ci
+from .tau2 import ESTIMATORS, clean, q_stat
+
+__all__ = ["METHODS", "TESTS", "fit", "KEYS"]
+
+METHODS = ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM")
+TESTS = ("z", "knha", "adhoc")
+KEYS = (
+    "k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub",
+    "tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub", "i2", "i2_ci_lb", "i2_ci_ub",
+    "h2", "q", "q_df", "q_p", "df", "converged",
+)  # fmt: skip
+
+
+def check_names(method, test, level) -> None:
+    """Raise :class:`InputError` for an unknown method/test or a bad level."""
+    if method not in METHODS:
+        raise InputError(f"method: got {method!r}; expected one of {', '.join(METHODS)}")
+    if test not in TESTS:
+        raise InputError(f"test: got {test!r}; expected one of {', '.join(TESTS)}")
+    try:
+        ok = 0.0 < float(level) < 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"level: got {level!r}; expected a number between 0 and 1 (e.g. 0.95)")
+
+
+def _as2d(x, name):
+    try:
+        a = np.array(x, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: could not read as numbers ({exc}); expected a (B, k) array") from None
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise InputError(f"{name}: got an array of shape {a.shape}; expected shape (B, k)")
+    return a
+
+
+def _trPSPS(a, s_a, sig):
+    """tr(PΣPΣ) for P = A − aa'/Σa, A = diag(a), Σ = diag(sig) (absent: a = 0)."""
+    b = a * sig
+    return (b * b).sum(1) - 2 * (a * b * b).sum(1) / s_a + ((a * b).sum(1) / s_a) ** 2
+
+
+def _se_tau2(method, y, v, m, k, t):
+    sig = v + t[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method in ("DL", "HS", "HSk"):
+            a = m / v
+            sa = a.sum(1)
+            num = np.sqrt(2 * _trPSPS(a, sa, sig))
+            if method == "DL":
+                return num / (sa - (a * a).sum(1) / sa)
+            return num / sa * (k / (k - 1) if method == "HSk" else 1.0)
+        if method == "HE":
+            return np.sqrt(2 * _trPSPS(m, k.astype(float), sig)) / (k - 1)
+        if method == "SJ":
+            ybar = (y * m).sum(1) / k
+            t0 = (m * (y - ybar[:, None]) ** 2).sum(1) / k
+            a = m / (v + t0[:, None])
+            return t0 * np.sqrt(2 * _trPSPS(a, a.sum(1), sig)) / (k - 1)
+        w = m / sig
+        sw = w.sum(1)
+        if method == "ML":
+            return np.sqrt(2 / (w * w).sum(1))
+        if method == "REML":
+            s2 = (w * w).sum(1)
+            trpp = s2 - 2 * (w**3).sum(1) / sw + (s2 / sw) ** 2
+            return np.sqrt(2 / trpp)
+        # EB, PM, PMM (Morris 1983)
+        return np.sqrt(2 * k**2 / (k - 1)) / sw
+
+
+def fit(
+    yi,
+    vi,
+    *,
+    method: str = "REML",
+    test: str = "z",
+    level: float = 0.95,
+    tau2=None,
+    qprofile: bool = True,
+) -> dict[str, np.ndarray]:
+    """Fit B meta-analyses at once.
+
+    Parameters
+    ----------
+    yi, vi : array_like, shape (B, k) (or (k,) for one analysis)
+        Effect sizes and their sampling variances; NaN in either marks an
+        absent study, so rows may have different k.
+    method : str
+        One of :data:`METHODS` (``"EE"`` = common effect).
+    test : str
+        ``"z"``, ``"knha"`` (Knapp–Hartung) or ``"adhoc"`` (Knapp–Hartung with
+        variance factor at least 1).
+    level : float
+        Confidence level of the CI, PI and Q-profile intervals.
+    tau2 : array_like, shape (B,), optional
+        Fixed τ² per row (skips estimation).
+    qprofile : bool
+        Compute Q-profile intervals for τ² and I² (the most expensive part);
+        NaN when False or for ``EE``.
+
+    Returns
+    -------
+    dict of ndarray
+        Keys :data:`KEYS` (length B each), ``weights`` (B, k) in percent with
+        NaN where absent, and ``tau2_ci_capped`` (bool: upper τ² limit hit the
+        search bound ``max(100, 10 τ̂²)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = fit([[0.1, 0.3, 0.35], [0.2, 0.4, np.nan]],
+    ...           [[0.01, 0.02, 0.015], [0.02, 0.01, np.nan]], method="REML")
+    >>> out["k"].tolist()
+    [3, 2]
+    """
+    check_names(method, test, level)
+    level = float(level)
+    yi = _as2d(yi, "yi")
+    vi = _as2d(vi, "vi")
+    if yi.shape != vi.shape:
+        raise InputError(f"yi, vi: shapes {yi.shape} and {vi.shape} differ; expected equal shapes")
+    mask = np.isfinite(yi) & np.isfinite(vi)
+    with np.errstate(invalid="ignore"):
+        badv = mask & (vi <= 0)
+    if badv.any():
+        r, c = np.argwhere(badv)[0]
+        raise InputError(
+            f"vi: got {float(vi[r, c])!r} (row {r}, study {c}); expected sampling variances > 0"
+        )
+    y, v, m, k = clean(yi, vi, mask)
+    B = y.shape[0]
+    kf = k.astype(float)
+
+    # ---- τ²
+    if tau2 is not None:
+        t = np.broadcast_to(np.asarray(tau2, dtype=float), (B,)).copy()
+        if np.any(~np.isfinite(t)) or np.any(t < 0):
+            raise InputError(f"tau2: got {tau2!r}; expected finite values >= 0")
+        converged = np.ones(B, bool)
+    elif method == "EE":
+        t = np.zeros(B)
+        converged = np.ones(B, bool)
+    else:
+        t, converged = ESTIMATORS[method](y, v, mask)
+    one = k < 2
+    t = np.where(one, 0.0, t)
+
+    # ---- pooled estimate
+    w = m / (v + t[:, None])
+    sw = w.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = (w * y).sum(1) / sw
+        se = 1.0 / np.sqrt(sw)
+        w0 = m / v
+        sw0 = w0.sum(1)
+        q, _ = q_stat(y, v, m)
+        qdf = kf - 1
+        q_p = np.where(qdf > 0, special.chdtrc(np.maximum(qdf, 1), q), np.nan)
+        df = np.full(B, np.nan)
+        if test != "z":
+            s2 = (w * (y - mu[:, None]) ** 2).sum(1) / qdf
+            if test == "adhoc":
+                s2 = np.maximum(s2, 1.0)
+            se = np.where(one, se, se * np.sqrt(s2))
+            df = np.where(one, np.nan, qdf)
+        stat = mu / se
+        alpha = 1 - level
+        if test == "z":
+            crit = np.full(B, special.ndtri(1 - alpha / 2))
+            p = 2 * special.ndtr(-np.abs(stat))
+        else:
+            crit = np.where(one, special.ndtri(1 - alpha / 2), special.stdtrit(np.maximum(qdf, 1), 1 - alpha / 2))
+            p = np.where(one, 2 * special.ndtr(-np.abs(stat)), 2 * special.stdtr(np.maximum(qdf, 1), -np.abs(stat)))
+        ci_lb, ci_ub = mu - crit * se, mu + crit * se
+
+        # ---- heterogeneity
+        nan = np.full(B, np.nan)
+        if method == "EE" and tau2 is None:
+            pi_lb = pi_ub = nan
+            i2 = np.where(q > 0, 100 * np.maximum(0.0, (q - qdf) / q), 0.0)
+            h2 = q / qdf
+            se_t = tau2_lb = tau2_ub = i2_lb = i2_ub = nan
+            capped = np.zeros(B, bool)
+        else:
+            ps = np.sqrt(se**2 + t)
+            pi_lb, pi_ub = mu - crit * ps, mu + crit * ps
+            s2typ = qdf * sw0 / (sw0**2 - (w0 * w0).sum(1))
+            i2 = 100 * t / (t + s2typ)
+            h2 = (t + s2typ) / s2typ
+            se_t = nan if tau2 is not None else _se_tau2(method, y, v, m, k, t)
+            if qprofile:
+                tau2_lb, tau2_ub, qconv, capped = tau2_ci(y, v, mask, t, level)
+                converged = converged & (qconv | one)
+                i2_lb = 100 * tau2_lb / (tau2_lb + s2typ)
+                i2_ub = 100 * tau2_ub / (tau2_ub + s2typ)
+            else:
+                tau2_lb = tau2_ub = i2_lb = i2_ub = nan
+                capped = np.zeros(B, bool)
+        weights = np.where(mask, 100 * w / sw[:, None], np.nan)
+
+    out = {
+        "k": k, "estimate": mu, "se": se, "stat": stat, "p": p, "ci_lb": ci_lb, "ci_ub": ci_ub,
+        "pi_lb": pi_lb, "pi_ub": pi_ub, "tau2": t, "se_tau2": se_t,
+        "tau2_ci_lb": tau2_lb, "tau2_ci_ub": tau2_ub, "i2": i2, "i2_ci_lb": i2_lb,
+        "i2_ci_ub": i2_ub, "h2": h2, "q": q, "q_df": qdf, "q_p": q_p, "df": df,
+        "converged": converged, "weights": weights, "tau2_ci_capped": capped,
+    }  # fmt: skip
+    # k = 1: the pooled value is the study; heterogeneity is undefined
+    if one.any():
+        undefined = ("pi_lb", "pi_ub", "tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub",
+                     "i2", "i2_ci_lb", "i2_ci_ub", "h2", "q_p")  # fmt: skip
+        for key in undefined:
+            out[key] = np.where(one, np.nan, out[key])
+        out["q"] = np.where(one & (k == 1), 0.0, out["q"])
+        out["q_df"] = np.where(one, np.maximum(qdf, 0), qdf)
+    if not converged.all():
+        bad = np.flatnonzero(~converged)
+        warnings.warn(
+            f"{method}: the iteration did not converge for {bad.size} of {B} rows "
+            f"(first: row {bad[0]}); see 'converged'",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return out

@@ -1,0 +1,336 @@
+"""Diagnostic plots: Baujat, radial (Galbraith), GOSH and the influence panel.
+
+Every number drawn comes from the one engine, through
+:func:`metaanalysis.leave_one_out`, :func:`metaanalysis.gosh` and
+:func:`metaanalysis.influence`; this module only draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .. import formatting as fmt
+from ..errors import InputError
+from . import _layout
+
+__all__ = ["baujat", "radial", "gosh_plot", "influence_plot", "baujat_coordinates"]
+
+_BLUE, _VERMILLION = "#0072B2", "#D55E00"
+
+
+def _check_result(result, name="result"):
+    if not hasattr(result, "yi") or not hasattr(result, "vi") or not hasattr(result, "estimate"):
+        raise InputError(f"{name}: got {type(result).__name__}; expected a PoolResult")
+
+
+def _square_axes(ax, ratio=0.9):
+    if ax is None:
+        from .output import width_inches
+
+        w = width_inches("single")
+        fig, ax = _layout.new_figure(w, w * ratio)
+        fig.set_layout_engine("constrained")
+    return ax
+
+
+def baujat_coordinates(result) -> pd.DataFrame:
+    """Coordinates of the Baujat plot (Baujat et al. 2002, Stat Med 21:2641).
+
+    ``x``: the study's contribution to the heterogeneity statistic,
+    ``(yi − μ̂)² / (vi + τ̂²)``; ``y``: its influence on the pooled estimate,
+    ``(μ̂ − μ̂₍₋ᵢ₎)² / SE(μ̂₍₋ᵢ₎)²`` with the model refitted without the study
+    (:func:`metaanalysis.leave_one_out`).  Equal to metafor's ``baujat()``.
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> res = ma.pool([0.1, 0.3, 0.35, 0.6], [0.01, 0.02, 0.015, 0.02], method="DL")
+    >>> xy = baujat_coordinates(res)
+    >>> list(xy.columns)
+    ['x', 'y']
+    """
+    from ..sensitivity import leave_one_out
+
+    _check_result(result)
+    yi = np.asarray(result.yi, float)
+    vi = np.asarray(result.vi, float)
+    tau2 = float(result.tau2) if result.method != "EE" else 0.0
+    loo = leave_one_out(result)
+    x = (yi - float(result.estimate)) ** 2 / (vi + tau2)
+    y = (float(result.estimate) - loo["estimate"].to_numpy(float)) ** 2 / \
+        loo["se"].to_numpy(float) ** 2
+    return pd.DataFrame({"x": x, "y": y}, index=pd.Index([str(s) for s in result.labels],
+                                                          name="study"))
+
+
+def _label_points(ax, x, y, labels, fontsize=None):
+    for xi, yi_, lab in zip(x, y, labels):
+        ax.annotate(str(lab), (xi, yi_), xytext=(3, 3), textcoords="offset points",
+                    fontsize=fontsize or "small", gid="point-label")
+
+
+def baujat(result, *, ax=None, labels="number", **kwargs):
+    """Baujat plot: contribution to heterogeneity against influence on the result.
+
+    Studies at the top right both drive the heterogeneity and move the pooled
+    estimate (Baujat, Mahé, Pignon & Hill 2002, Stat Med 21:2641).
+    Coordinates: :func:`baujat_coordinates`.
+
+    Parameters
+    ----------
+    result : PoolResult
+    ax : matplotlib Axes, optional
+    labels : {"number", "label"} or False
+        Write each study's number (1..k, in the order of the data; default,
+        legible with many studies) or its label next to its point.
+    **kwargs
+        Passed to ``ax.scatter``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import metaanalysis as ma  # doctest: +SKIP
+    >>> ax = ma.baujat(ma.pool(es))  # doctest: +SKIP
+    """
+    xy = baujat_coordinates(result)
+    ax = _square_axes(ax)
+    kwargs.setdefault("color", _BLUE)
+    kwargs.setdefault("s", 14)
+    ax.scatter(xy["x"], xy["y"], zorder=3, gid="baujat-points", **kwargs)
+    if labels == "number":
+        _label_points(ax, xy["x"], xy["y"], range(1, len(xy) + 1))
+    elif labels == "label":
+        _label_points(ax, xy["x"], xy["y"], xy.index)
+    elif labels not in (False, None):
+        raise InputError(f"labels: got {labels!r}; expected 'number', 'label' or False")
+    ax.set_xlabel("Contribution to overall heterogeneity")
+    ax.set_ylabel("Influence on overall result")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.margins(0.12)
+    return ax
+
+
+def radial(result, *, ax=None, labels: bool = False, level: float | None = None, **kwargs):
+    """Radial (Galbraith) plot.
+
+    Each study is drawn at ``x = 1/√(vi + τ̂²)`` (precision), ``y = yi/√(vi + τ̂²)``
+    (standardised effect); the line through the origin has slope μ̂ and the
+    band ``±z`` around it holds about ``level`` of the studies when the model
+    fits (Galbraith 1988, Stat Med 7:889).
+
+    Parameters
+    ----------
+    result : PoolResult
+    ax : matplotlib Axes, optional
+    labels : bool
+        Write the study labels next to the points.
+    level : float, optional
+        Coverage of the band (default: the result's level).
+    **kwargs
+        Passed to ``ax.scatter``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import metaanalysis as ma  # doctest: +SKIP
+    >>> ax = ma.radial(ma.pool(es))  # doctest: +SKIP
+    """
+    _check_result(result)
+    level = float(result.level if level is None else level)
+    yi = np.asarray(result.yi, float)
+    vi = np.asarray(result.vi, float)
+    tau2 = float(result.tau2) if result.method != "EE" else 0.0
+    w = 1.0 / np.sqrt(vi + tau2)
+    x, y = w, yi * w
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    ax = _square_axes(ax)
+    xmax = float(np.max(x)) * 1.08
+    xs = np.array([0.0, xmax])
+    mu = float(result.estimate)
+    ax.plot(xs, mu * xs, color="#404040", linewidth=0.8, gid="radial-line",
+            label=f"Pooled estimate ({fmt.num(mu, 2)})")
+    ax.plot(xs, mu * xs + z, color="#404040", linewidth=0.6, linestyle=(0, (4, 2)),
+            gid="radial-band")
+    ax.plot(xs, mu * xs - z, color="#404040", linewidth=0.6, linestyle=(0, (4, 2)))
+    ax.axhline(0, color="#B0B0B0", linewidth=0.5, zorder=0)
+    kwargs.setdefault("color", _BLUE)
+    kwargs.setdefault("s", 14)
+    ax.scatter(x, y, zorder=3, gid="radial-points", **kwargs)
+    if labels:
+        _label_points(ax, x, y, result.labels)
+    ax.set_xlim(0, xmax)
+    tau = "" if tau2 == 0 else " + τ²"
+    ax.set_xlabel(f"1/√(vᵢ{tau})")
+    ax.set_ylabel(f"yᵢ/√(vᵢ{tau})")
+    return ax
+
+
+def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: int = 1,
+              **kwargs):
+    """GOSH plot: pooled estimate against I² over subsets of the studies.
+
+    Each point is one subset of the studies refitted with the same model
+    (Olkin, Dahabreh & Trikalinos 2012, Res Synth Methods 3:214); clusters
+    point to studies that pull the estimate or the heterogeneity.
+
+    Parameters
+    ----------
+    gosh : result of :func:`metaanalysis.gosh` or its DataFrame
+        Needs ``estimate`` and ``i2`` per subset.
+    ax : matplotlib Axes, optional
+    highlight : str or int, optional
+        A study (label or index): subsets containing it are drawn in a second
+        colour (needs the ``incl`` matrix of a GoshResult).
+    max_points : int
+        Draw at most this many subsets (a fixed random sample, ``seed``).
+    **kwargs
+        Passed to ``ax.scatter``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import metaanalysis as ma  # doctest: +SKIP
+    >>> ax = ma.gosh_plot(ma.gosh(res), highlight=0)  # doctest: +SKIP
+    """
+    frame = gosh if isinstance(gosh, pd.DataFrame) else getattr(gosh, "frame", None)
+    if frame is None or not {"estimate", "i2"} <= set(frame.columns):
+        raise InputError(f"gosh: got {type(gosh).__name__}; expected a gosh() result or a "
+                         "DataFrame with 'estimate' and 'i2' columns")
+    est = frame["estimate"].to_numpy(float)
+    i2 = frame["i2"].to_numpy(float)
+    n = est.size
+    idx = np.arange(n)
+    if n > max_points:
+        idx = np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+    mask = None
+    if highlight is not None:
+        incl = getattr(gosh, "incl", None)
+        labels = list(getattr(gosh, "labels", ()))
+        if incl is None:
+            raise InputError("highlight: needs a gosh() result (with its incl matrix), "
+                             "not a bare DataFrame")
+        if isinstance(highlight, str):
+            if highlight not in labels:
+                raise InputError(f"highlight: got {highlight!r}; expected one of {labels}")
+            j = labels.index(highlight)
+        else:
+            j = int(highlight)
+            if not 0 <= j < incl.shape[1]:
+                raise InputError(f"highlight: got {highlight!r}; expected 0..{incl.shape[1] - 1}")
+        mask = np.asarray(incl)[idx, j]
+    ax = _square_axes(ax)
+    alpha = float(np.clip(2000.0 / max(idx.size, 1), 0.08, 0.8))
+    kwargs.setdefault("s", 4)
+    kwargs.setdefault("alpha", alpha)
+    kwargs.setdefault("edgecolors", "none")
+    if mask is None:
+        ax.scatter(est[idx], i2[idx], color=_BLUE, gid="gosh-points", rasterized=idx.size > 5000,
+                   **kwargs)
+    else:
+        name = labels[j] if labels else str(j)
+        ax.scatter(est[idx][~mask], i2[idx][~mask], color="#8C8C8C", gid="gosh-points",
+                   label=f"without {name}", rasterized=idx.size > 5000, **kwargs)
+        ax.scatter(est[idx][mask], i2[idx][mask], color=_VERMILLION, gid="gosh-highlight",
+                   label=f"with {name}", rasterized=idx.size > 5000, **kwargs)
+        ax.legend(markerscale=2, frameon=False)
+    ax.set_xlabel("Pooled estimate")
+    ax.set_ylabel("I² (%)")
+    ax.set_ylim(bottom=0, top=max(100.0 if np.nanmax(i2) > 50 else np.nanmax(i2) * 1.1, 1))
+    return ax
+
+
+_PANELS = (("rstudent", "Studentised residual"), ("dffits", "DFFITS"),
+           ("cooks", "Cook's distance"), ("cov_r", "Covariance ratio"),
+           ("tau2_del", "τ² without study"), ("q_del", "Q without study"),
+           ("hat", "Leverage (hat)"), ("weight", "Weight (%)"))
+
+
+def influence_plot(result, *, fig=None, axes=None, labels: bool = False):
+    """Panel of the influence diagnostics of Viechtbauer & Cheung (2010, RSM 1:112).
+
+    One small plot per statistic of :func:`metaanalysis.influence` (studentised
+    residuals, DFFITS, Cook's distances, covariance ratios, τ² and Q when the
+    study is left out, leverage, weight), studies on the x axis; studies
+    flagged as influential (``inf``) are drawn in vermillion.
+
+    Parameters
+    ----------
+    result : PoolResult or DataFrame
+        A fitted model (``influence`` is computed) or the ``influence`` DataFrame.
+    fig : matplotlib Figure, optional
+        Figure to draw into (a 4 × 2 grid of axes is added).
+    axes : array of 8 Axes, optional
+        Axes to draw on, in the order of the statistics above.
+    labels : bool
+        Label the x axis with study labels instead of numbers.
+
+    Returns
+    -------
+    numpy.ndarray of Axes
+
+    Examples
+    --------
+    >>> import metaanalysis as ma  # doctest: +SKIP
+    >>> axes = ma.influence_plot(ma.pool(es))  # doctest: +SKIP
+    """
+    if isinstance(result, pd.DataFrame):
+        inf = result
+    else:
+        from ..sensitivity import influence
+
+        _check_result(result)
+        inf = influence(result)
+    cols = [(c, t) for c, t in _PANELS if c in inf.columns]
+    if not cols:
+        raise InputError("result: the influence DataFrame has none of the columns "
+                         f"{[c for c, _ in _PANELS]}")
+    if axes is None:
+        if fig is None:
+            import matplotlib.pyplot as plt
+
+            from .output import width_inches
+
+            w = width_inches("double")
+            fig = plt.figure(figsize=(w, w * 0.62))
+        fig.set_layout_engine("constrained")
+        axes = fig.subplots(2, 4, sharex=True).ravel()
+    axes = np.asarray(axes).ravel()
+    if axes.size < len(cols):
+        raise InputError(f"axes: got {axes.size} axes; expected at least {len(cols)}")
+    k = len(inf)
+    xs = np.arange(1, k + 1)
+    flag = inf["inf"].to_numpy(bool) if "inf" in inf.columns else np.zeros(k, bool)
+    for ax, (c, title) in zip(axes, cols):
+        v = inf[c].to_numpy(float)
+        ax.plot(xs, v, color="#8C8C8C", linewidth=0.6, zorder=1)
+        ax.scatter(xs[~flag], v[~flag], s=10, color="#000000", zorder=2, gid=f"influence-{c}")
+        if flag.any():
+            ax.scatter(xs[flag], v[flag], s=14, color=_VERMILLION, zorder=3,
+                       gid=f"influence-{c}-flagged")
+        ax.set_title(title, loc="left")
+        if c == "rstudent":
+            for h in (-1.96, 0, 1.96):
+                ax.axhline(h, color="#B0B0B0", linewidth=0.5, linestyle=":" if h else "-",
+                           zorder=0)
+        if c == "cov_r":
+            ax.axhline(1, color="#B0B0B0", linewidth=0.5, zorder=0)
+        ax.set_xticks(xs)
+        if labels:
+            ax.set_xticklabels([str(s) for s in inf.index], rotation=90)
+        elif k > 20:
+            ax.set_xticks(xs[::max(1, k // 10)])
+    for ax in axes[len(cols):]:
+        ax.set_visible(False)
+    return axes

@@ -1,0 +1,594 @@
+"""Study records: one YAML file per study, loaded into a :class:`StudySet`.
+
+The format is documented in ``docs/study_records.md`` (and the contract in
+API.md, "Study records").  A record keeps exactly what the paper reported;
+conversions happen later, in the analysis, visibly.
+
+Files named ``plan*.yaml`` / ``plan*.yml`` in the folder are analysis plans, not
+studies, and are skipped.  Every structural problem (unreadable file, broken
+YAML, wrong type, missing or duplicate ``id``, unparseable time point) is
+collected across all files and raised together as one
+:class:`~metaanalysis.errors.StudyFileError`; impossible or inconsistent values
+are found by :func:`metaanalysis.checks.check_studies`, which
+:func:`load_studies` runs by default.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import yaml
+
+from .errors import InputError, Problem, StudyFileError
+from .timepoints import TimePoint, parse_timepoint
+
+#: statistic keys, as reported
+COUNT_KEYS = ("events", "total", "n")
+STAT_KEYS = ("events", "total", "percent", "mean", "sd", "se", "ci_lb", "ci_ub",
+             "median", "q1", "q3", "min", "max", "n")
+UNITS = ("patients", "lesions")
+STUDY_KEYS = ("id", "citation", "doi", "url", "source", "design", "intervention", "period",
+              "patients", "lesions", "lesion_type", "overlap_group", "arms", "outcomes", "note")
+OUTCOME_KEYS = ("outcome", "time", "unit", "arm", "reported_as", "derived", "assumed", "p",
+                "note") + STAT_KEYS
+_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+
+def is_plan_file(path: Path) -> bool:
+    """True for files that hold an analysis plan rather than a study (``plan*.yaml``)."""
+    return path.name.lower().startswith("plan")
+
+
+# ---------------------------------------------------------------- YAML reading
+
+class ReportedFloat(float):
+    """A float that remembers how many decimals it was written with (``30.30`` -> 2)."""
+
+    decimals: int = 0
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that keeps the decimals of floats and refuses duplicate keys."""
+
+
+def _construct_float(loader, node):
+    value = ReportedFloat(yaml.SafeLoader.construct_yaml_float(loader, node))
+    text = str(node.value).replace("_", "")
+    mantissa = re.split(r"[eE]", text)[0]
+    value.decimals = len(mantissa.split(".", 1)[1]) if "." in mantissa else 0
+    return value
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def decimals_of(value) -> int:
+    """Number of decimals a reported number was written with (0 for integers)."""
+    return int(getattr(value, "decimals", 0))
+
+
+# ---------------------------------------------------------------- records
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """One reported outcome at one time point (and arm) of one study."""
+
+    outcome: str
+    time: str
+    timepoint: TimePoint
+    unit: str
+    stats: Mapping[str, float]
+    decimals: Mapping[str, int]
+    arm: str | None = None
+    reported_as: str | None = None
+    derived: tuple[str, ...] = ()
+    assumed: tuple[str, ...] = ()
+    p: str | None = None
+    note: str | None = None
+    index: int = 0
+
+    @property
+    def where(self) -> str:
+        """Field prefix used in problem messages, e.g. ``outcomes[2]``."""
+        return f"outcomes[{self.index}]"
+
+    @property
+    def label(self) -> str:
+        """Human label: ``pain_vas at 1 week`` (plus the arm when there is one)."""
+        arm = f", arm {self.arm}" if self.arm else ""
+        return f"{self.outcome} at {self.time}{arm}"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a multi-arm study."""
+
+    name: str
+    patients: int | None = None
+    lesions: int | None = None
+    intervention: str | None = None
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study record (frozen)."""
+
+    id: str
+    file: str
+    citation: str
+    doi: str | None
+    source: str
+    outcomes: tuple[OutcomeRecord, ...]
+    url: str | None = None
+    design: str | None = None
+    intervention: str | None = None
+    period: str | None = None
+    patients: int | None = None
+    lesions: int | None = None
+    lesion_type: str | None = None
+    overlap_group: str | None = None
+    arms: Mapping[str, Arm] = field(default_factory=lambda: MappingProxyType({}))
+    note: str | None = None
+
+    def size(self, unit: str, arm: str | None = None) -> int | None:
+        """Number of patients or lesions (of ``arm`` when given), or None if unknown."""
+        holder = self.arms.get(arm) if arm else self
+        if holder is None:
+            return None
+        return holder.patients if unit == "patients" else holder.lesions
+
+
+# ---------------------------------------------------------------- parsing
+
+class _Collector:
+    def __init__(self, file: str):
+        self.file = file
+        self.problems: list[Problem] = []
+        self.record = ""
+
+    def error(self, fld: str, message: str, severity: str = "error") -> None:
+        self.problems.append(Problem(self.file, self.record, fld, message, severity))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _text(c: _Collector, d: Mapping, key: str, required: bool = False) -> str | None:
+    v = d.get(key)
+    if v is None:
+        if required:
+            c.error(key, "missing; expected text")
+        return None
+    if not isinstance(v, str):
+        c.error(key, f"got {v!r} ({type(v).__name__}); expected text")
+        return None
+    return v
+
+
+def _count(c: _Collector, d: Mapping, key: str, fld: str | None = None) -> int | None:
+    v = d.get(key)
+    fld = fld or key
+    if v is None:
+        return None
+    if not _is_number(v) or (isinstance(v, float) and not v.is_integer()):
+        c.error(fld, f"got {v!r}; expected a whole number (a count)")
+        return None
+    if v < 0:
+        c.error(fld, f"got {v!r}; expected a count of at least 0")
+        return None
+    return int(v)
+
+
+def _parse_outcome(c: _Collector, i: int, o, arms: Mapping[str, Arm]) -> OutcomeRecord | None:
+    where = f"outcomes[{i}]"
+    if not isinstance(o, dict):
+        c.error(where, f"got {o!r}; expected a mapping with outcome, time, unit and statistics")
+        return None
+    n_before = len(c.problems)
+    for key in o:
+        if key not in OUTCOME_KEYS:
+            c.error(f"{where}.{key}", "unknown key (ignored); expected one of "
+                    + ", ".join(OUTCOME_KEYS), "warning")
+    name = o.get("outcome")
+    if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_]*$", name or ""):
+        c.error(f"{where}.outcome", f"got {name!r}; expected a lower-case name such as "
+                "pain_vas or cement_leakage")
+    time = o.get("time")
+    tp = None
+    if not isinstance(time, str):
+        c.error(f"{where}.time", f"got {time!r}; expected a time point as text, e.g. "
+                "'3 days', '2-4 weeks', 'baseline' or 'procedure'")
+    else:
+        try:
+            tp = parse_timepoint(time)
+        except InputError as err:
+            c.error(f"{where}.time", str(err).removeprefix("time point: "))
+    unit = o.get("unit")
+    if unit not in UNITS:
+        c.error(f"{where}.unit", f"got {unit!r}; expected one of {', '.join(UNITS)}")
+    arm = o.get("arm")
+    if arm is not None and (not isinstance(arm, str) or arm not in arms):
+        c.error(f"{where}.arm", f"got {arm!r}; expected one of the arms listed under "
+                f"'arms' ({', '.join(arms) or 'none listed'})")
+    stats: dict[str, float] = {}
+    decimals: dict[str, int] = {}
+    for key in STAT_KEYS:
+        v = o.get(key)
+        if v is None:
+            continue
+        if key in COUNT_KEYS:
+            cv = _count(c, o, key, f"{where}.{key}")
+            if cv is not None:
+                stats[key] = cv
+                decimals[key] = 0
+            continue
+        if not _is_number(v) or math.isnan(float(v)) or math.isinf(float(v)):
+            c.error(f"{where}.{key}", f"got {v!r} ({type(v).__name__}); expected a number")
+            continue
+        stats[key] = float(v)
+        decimals[key] = decimals_of(v)
+    flags = {}
+    for key in ("derived", "assumed"):
+        v = o.get(key, [])
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or any(x not in STAT_KEYS + ("unit",) for x in v):
+            c.error(f"{where}.{key}", f"got {v!r}; expected a list of statistic keys "
+                    "(e.g. [events]) whose values were worked out or assumed, not reported")
+            v = []
+        flags[key] = tuple(v)
+    texts = {}
+    for key in ("reported_as", "note"):
+        texts[key] = None
+        v = o.get(key)
+        if v is not None and not isinstance(v, str):
+            c.error(f"{where}.{key}", f"got {v!r}; expected text")
+        elif v is not None:
+            texts[key] = v
+    p = o.get("p")
+    if p is not None and not isinstance(p, (str, int, float)):
+        c.error(f"{where}.p", f"got {p!r}; expected a p-value as reported, e.g. '< .01'")
+    if len(c.problems) > n_before and any(
+            q.severity == "error" for q in c.problems[n_before:]):
+        return None
+    return OutcomeRecord(
+        outcome=name, time=time, timepoint=tp, unit=unit,
+        stats=MappingProxyType(stats), decimals=MappingProxyType(decimals), arm=arm,
+        reported_as=texts["reported_as"], derived=flags["derived"], assumed=flags["assumed"],
+        p=None if p is None else str(p), note=texts["note"], index=i)
+
+
+def _parse_study(c: _Collector, doc) -> Study | None:
+    if not isinstance(doc, dict):
+        c.error("", f"top level is {type(doc).__name__}; expected a mapping with id, citation, "
+                "doi, source and outcomes")
+        return None
+    sid = doc.get("id")
+    if sid is None:
+        c.error("id", "missing; every study needs a unique id such as chen2022")
+    elif not isinstance(sid, str) or not _ID_RE.match(sid):
+        c.error("id", f"got {sid!r}; expected a name of letters, digits, _ . - "
+                "starting with a letter, e.g. chen2022")
+    else:
+        c.record = sid
+    for key in doc:
+        if key not in STUDY_KEYS:
+            c.error(str(key), "unknown key (ignored); expected one of " + ", ".join(STUDY_KEYS),
+                    "warning")
+    citation = _text(c, doc, "citation", required=True)
+    doi = _text(c, doc, "doi")
+    url = _text(c, doc, "url")
+    if doi is None and url is None and "doi" not in doc:
+        c.error("doi", "missing; give the DOI (or a url) the numbers were read from")
+    source = _text(c, doc, "source", required=True)
+    texts = {k: _text(c, doc, k) for k in ("design", "intervention", "period", "lesion_type",
+                                           "note")}
+    og = doc.get("overlap_group")
+    if og is not None and not isinstance(og, str):
+        c.error("overlap_group", f"got {og!r}; expected a group name or null")
+        og = None
+    patients = _count(c, doc, "patients")
+    lesions = _count(c, doc, "lesions")
+    arms: dict[str, Arm] = {}
+    raw_arms = doc.get("arms") or {}
+    if not isinstance(raw_arms, dict):
+        c.error("arms", f"got {raw_arms!r}; expected a mapping of arm name to patients/lesions")
+        raw_arms = {}
+    for name, a in raw_arms.items():
+        if not isinstance(a, dict):
+            c.error(f"arms.{name}", f"got {a!r}; expected a mapping with patients/lesions")
+            continue
+        arms[str(name)] = Arm(str(name), _count(c, a, "patients", f"arms.{name}.patients"),
+                              _count(c, a, "lesions", f"arms.{name}.lesions"),
+                              _text(c, a, "intervention"))
+    raw = doc.get("outcomes")
+    outcomes = []
+    if not isinstance(raw, list) or not raw:
+        c.error("outcomes", f"got {raw!r}; expected a non-empty list of outcome records")
+    else:
+        for i, o in enumerate(raw):
+            rec = _parse_outcome(c, i, o, arms)
+            if rec is not None:
+                outcomes.append(rec)
+    if any(p.severity == "error" for p in c.problems):
+        return None
+    return Study(id=sid, file=c.file, citation=citation, doi=doi, url=url, source=source,
+                 outcomes=tuple(outcomes), patients=patients, lesions=lesions,
+                 overlap_group=og, arms=MappingProxyType(arms), **texts)
+
+
+def read_study_file(path: str | Path) -> tuple[Study | None, list[Problem]]:
+    """Read one study file; return the study (None if it has errors) and its problems."""
+    path = Path(path)
+    c = _Collector(str(path))
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        c.error("", f"cannot read: {err.strerror or err}")
+        return None, c.problems
+    if b"\x00" in data:
+        c.error("", "not a text file (contains NUL bytes); expected a YAML study record")
+        return None, c.problems
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        c.error("", f"not UTF-8 text (byte {err.start}); expected a YAML study record")
+        return None, c.problems
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        c.error("", f"broken YAML{at}: {what}")
+        return None, c.problems
+    return _parse_study(c, doc), c.problems
+
+
+# ---------------------------------------------------------------- the set
+
+_FRAME_COLUMNS = ("study", "citation", "doi", "source", "overlap_group", "arm", "outcome",
+                  "time", "time_kind", "day_lo", "day_hi", "unit", "patients", "lesions") \
+    + STAT_KEYS[:-1] + ("n", "reported_as", "derived", "assumed", "p", "note")
+
+
+class StudySet:
+    """The study records of one folder.
+
+    Attributes
+    ----------
+    studies : tuple of Study
+        Frozen records, in file-name order.
+    warnings : tuple of Problem
+        Warnings found while loading and checking (kept, never fatal).
+    path : str
+        Where the records were read from.
+
+    Examples
+    --------
+    >>> s = load_studies("studies")                    # doctest: +SKIP
+    >>> s.outcome("pain_vas", timepoint=(21, 42))      # doctest: +SKIP
+    """
+
+    def __init__(self, studies, warnings=(), path: str = ""):
+        self.studies = tuple(studies)
+        self.warnings = tuple(warnings)
+        self.path = str(path)
+
+    def __len__(self) -> int:
+        return len(self.studies)
+
+    def __iter__(self) -> Iterator[Study]:
+        return iter(self.studies)
+
+    def __getitem__(self, study_id: str) -> Study:
+        for s in self.studies:
+            if s.id == study_id:
+                return s
+        raise KeyError(study_id)
+
+    @property
+    def ids(self) -> list[str]:
+        """Study ids in order."""
+        return [s.id for s in self.studies]
+
+    def outcomes(self) -> list[str]:
+        """Sorted names of every outcome reported by at least one study."""
+        return sorted({o.outcome for s in self.studies for o in s.outcomes})
+
+    def records(self, name: str | None = None):
+        """Yield ``(study, outcome_record)`` pairs, optionally for one outcome."""
+        for s in self.studies:
+            for o in s.outcomes:
+                if name is None or o.outcome == name:
+                    yield s, o
+
+    def outcome(self, name: str, timepoint=None):
+        """Tidy table of one outcome: one row per study x time point (x arm).
+
+        Parameters
+        ----------
+        name : str
+            Outcome name, e.g. ``"pain_vas"`` (see :meth:`outcomes`).
+        timepoint : None, str, number or (lo, hi), optional
+            ``None``: every time point.  Text (``"1 month"``, ``"baseline"``):
+            rows whose parsed time point is the same (same kind and window).
+            A number of days: rows whose window contains it.  A ``(lo, hi)``
+            pair of days: rows whose window overlaps it.  Numeric selections
+            never return baseline rows (select those with ``"baseline"``) nor
+            rows with an undefined window ("follow-up").
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns: study, citation, doi, source, overlap_group, arm, outcome,
+            time (as reported), time_kind, day_lo, day_hi, unit, patients,
+            lesions, every statistic key (NaN if absent), n, reported_as,
+            derived, assumed, p, note.
+
+        Examples
+        --------
+        >>> s = load_studies("studies")                          # doctest: +SKIP
+        >>> s.outcome("cement_leakage")[["study", "events", "total"]]  # doctest: +SKIP
+        """
+        import pandas as pd
+
+        if name not in self.outcomes():
+            raise InputError(f"outcome: got {name!r}; expected one of {', '.join(self.outcomes())}")
+        select = _selector(timepoint)
+        rows = []
+        for s, o in self.records(name):
+            if not select(o.timepoint):
+                continue
+            row = {"study": s.id, "citation": s.citation, "doi": s.doi, "source": s.source,
+                   "overlap_group": s.overlap_group, "arm": o.arm, "outcome": o.outcome,
+                   "time": o.time, "time_kind": o.timepoint.kind, "day_lo": o.timepoint.day_lo,
+                   "day_hi": o.timepoint.day_hi, "unit": o.unit,
+                   "patients": _nan(s.size("patients", o.arm)),
+                   "lesions": _nan(s.size("lesions", o.arm))}
+            for key in STAT_KEYS:
+                row[key] = float(o.stats[key]) if key in o.stats else math.nan
+            row.update(reported_as=o.reported_as, derived=",".join(o.derived) or None,
+                       assumed=",".join(o.assumed) or None, p=o.p, note=o.note)
+            rows.append(row)
+        df = pd.DataFrame(rows, columns=list(_FRAME_COLUMNS))
+        df.attrs["outcome"] = name
+        df.attrs["timepoint"] = timepoint
+        return df
+
+    def __repr__(self) -> str:
+        return (f"StudySet({len(self)} studies from {self.path or '-'}: "
+                f"{', '.join(self.ids)}; outcomes: {', '.join(self.outcomes())}; "
+                f"{len(self.warnings)} warnings)")
+
+    def _repr_html_(self) -> str:
+        try:
+            head = ("<tr><th>id</th><th>citation</th><th>patients</th><th>lesions</th>"
+                    "<th>overlap group</th><th>outcomes</th></tr>")
+            body = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+                    s.id, s.citation, "—" if s.patients is None else s.patients,
+                    "—" if s.lesions is None else s.lesions, s.overlap_group or "—",
+                    ", ".join(sorted({o.outcome for o in s.outcomes})))) + "</tr>"
+                for s in self.studies)
+            return (f"<p>{len(self)} studies, {len(self.warnings)} warnings</p>"
+                    f"<table>{head}{body}</table>")
+        except Exception:  # noqa: BLE001 - a display hook must never raise
+            return html.escape(repr(self))
+
+
+def _nan(v):
+    return math.nan if v is None else v
+
+
+def _selector(timepoint):
+    if timepoint is None:
+        return lambda tp: True
+    if isinstance(timepoint, str):
+        want = parse_timepoint(timepoint)
+        if want.kind != "follow-up" or not want.defined:
+            return lambda tp: tp.kind == want.kind and tp.defined == want.defined \
+                and (not want.defined or (tp.day_lo, tp.day_hi) == (want.day_lo, want.day_hi))
+        return lambda tp: tp.kind == "follow-up" and tp.defined and \
+            abs(tp.day_lo - want.day_lo) < 1e-9 and abs(tp.day_hi - want.day_hi) < 1e-9
+    if _is_number(timepoint):
+        d = float(timepoint)
+        return lambda tp: tp.kind != "baseline" and tp.overlaps(d, d)
+    if isinstance(timepoint, (tuple, list)) and len(timepoint) == 2 \
+            and all(_is_number(x) for x in timepoint) and timepoint[0] <= timepoint[1]:
+        lo, hi = float(timepoint[0]), float(timepoint[1])
+        return lambda tp: tp.kind != "baseline" and tp.overlaps(lo, hi)
+    raise InputError(f"timepoint: got {timepoint!r}; expected None, text such as '1 month', "
+                     "a number of days, or a (lo, hi) window of days with lo <= hi")
+
+
+def study_files(path: str | Path) -> list[Path]:
+    """The study files of a folder (``*.yaml``/``*.yml``, not ``plan*``), sorted by name."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    return sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in (".yaml", ".yml")
+                  and not is_plan_file(f))
+
+
+def read_studies(path: str | Path = "studies") -> tuple[list[Study], list[Problem]]:
+    """Read every study file under ``path`` without raising; return studies and problems."""
+    p = Path(path)
+    if not p.exists():
+        return [], [Problem(str(p), "", "", "no such file or folder; expected a folder of "
+                            "study YAML files")]
+    files = study_files(p)
+    if not files:
+        return [], [Problem(str(p), "", "", "no study files (*.yaml) found")]
+    studies, problems, seen = [], [], {}
+    for f in files:
+        study, probs = read_study_file(f)
+        problems.extend(probs)
+        if study is None:
+            continue
+        if study.id in seen:
+            problems.append(Problem(str(f), study.id, "id", f"duplicate id {study.id!r}, "
+                                    f"also used in {seen[study.id]}; ids must be unique"))
+            continue
+        seen[study.id] = str(f)
+        studies.append(study)
+    return studies, problems
+
+
+def load_studies(path: str | Path = "studies", *, check: bool = True) -> StudySet:
+    """Load the study records of a folder (or one file) into a :class:`StudySet`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder of ``*.yaml`` study files (``plan*.yaml`` files are skipped), or
+        one file.
+    check : bool
+        Run :func:`metaanalysis.checks.check_studies` too (default); its errors
+        are raised, its warnings kept in ``StudySet.warnings``.
+
+    Raises
+    ------
+    StudyFileError
+        Listing every problem (file, record, field, message) when any file is
+        malformed or (with ``check``) holds impossible values.
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> studies = ma.load_studies("studies")        # doctest: +SKIP
+    >>> len(studies), studies.outcomes()[:2]        # doctest: +SKIP
+    (8, ['ablation_time_s', 'cement_leakage'])
+    """
+    studies, problems = read_studies(path)
+    if any(p.severity == "error" for p in problems):
+        raise StudyFileError([p for p in problems if p.severity == "error"])
+    sset = StudySet(studies, problems, str(path))
+    if check:
+        from .checks import consistency_problems
+
+        more = consistency_problems(sset)
+        errors = [p for p in more if p.severity == "error"]
+        if errors:
+            raise StudyFileError(errors)
+        sset = StudySet(studies, problems + more, str(path))
+    return sset

@@ -1,0 +1,178 @@
+"""pool / pool_many / PoolResult / BatchResult.
+
+Reference values: tests/data/metafor/bcg_rr.json (BCG vaccine trials, metadat
+dat.bcg, log risk ratios; R 4.2.2, metafor 3.8-1) and
+tests/data/metafor/pritz1997_proportions.json (PLO/PFT back-transforms).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import metaanalysis as ma
+from metaanalysis import engine
+from metaanalysis.errors import InputError
+from metaanalysis.pooling import pool, pool_many
+from metaanalysis.results import BatchResult, PoolResult
+
+DATA = Path(__file__).parent / "data" / "metafor"
+BCG = json.loads((DATA / "bcg_rr.json").read_text())
+
+
+def _ref(block, method, test="z"):
+    return next(f for f in block["fits"] if f["method"] == method and f["test"] == test)
+
+
+def test_pool_reml_matches_metafor_bcg():
+    res = pool(BCG["yi"], BCG["vi"])
+    ref = _ref(BCG, "REML")  # bcg_rr.json, rma(method="REML")
+    assert isinstance(res, PoolResult)
+    assert res.k == 13 and res.method == "REML" and res.test == "z"
+    for key in ("estimate", "se", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "tau2", "i2", "h2",
+                "tau2_ci_lb", "tau2_ci_ub", "i2_ci_lb", "i2_ci_ub", "q", "q_p"):  # fmt: skip
+        assert getattr(res, key) == pytest.approx(ref[key], rel=1e-6), key
+    assert res.weights.sum() == pytest.approx(100.0)
+    assert res.df is None
+
+
+def test_pool_is_immutable_and_with_copies():
+    res = pool(BCG["yi"], BCG["vi"], method="DL")
+    with pytest.raises(Exception):
+        res.estimate = 0.0
+    other = res.with_(labels=tuple("ABCDEFGHIJKLM"))
+    assert other.labels[0] == "A" and res.labels[0] == "Study 1"
+
+
+def test_summary_prints_every_method_choice():
+    res = pool(BCG["yi"], BCG["vi"], method="REML", test="knha")
+    text = res.summary()
+    first = text.splitlines()[0]
+    assert first == "Random-effects model (k = 13); τ² estimator: REML; CI: Knapp–Hartung, t(12)"
+    assert "τ² = 0.3132" in text  # bcg_rr.json REML tau2 = 0.31324
+    assert "I² = 92.2%" in text
+    assert "Q(12) = 152.23, p < 0.0001" in text
+    assert "prediction interval" in text
+    assert repr(res) == text
+    ee = pool(BCG["yi"], BCG["vi"], method="EE").summary()
+    assert ee.splitlines()[0] == "Common-effect model (k = 13); CI: Wald-type, normal"
+    assert "prediction interval" not in ee
+
+
+def test_to_frame_and_html():
+    res = pool(BCG["yi"], BCG["vi"], method="DL")
+    frame = res.to_frame()
+    assert frame.shape[0] == 1
+    assert frame["tau2"].iloc[0] == pytest.approx(_ref(BCG, "DL")["tau2"], rel=1e-8)
+    html = res._repr_html_()
+    assert "τ² estimator: DL" in html and "<table>" in html
+
+
+def test_repr_html_never_raises():
+    res = pool(BCG["yi"], BCG["vi"]).with_(notes=(object(),))
+    out = res._repr_html_()
+    assert out.startswith("<")
+
+
+def test_adhoc_uses_variance_factor_at_least_one():
+    # Röver, Knapp & Friede 2015: se_adhoc = max(se_z, se_knha); checked on every case
+    for path in sorted(DATA.glob("*.json")):
+        ref = json.loads(path.read_text())
+        if "fits" not in ref:
+            continue
+        for method in ("DL", "REML", "PM"):
+            z, kh = _ref(ref, method, "z"), _ref(ref, method, "knha")
+            res = pool(ref["yi"], ref["vi"], method=method, test="adhoc")
+            assert res.se == pytest.approx(max(z["se"], kh["se"]), rel=1e-6), path.stem
+            assert res.df == len(ref["yi"]) - 1
+
+
+def test_dataframe_input_and_back_transform():
+    ref = json.loads((DATA / "pritz1997_proportions.json").read_text())
+    ni = [row["ni"] for row in ref["data"]]
+    for measure in ("PLO", "PFT"):
+        block = ref[measure]
+        df = pd.DataFrame({"yi": block["yi"], "vi": block["vi"], "ni": ni,
+                           "study": [f"s{i}" for i in range(len(ni))]})  # fmt: skip
+        df.attrs["measure"] = measure
+        res = pool(df, method="REML")
+        assert res.measure == measure and res.labels[0] == "s0" and res.data is df
+        back = res.back_transform()
+        exp = _ref(block, "REML")["back"]  # metafor predict(transf=...)
+        for key in ("estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
+            assert back[key].iloc[0] == pytest.approx(exp[key], rel=1e-6), (measure, key)
+
+
+def test_k1_defined_answer_and_note():
+    res = pool([0.4], [0.04], method="REML", test="knha")
+    assert res.estimate == 0.4 and res.se == pytest.approx(0.2)
+    assert np.isnan(res.tau2) and np.isnan(res.i2) and np.isnan(res.q_p)
+    assert any("undefined" in n for n in res.notes)
+    assert "undefined" in res.summary()
+
+
+def test_k2_upper_tau2_limit_capped_with_note():
+    ref = json.loads((DATA / "mwa_complications_k2.json").read_text())["PLO"]
+    res = pool(ref["yi"], ref["vi"], method="REML")
+    assert res.tau2_ci_ub == 100.0  # metafor: tau2.max = 100 reached
+    assert any("search bound" in n for n in res.notes)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(yi=[0.1, 0.2], vi=[0.1]), "lengths 2 and 1"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.0]), "vi: got 0.0 for study 2"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, -1.0]), "expected sampling variances > 0"),
+        (dict(yi=[0.1, np.nan], vi=[0.1, 0.1]), "yi: got nan for study 2"),
+        (dict(yi=[0.1, 0.2], vi=None), "vi: missing"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], method="FE"), "EE, DL, HE, HS, HSk, SJ, ML, REML, EB, PM, PMM"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], test="t"), "z, knha, adhoc"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], level=95), "level: got 95"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], labels=["a"]), "labels: got 1 labels for 2 studies"),
+        (dict(yi=[], vi=[]), "no studies"),
+    ],
+)
+def test_input_errors(kwargs, match):
+    yi, vi = kwargs.pop("yi"), kwargs.pop("vi")
+    with pytest.raises(InputError, match=match):
+        pool(yi, vi, **kwargs)
+
+
+def test_pool_many_matches_pool_and_handles_nan_masks():
+    y = np.array(BCG["yi"])
+    v = np.array(BCG["vi"])
+    Y = np.vstack([y, np.where(np.arange(13) < 5, y, np.nan)])
+    V = np.vstack([v, np.where(np.arange(13) < 5, v, np.nan)])
+    b = pool_many(Y, V, method="REML", test="knha", qprofile=True)
+    assert isinstance(b, BatchResult) and len(b) == 2
+    one = pool(y, v, method="REML", test="knha")
+    five = pool(y[:5], v[:5], method="REML", test="knha")
+    for key in ("estimate", "se", "tau2", "i2", "tau2_ci_ub", "q_p"):
+        assert getattr(b, key)[0] == pytest.approx(getattr(one, key), rel=1e-12)
+        assert getattr(b, key)[1] == pytest.approx(getattr(five, key), rel=1e-12)
+    assert b.k.tolist() == [13, 5]
+    assert np.isnan(b.weights[1, 5:]).all()
+    frame = b.to_frame()
+    assert frame.shape[0] == 2 and "tau2" in frame
+    assert "qprofile" not in b.summary() or "not computed" not in b.summary()
+
+
+def test_pool_many_default_skips_qprofile():
+    b = pool_many(np.array([BCG["yi"]]), np.array([BCG["vi"]]))
+    assert np.isnan(b.tau2_ci_lb[0]) and "not computed" in b.summary()
+
+
+def test_pool_many_rejects_1d():
+    with pytest.raises(InputError, match="expected 2-D arrays"):
+        pool_many(BCG["yi"], BCG["vi"])
+
+
+def test_public_names():
+    assert ma.pool is pool and ma.pool_many is pool_many
+    assert engine.METHODS == ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM")
