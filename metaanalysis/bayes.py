@@ -36,7 +36,7 @@ from . import priors as _priors
 from .errors import InputError
 from .formatting import ci, num, pval
 
-__all__ = ["pool_bayes", "prior_sensitivity", "BayesResult", "PosteriorSummary"]
+__all__ = ["BayesResult", "PosteriorSummary", "pool_bayes", "prior_sensitivity"]
 
 _GL16 = np.polynomial.legendre.leggauss(16)
 _GL8 = np.polynomial.legendre.leggauss(8)
@@ -276,19 +276,22 @@ def _mixture_ppf(omega, means, sds, p):
     mean = means @ omega
     sd = np.sqrt(np.maximum((sds**2 + means**2) @ omega - mean**2, 0.0))
     x = np.clip(mean + special.ndtri(p) * sd, lo, hi)
+    done = np.zeros(p.shape, dtype=bool)
     for _ in range(200):
         z = (x[:, None] - means) / sds
         r = np.sum(omega * special.ndtr(z), axis=1) - p
         d = np.sum(omega * np.exp(-0.5 * z * z) / sds, axis=1) / math.sqrt(2 * math.pi)
+        done |= np.abs(r) <= 1e-15
         lo = np.where(r < 0, x, lo)
         hi = np.where(r > 0, x, hi)
         with np.errstate(divide="ignore", invalid="ignore"):
             xn = x - r / d
-        bad = ~np.isfinite(xn) | (xn <= lo) | (xn >= hi)
+        bad = ~np.isfinite(xn) | (xn < lo) | (xn > hi)
         xn = np.where(bad, 0.5 * (lo + hi), xn)
-        step = np.abs(xn - x)
+        xn = np.where(done, x, xn)
+        done |= np.abs(xn - x) <= 1e-13 * (1.0 + np.abs(x))
         x = xn
-        if np.all((step <= 1e-12 * (1.0 + np.abs(x))) | (np.abs(r) < 1e-15)):
+        if done.all():
             break
     return x
 
@@ -406,7 +409,7 @@ class BayesResult:
             return self.tau_prior.pdf(x)
         from scipy import integrate
 
-        f = lambda t: float(np.asarray(self.tau_prior(np.array([t])))[0])  # noqa: E731
+        f = lambda t: float(np.asarray(self.tau_prior(np.array([t])))[0])
         norm, _ = integrate.quad(f, 0, np.inf, limit=200)
         if not (np.isfinite(norm) and norm > 0):
             return None
@@ -422,8 +425,10 @@ class BayesResult:
              less: float | None = None) -> float:
         """Posterior probability that ``which`` lies above ``greater`` / below ``less``.
 
-        >>> res = pool_bayes([0.2, 0.5], [0.04, 0.05], tau_prior=_hn(0.5))  # doctest: +SKIP
-        >>> res.prob("mu", greater=0)  # P(μ > 0 | data)                   # doctest: +SKIP
+        >>> from scipy import stats
+        >>> res = pool_bayes([0.2, 0.5], [0.04, 0.05], tau_prior=stats.halfnorm(scale=0.5))
+        >>> round(res.prob("mu", greater=0), 3)  # P(μ > 0 | data)
+        0.901
         """
         if greater is None and less is None:
             raise InputError("prob: give greater=, less= or both")
@@ -468,10 +473,10 @@ class BayesResult:
             + (f", measure {self.measure}" if self.measure else ""),
             f"Prior on τ: {self.prior_text}",
             f"Prior on μ: {self.mu_prior_text}",
-            "Computation: μ integrated analytically given τ; τ by adaptive Gauss-Legendre "
-            "quadrature on log τ (no sampling)",
-            f"Intervals: {pc} {self.interval} credible; prediction interval from the "
-            "posterior predictive distribution",
+            ("Computation: μ integrated analytically given τ; τ by adaptive Gauss-Legendre "
+            "quadrature on log τ (no sampling)"),
+            (f"Intervals: {pc} {self.interval} credible; prediction interval from the "
+            "posterior predictive distribution"),
             "",
             f"{'':12}{'mean':>10}{'median':>10}{'sd':>10}   {pc} interval",
         ]
@@ -482,15 +487,18 @@ class BayesResult:
         if self.measure is not None:
             try:
                 bt = self.back_transform().iloc[0]
-                lines.append(f"Back-transformed ({self.measure}): median {num(bt['estimate'])}, "
-                             f"CrI {ci(bt['ci_lb'], bt['ci_ub'])}, PI {ci(bt['pi_lb'], bt['pi_ub'])}")
-            except Exception:  # noqa: BLE001 - display must not fail
-                pass
+            except Exception as exc:  # noqa: BLE001 - display must not fail
+                lines.append(f"(back-transformation unavailable: {exc})")
+            else:
+                if bt["estimate"] != self.mu.median:  # identity transforms add nothing
+                    lines.append(f"Back-transformed ({self.measure}): median "
+                                 f"{num(bt['estimate'])}, CrI {ci(bt['ci_lb'], bt['ci_ub'])}, "
+                                 f"PI {ci(bt['pi_lb'], bt['pi_ub'])}")
         lines += ["", "Shrinkage estimates (posterior of each study's θᵢ):"]
         width = max([5] + [len(str(lab)) for lab in self.labels])
         lines.append(f"{'study':{width}}{'yi':>10}{'mean':>10}{'sd':>10}   {pc} interval")
         for _, r in self.shrinkage.iterrows():
-            lines.append(f"{str(r['label']):{width}}{num(r['yi']):>10}{num(r['mean']):>10}"
+            lines.append(f"{r['label']!s:{width}}{num(r['yi']):>10}{num(r['mean']):>10}"
                          f"{num(r['sd']):>10}   {ci(r['ci_lb'], r['ci_ub'])}")
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -573,7 +581,7 @@ def _summaries(w, m, s, level, shortest):
     sd = np.sqrt(np.maximum((s**2 + m**2) @ w - mean**2, 0.0))
     if shortest:
         for j in range(q):
-            ppf = lambda p, j=j: _mixture_ppf(w, m[j:j + 1], s[j:j + 1], [p])  # noqa: E731
+            ppf = lambda p, j=j: _mixture_ppf(w, m[j:j + 1], s[j:j + 1], [p])
             quant[j, 1:] = _shortest(ppf, level)
     return mean, quant[:, 0], sd, quant[:, 1], quant[:, 2]
 
@@ -625,7 +633,7 @@ def pool_bayes(yi, vi=None, *, tau_prior: Any = "auto", mu_prior: Any = None,
     >>> res = ma.pool_bayes([-4.50, -3.51], [1.011, 0.515], measure="PLO",
     ...                     tau_prior=stats.halfnorm(scale=0.5))
     >>> round(res.mu.median, 2)
-    -3.85
+    -3.87
     """
     y, v, labels, measure, ni = _read_inputs(yi, vi, labels, measure, ni)
     if not (isinstance(level, (int, float)) and 0 < level < 1):

@@ -129,13 +129,13 @@ class RegressionTestResult:
             how = f"mixed-effects meta-regression, τ² estimator {self.method}"
         statname = "z" if self.df is None else f"t({num(self.df, 0)})"
         lines = [f"{self.name} (k = {self.k})",
-                 f"Model: {how}; predictor: {_PREDICTORS.get(self.predictor, self.predictor)}"
-                 f" ({self.predictor})",
-                 f"Test for funnel plot asymmetry: {statname} = {num(self.stat)}, "
-                 f"p = {pval(self.p)}",
+                 (f"Model: {how}; predictor: {_PREDICTORS.get(self.predictor, self.predictor)}"
+                 f" ({self.predictor})"),
+                 (f"Test for funnel plot asymmetry: {statname} = {num(self.stat)}, "
+                 f"p = {pval(self.p)}"),
                  f"Slope: {num(self.slope)} (SE {num(self.slope_se)})",
-                 f"Limit estimate (predictor → 0): {num(self.limit_estimate)}, "
-                 f"{100 * self.level:g}% CI {ci(self.limit_ci_lb, self.limit_ci_ub)}"]
+                 (f"Limit estimate (predictor → 0): {num(self.limit_estimate)}, "
+                 f"{100 * self.level:g}% CI {ci(self.limit_ci_lb, self.limit_ci_ub)}")]
         lines.extend(self.notes)
         return "\n".join(lines)
 
@@ -151,7 +151,7 @@ class RegressionTestResult:
     def _repr_html_(self) -> str:
         try:
             return _html(self.summary())
-        except Exception:
+        except Exception:  # noqa: BLE001 - display must not fail
             return "<pre>RegressionTestResult</pre>"
 
 
@@ -282,8 +282,8 @@ class RankTestResult:
         how = ("exact null distribution" if self.exact
                else "normal approximation with tie correction")
         lines = [f"Begg & Mazumdar rank correlation test (k = {self.k})",
-                 "Kendall's tau between standardized deviates (from the common-effect estimate) "
-                 "and sampling variances",
+                 ("Kendall's tau between standardized deviates (from the common-effect estimate) "
+                 "and sampling variances"),
                  f"tau = {num(self.tau)}, p = {pval(self.p)} ({how})"]
         lines.extend(self.notes)
         return "\n".join(lines)
@@ -294,7 +294,7 @@ class RankTestResult:
     def _repr_html_(self) -> str:
         try:
             return _html(self.summary())
-        except Exception:
+        except Exception:  # noqa: BLE001 - display must not fail
             return "<pre>RankTestResult</pre>"
 
 
@@ -360,13 +360,13 @@ class TrimFillResult:
         lines = [f"Trim and fill (Duval & Tweedie 2000), estimator {self.estimator}",
                  f"Side: {self.side} ({self.side_chosen})",
                  f"Estimated number of missing studies: {self.k0}",
-                 f"Pooled over {self.pooled.k} studies ({self.pooled.k - self.k0} observed + "
-                 f"{self.k0} filled; τ² estimator {getattr(self.pooled, 'method', '?')}):",
-                 f"  estimate {num(self.pooled.estimate)}, "
+                 (f"Pooled over {self.pooled.k} studies ({self.pooled.k - self.k0} observed + "
+                 f"{self.k0} filled; τ² estimator {getattr(self.pooled, 'method', '?')}):"),
+                 (f"  estimate {num(self.pooled.estimate)}, "
                  f"{100 * float(self.pooled.level):g}% CI "
-                 f"{ci(self.pooled.ci_lb, self.pooled.ci_ub)}, τ² = {num(self.pooled.tau2)}",
-                 f"  (observed only: estimate {num(self.original.estimate)}, "
-                 f"CI {ci(self.original.ci_lb, self.original.ci_ub)})"]
+                 f"{ci(self.pooled.ci_lb, self.pooled.ci_ub)}, τ² = {num(self.pooled.tau2)}"),
+                 (f"  (observed only: estimate {num(self.original.estimate)}, "
+                 f"CI {ci(self.original.ci_lb, self.original.ci_ub)})")]
         lines.extend(self.notes)
         return "\n".join(lines)
 
@@ -385,7 +385,7 @@ class TrimFillResult:
     def _repr_html_(self) -> str:
         try:
             return _html(self.summary())
-        except Exception:
+        except Exception:  # noqa: BLE001 - display must not fail
             return "<pre>TrimFillResult</pre>"
 
 
@@ -482,7 +482,7 @@ def trim_and_fill(res, estimator: str = "L0", side: str | None = None,
         fit = engine.fit(ys[None, :kept], vs[None, :kept], method=method, test=test,
                          level=level, qprofile=False)
         centre = float(np.asarray(fit["estimate"])[0])
-        new = int(round(_k0_estimate(ys - centre, estimator)))
+        new = round(_k0_estimate(ys - centre, estimator))
         new = min(new, k - 1)
         if new == k0:
             break
@@ -534,14 +534,14 @@ class FailSafeN(int):
 
     def summary(self) -> str:
         if self.method == "rosenthal":
-            lines = [f"Fail-safe N (Rosenthal 1979, Stouffer combination, "
-                     f"one-tailed alpha = {num(self.alpha, 2)}): {int(self)}",
-                     f"Combined one-tailed p-value of the {self.k} observed studies: "
-                     f"{pval(self.p)}"]
+            lines = [(f"Fail-safe N (Rosenthal 1979, Stouffer combination, "
+                     f"one-tailed alpha = {num(self.alpha, 2)}): {int(self)}"),
+                     (f"Combined one-tailed p-value of the {self.k} observed studies: "
+                     f"{pval(self.p)}")]
         else:
-            lines = [f"Fail-safe N (Orwin 1983, {'weighted' if self.weighted else 'unweighted'} "
+            lines = [(f"Fail-safe N (Orwin 1983, {'weighted' if self.weighted else 'unweighted'} "
                      f"mean, target {num(self.target)}, missing studies averaging "
-                     f"{num(self.missing_mean)}): {int(self)}",
+                     f"{num(self.missing_mean)}): {int(self)}"),
                      f"Observed mean effect of the {self.k} studies: {num(self.mean)}"]
         lines.extend(self.notes)
         return "\n".join(lines)
@@ -552,7 +552,7 @@ class FailSafeN(int):
     def _repr_html_(self) -> str:
         try:
             return _html(self.summary())
-        except Exception:
+        except Exception:  # noqa: BLE001 - display must not fail
             return "<pre>FailSafeN</pre>"
 
 
@@ -599,7 +599,7 @@ def fail_safe_n(res, method: str = "rosenthal", *, alpha: float = 0.05,
         p = float(stats.norm.sf(abs(zsum) / math.sqrt(k)))  # one-tailed, observed direction
         zcrit = stats.norm.ppf(1.0 - alpha)
         n = max(0.0, zsum * zsum / zcrit**2 - k)
-        n = 0 if p >= alpha else int(math.ceil(n - 1e-9))
+        n = 0 if p >= alpha else math.ceil(n - 1e-9)
         return FailSafeN(n, method="rosenthal", alpha=alpha, target=None, p=p, mean=None,
                          k=k, weighted=False, missing_mean=0.0, notes=tuple(notes))
     mean = float(np.sum(y / v) / np.sum(1.0 / v)) if weighted else float(np.mean(y))
@@ -612,6 +612,6 @@ def fail_safe_n(res, method: str = "rosenthal", *, alpha: float = 0.05,
     if denom == 0:
         raise InputError(f"target ({target}) must differ from missing_mean ({missing_mean})")
     n = k * (mean - target) / denom
-    n = 0 if not np.isfinite(n) or n <= 0 else int(math.ceil(n - 1e-9))
+    n = 0 if not np.isfinite(n) or n <= 0 else math.ceil(n - 1e-9)
     return FailSafeN(n, method="orwin", alpha=alpha, target=target, p=None, mean=mean, k=k,
                      weighted=weighted, missing_mean=missing_mean, notes=tuple(notes))

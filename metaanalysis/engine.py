@@ -42,9 +42,9 @@ from scipy import special
 
 from .errors import ConvergenceWarning, InputError
 from .qprofile import tau2_ci
-from .tau2 import ESTIMATORS, clean, q_stat
+from .tau2 import ESTIMATORS, _rs, clean, q_stat
 
-__all__ = ["METHODS", "TESTS", "fit", "KEYS"]
+__all__ = ["KEYS", "METHODS", "TESTS", "fit"]
 
 METHODS = ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM")
 TESTS = ("z", "knha", "adhoc")
@@ -73,7 +73,9 @@ def _as2d(x, name):
     try:
         a = np.array(x, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{name}: could not read as numbers ({exc}); expected a (B, k) array") from None
+        raise InputError(
+            f"{name}: could not read as numbers ({exc}); expected a (B, k) array"
+        ) from None
     if a.ndim == 1:
         a = a[None, :]
     if a.ndim != 2:
@@ -84,7 +86,7 @@ def _as2d(x, name):
 def _trPSPS(a, s_a, sig):
     """tr(PΣPΣ) for P = A − aa'/Σa, A = diag(a), Σ = diag(sig) (absent: a = 0)."""
     b = a * sig
-    return (b * b).sum(1) - 2 * (a * b * b).sum(1) / s_a + ((a * b).sum(1) / s_a) ** 2
+    return _rs(b * b) - 2 * _rs(a * b * b) / s_a + (_rs(a * b) / s_a) ** 2
 
 
 def _se_tau2(method, y, v, m, k, t):
@@ -92,25 +94,25 @@ def _se_tau2(method, y, v, m, k, t):
     with np.errstate(divide="ignore", invalid="ignore"):
         if method in ("DL", "HS", "HSk"):
             a = m / v
-            sa = a.sum(1)
+            sa = _rs(a)
             num = np.sqrt(2 * _trPSPS(a, sa, sig))
             if method == "DL":
-                return num / (sa - (a * a).sum(1) / sa)
+                return num / (sa - _rs(a * a) / sa)
             return num / sa * (k / (k - 1) if method == "HSk" else 1.0)
         if method == "HE":
             return np.sqrt(2 * _trPSPS(m, k.astype(float), sig)) / (k - 1)
         if method == "SJ":
-            ybar = (y * m).sum(1) / k
-            t0 = (m * (y - ybar[:, None]) ** 2).sum(1) / k
+            ybar = _rs(y * m) / k
+            t0 = _rs(m * (y - ybar[:, None]) ** 2) / k
             a = m / (v + t0[:, None])
-            return t0 * np.sqrt(2 * _trPSPS(a, a.sum(1), sig)) / (k - 1)
+            return t0 * np.sqrt(2 * _trPSPS(a, _rs(a), sig)) / (k - 1)
         w = m / sig
-        sw = w.sum(1)
+        sw = _rs(w)
         if method == "ML":
-            return np.sqrt(2 / (w * w).sum(1))
+            return np.sqrt(2 / _rs(w * w))
         if method == "REML":
-            s2 = (w * w).sum(1)
-            trpp = s2 - 2 * (w**3).sum(1) / sw + (s2 / sw) ** 2
+            s2 = _rs(w * w)
+            trpp = s2 - 2 * _rs(w**3) / sw + (s2 / sw) ** 2
             return np.sqrt(2 / trpp)
         # EB, PM, PMM (Morris 1983)
         return np.sqrt(2 * k**2 / (k - 1)) / sw
@@ -162,7 +164,12 @@ def fit(
     [3, 2]
     """
     check_names(method, test, level)
-    level = float(level)
+    # absent rows (k = 0) give 0/0 = NaN on purpose; no RuntimeWarnings for them
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _fit(yi, vi, method, test, float(level), tau2, qprofile)
+
+
+def _fit(yi, vi, method, test, level, tau2, qprofile):
     yi = _as2d(yi, "yi")
     vi = _as2d(vi, "vi")
     if yi.shape != vi.shape:
@@ -195,18 +202,18 @@ def fit(
 
     # ---- pooled estimate
     w = m / (v + t[:, None])
-    sw = w.sum(1)
+    sw = _rs(w)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mu = (w * y).sum(1) / sw
+        mu = _rs(w * y) / sw
         se = 1.0 / np.sqrt(sw)
         w0 = m / v
-        sw0 = w0.sum(1)
+        sw0 = _rs(w0)
         q, _ = q_stat(y, v, m)
         qdf = kf - 1
         q_p = np.where(qdf > 0, special.chdtrc(np.maximum(qdf, 1), q), np.nan)
         df = np.full(B, np.nan)
         if test != "z":
-            s2 = (w * (y - mu[:, None]) ** 2).sum(1) / qdf
+            s2 = _rs(w * (y - mu[:, None]) ** 2) / qdf
             if test == "adhoc":
                 s2 = np.maximum(s2, 1.0)
             se = np.where(one, se, se * np.sqrt(s2))
@@ -217,8 +224,16 @@ def fit(
             crit = np.full(B, special.ndtri(1 - alpha / 2))
             p = 2 * special.ndtr(-np.abs(stat))
         else:
-            crit = np.where(one, special.ndtri(1 - alpha / 2), special.stdtrit(np.maximum(qdf, 1), 1 - alpha / 2))
-            p = np.where(one, 2 * special.ndtr(-np.abs(stat)), 2 * special.stdtr(np.maximum(qdf, 1), -np.abs(stat)))
+            crit = np.where(
+                one,
+                special.ndtri(1 - alpha / 2),
+                special.stdtrit(np.maximum(qdf, 1), 1 - alpha / 2),
+            )
+            p = np.where(
+                one,
+                2 * special.ndtr(-np.abs(stat)),
+                2 * special.stdtr(np.maximum(qdf, 1), -np.abs(stat)),
+            )
         ci_lb, ci_ub = mu - crit * se, mu + crit * se
 
         # ---- heterogeneity
@@ -232,7 +247,7 @@ def fit(
         else:
             ps = np.sqrt(se**2 + t)
             pi_lb, pi_ub = mu - crit * ps, mu + crit * ps
-            s2typ = qdf * sw0 / (sw0**2 - (w0 * w0).sum(1))
+            s2typ = qdf * sw0 / (sw0**2 - _rs(w0 * w0))
             i2 = 100 * t / (t + s2typ)
             h2 = (t + s2typ) / s2typ
             se_t = nan if tau2 is not None else _se_tau2(method, y, v, m, k, t)
@@ -246,6 +261,13 @@ def fit(
                 capped = np.zeros(B, bool)
         weights = np.where(mask, 100 * w / sw[:, None], np.nan)
 
+    none = k == 0
+    if none.any():  # no study at all: nothing is defined
+        se = np.where(none, np.nan, se)
+        stat = np.where(none, np.nan, stat)
+        p = np.where(none, np.nan, p)
+        ci_lb = np.where(none, np.nan, ci_lb)
+        ci_ub = np.where(none, np.nan, ci_ub)
     out = {
         "k": k, "estimate": mu, "se": se, "stat": stat, "p": p, "ci_lb": ci_lb, "ci_ub": ci_ub,
         "pi_lb": pi_lb, "pi_ub": pi_ub, "tau2": t, "se_tau2": se_t,
@@ -263,10 +285,10 @@ def fit(
         out["q_df"] = np.where(one, np.maximum(qdf, 0), qdf)
     if not converged.all():
         bad = np.flatnonzero(~converged)
-        warnings.warn(
+        warnings.warn(  # stacklevel: caller of fit()
             f"{method}: the iteration did not converge for {bad.size} of {B} rows "
             f"(first: row {bad[0]}); see 'converged'",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return out

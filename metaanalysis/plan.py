@@ -41,6 +41,7 @@ _DEFAULTS = {
     "percent_without_denominator": "exclude",
     "median_conversion": "luo-shi",
     "median_sd": "exclude",
+    "funnel_min_k": 10,
 }
 
 
@@ -77,7 +78,17 @@ class Plan:
     windows: dict = field(default_factory=dict)  # name -> (lo, hi) days
     outcomes: tuple[OutcomePlan, ...] = ()
     exclusions: tuple[tuple[str, str], ...] = ()  # (study id, reason)
+    arms: tuple[tuple[str, str, str], ...] = ()  # (study id, arm pooled, reason)
+    not_pooled: tuple[tuple[str, str], ...] = ()  # (outcome, reason)
+    funnel_min_k: int = 10
     text: str = ""  # the plan file as read, recorded with the outputs
+
+    def outcome(self, name: str) -> OutcomePlan:
+        """The :class:`OutcomePlan` called ``name``."""
+        for o in self.outcomes:
+            if o.name == name:
+                return o
+        raise KeyError(name)
 
     def describe(self) -> list[str]:
         """One line per method choice, as printed in the report."""
@@ -89,6 +100,7 @@ class Plan:
             f"overlapping cohorts: {'largest study per overlap group' if self.overlap == 'one_per_group' else 'all studies'}",
             f"percent without denominator: {self.percent_without_denominator}",
             f"median conversion: {self.median_conversion}; 'median ± SD': {self.median_sd}",
+            f"funnel plots: drawn when k ≥ {self.funnel_min_k}",
         ]
 
 
@@ -191,6 +203,10 @@ def load_plan(path) -> Plan:
     _choice(problems, file, "defaults", "percent_without_denominator", d["percent_without_denominator"], PERCENT_RULES)
     _choice(problems, file, "defaults", "median_conversion", d["median_conversion"], MEDIAN_CONVERSIONS)
     _choice(problems, file, "defaults", "median_sd", d["median_sd"], MEDIAN_SD_RULES)
+    fmk = d["funnel_min_k"]
+    if not isinstance(fmk, int) or isinstance(fmk, bool) or fmk < 2:
+        problems.append(Problem(file, "defaults", "funnel_min_k", f"{fmk!r}: expected a whole number of studies, at least 2"))
+        fmk = 10
     level = d["level"]
     if not isinstance(level, float) or not 0 < level < 1:
         problems.append(Problem(file, "defaults", "level", f"{level!r}: expected a number between 0 and 1, e.g. 0.95"))
@@ -220,6 +236,20 @@ def load_plan(path) -> Plan:
             continue
         exclusions.append((item["study"], str(item["reason"])))
 
+    arms = []
+    for i, item in enumerate(raw.get("arms") or []):
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) and item.get(k) for k in ("study", "arm")):
+            problems.append(Problem(file, f"arms[{i}]", "", f"{item!r}: expected {{study: ID, arm: ARM, reason: TEXT}}"))
+            continue
+        arms.append((item["study"], item["arm"], str(item.get("reason", ""))))
+
+    not_pooled = []
+    for i, item in enumerate(raw.get("not_pooled") or []):
+        if not isinstance(item, dict) or not isinstance(item.get("outcome"), str) or not item.get("reason"):
+            problems.append(Problem(file, f"not_pooled[{i}]", "", f"{item!r}: expected {{outcome: NAME, reason: TEXT}}"))
+            continue
+        not_pooled.append((item["outcome"], str(item["reason"])))
+
     if problems:
         raise PlanError(problems)
     return Plan(
@@ -236,5 +266,52 @@ def load_plan(path) -> Plan:
         windows=windows,
         outcomes=tuple(outcomes),
         exclusions=tuple(exclusions),
+        arms=tuple(arms),
+        not_pooled=tuple(not_pooled),
+        funnel_min_k=int(fmk),
         text=text,
     )
+
+
+#: windows of the built-in default plan (days after the procedure)
+DEFAULT_WINDOWS = {"about_1_day": (0.0, 3.0), "about_1_week": (5.0, 10.0),
+                   "about_1_month": (21.0, 42.0), "about_3_months": (75.0, 105.0),
+                   "about_6_months": (150.0, 200.0), "about_1_year": (300.0, 430.0)}
+
+
+def default_plan(studies) -> Plan:
+    """The plan used when no plan file is given: every outcome the records allow.
+
+    Outcomes reported as events/total or percent are pooled as proportions
+    (GLMM, each unit separately, any time point); outcomes with a baseline
+    record and follow-up means or medians as raw mean change (r = 0.5,
+    sensitivity 0.3 and 0.7) in :data:`DEFAULT_WINDOWS`; anything else is
+    listed as not pooled.  Model and handling rules are the defaults of
+    :func:`load_plan`.
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> plan = default_plan(ma.load_studies("studies"))  # doctest: +SKIP
+    """
+    outcomes, not_pooled = [], []
+    for name in studies.outcomes():
+        recs = [o for _, o in studies.records(name)]
+        if any(("events" in o.stats) or ("percent" in o.stats) for o in recs):
+            outcomes.append(OutcomePlan(name=name, label=name.replace("_", " ").capitalize(),
+                                        measure="PLO", model="GLMM", unit="any"))
+        elif any(o.timepoint.kind == "baseline" for o in recs) and any(
+                o.timepoint.kind == "follow-up" and o.timepoint.defined for o in recs):
+            outcomes.append(OutcomePlan(name=name, label=name.replace("_", " ").capitalize()
+                                        + " (baseline minus follow-up)", measure="MC",
+                                        unit="any", windows=tuple(DEFAULT_WINDOWS),
+                                        r=0.5, r_sensitivity=(0.3, 0.7), timecourse=True))
+        else:
+            not_pooled.append((name, "no counts and no baseline with follow-up means or medians"))
+    d = _DEFAULTS
+    return Plan(path="", title="Meta-analysis (built-in default plan)", method=d["method"],
+                test=d["test"], level=d["level"], few_studies=d["few_studies"], overlap=d["overlap"],
+                percent_without_denominator=d["percent_without_denominator"],
+                median_conversion=d["median_conversion"], median_sd=d["median_sd"],
+                windows=dict(DEFAULT_WINDOWS), outcomes=tuple(outcomes),
+                not_pooled=tuple(not_pooled), funnel_min_k=d["funnel_min_k"], text="")

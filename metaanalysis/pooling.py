@@ -93,9 +93,13 @@ def pool(
         data = yi
         for col in ("yi", "vi"):
             if col not in data.columns:
-                raise InputError(f"yi: the DataFrame has no column {col!r}; expected the output of effect_sizes()")
+                raise InputError(
+                    f"yi: the DataFrame has no column {col!r}; expected the output of effect_sizes()"
+                )
         if vi is not None:
-            raise InputError("vi: got a value although yi is a DataFrame; expected vi=None (taken from the 'vi' column)")
+            raise InputError(
+                "vi: got a value although yi is a DataFrame; expected vi=None (taken from the 'vi' column)"
+            )
         vi = data["vi"].to_numpy(dtype=float)
         if measure is None:
             measure = data.attrs.get("measure")
@@ -108,36 +112,50 @@ def pool(
                     break
         yi = data["yi"].to_numpy(dtype=float)
     if vi is None:
-        raise InputError("vi: missing; expected the sampling variances (or pass an effect_sizes DataFrame as yi)")
+        raise InputError(
+            "vi: missing; expected the sampling variances (or pass an effect_sizes DataFrame as yi)"
+        )
     y = _vector(yi, "yi")
     v = _vector(vi, "vi")
     if y.size != v.size:
-        raise InputError(f"yi, vi: lengths {y.size} and {v.size} differ; expected one variance per effect size")
+        raise InputError(
+            f"yi, vi: lengths {y.size} and {v.size} differ; expected one variance per effect size"
+        )
     if y.size == 0:
         raise InputError("yi: got no studies; expected at least one")
     for name, a in (("yi", y), ("vi", v)):
         bad = np.flatnonzero(~np.isfinite(a))
         if bad.size:
-            raise InputError(f"{name}: got {float(a[bad[0]])!r} for study {bad[0] + 1}; expected finite numbers (drop the study instead)")
+            raise InputError(
+                f"{name}: got {float(a[bad[0]])!r} for study {bad[0] + 1}; expected finite numbers (drop the study instead)"
+            )
     bad = np.flatnonzero(v <= 0)
     if bad.size:
-        raise InputError(f"vi: got {float(v[bad[0]])!r} for study {bad[0] + 1}; expected sampling variances > 0")
+        raise InputError(
+            f"vi: got {float(v[bad[0]])!r} for study {bad[0] + 1}; expected sampling variances > 0"
+        )
     if labels is None:
         labels = [f"Study {i + 1}" for i in range(y.size)]
     labels = tuple(str(x) for x in labels)
     if len(labels) != y.size:
-        raise InputError(f"labels: got {len(labels)} labels for {y.size} studies; expected one per study")
+        raise InputError(
+            f"labels: got {len(labels)} labels for {y.size} studies; expected one per study"
+        )
     if ni is not None:
         ni = _vector(ni, "ni")
         if ni.size != y.size:
-            raise InputError(f"ni: got {ni.size} sample sizes for {y.size} studies; expected one per study")
+            raise InputError(
+                f"ni: got {ni.size} sample sizes for {y.size} studies; expected one per study"
+            )
 
     out = engine.fit(y[None, :], v[None, :], method=method, test=test, level=level, qprofile=True)
     r = {key: out[key][0] for key in engine.KEYS}
     k = int(r["k"])
     notes = []
     if k == 1:
-        notes.append("k = 1: the pooled estimate is the single study; heterogeneity (τ², I², H², Q test) is undefined")
+        notes.append(
+            "k = 1: the pooled estimate is the single study; heterogeneity (τ², I², H², Q test) is undefined"
+        )
         if test != "z":
             notes.append(f"test={test!r} needs k ≥ 2; the normal (Wald-type) interval is used")
     if bool(out["tau2_ci_capped"][0]):
@@ -148,7 +166,9 @@ def pool(
     if not bool(r["converged"]):
         notes.append(f"the {method} iteration did not converge; the numbers are the last iterate")
     if method in ("EB",):
-        notes.append("the empirical Bayes estimator equals Paule–Mandel (both solve Q(τ²) = k − 1)")
+        notes.append(
+            "the empirical Bayes estimator equals Paule–Mandel (both solve Q(τ²) = k − 1)"
+        )
     df = float(r["df"]) if np.isfinite(r["df"]) else None
     return PoolResult(
         k=k, method=method, test=test, level=float(level),
@@ -199,8 +219,12 @@ def pool_many(
     y = np.asarray(yi, dtype=float)
     v = np.asarray(vi, dtype=float)
     if y.ndim != 2 or v.ndim != 2:
-        raise InputError(f"yi, vi: got shapes {y.shape} and {v.shape}; expected 2-D arrays (batch, k)")
+        raise InputError(
+            f"yi, vi: got shapes {y.shape} and {v.shape}; expected 2-D arrays (batch, k)"
+        )
     out = engine.fit(y, v, method=method, test=test, level=level, qprofile=qprofile)
     keys = [f.name for f in BatchResult.__dataclass_fields__.values()]
     vals = {key: out[key] for key in keys if key in out}
-    return BatchResult(method=method, test=test, level=float(level), yi=y, vi=v, qprofile=qprofile, **vals)
+    return BatchResult(
+        method=method, test=test, level=float(level), yi=y, vi=v, qprofile=qprofile, **vals
+    )

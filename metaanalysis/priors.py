@@ -9,8 +9,8 @@ Recommended priors (the scale they assume is that of the effect measure):
 
 * Log odds ratios, log risk ratios, log ratios of means, logit proportions:
   half-normal with scale 0.5 (``HN(0.5)``), weakly informative: 95% prior mass
-  below τ ≈ 0.98, i.e. study-specific ratios that differ by up to a factor of
-  about 7 across the middle 95% of studies; ``HN(1.0)`` as the conservative
+  below τ ≈ 0.98; at that τ the true ratios of the middle 95% of studies lie
+  within a factor of about 7 either side of the median; ``HN(1.0)`` as the conservative
   alternative.  Friede T, Röver C, Wandel S, Neuenschwander B (2017), Biom J
   59:658-671; Röver C, Bender R, Dias S, et al. (2021), Res Synth Methods
   12:448-474.  (For single-arm logit proportions this is borrowed from the
@@ -25,8 +25,9 @@ Recommended priors (the scale they assume is that of the effect measure):
   of a single patient's outcome would be extreme heterogeneity, so the prior
   should put most of its mass well below one UISD; HN(UISD/2) puts 95% below
   ≈ 0.98·UISD.  For VAS pain (0-10) change scores the UISD is about 1.7
-  points, giving HN(0.85): between-study SD of the true mean change most likely
-  below 1.7 VAS points.  This needs per-study sample sizes ``ni``.
+  points, giving HN(0.86): 5% prior probability that the between-study SD of
+  the true mean change exceeds 1.7 VAS points.  This needs per-study sample
+  sizes ``ni``.
 * Empirical log-normal prior for log odds ratios (sensitivity analysis):
   τ² ~ LN(-2.56, 1.74²), the "general healthcare setting" predictive
   distribution of Turner et al. (2012), Int J Epidemiol 41:818-827; Turner et
@@ -37,8 +38,9 @@ Recommended priors (the scale they assume is that of the effect measure):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -228,8 +230,8 @@ def default_tau_prior(measure: str | None, vi, ni=None) -> tuple[Any, str]:
         u = uisd(vi, ni)
         return (
             stats.halfnorm(scale=u / 2.0),
-            f"default for {measure}: half-normal with scale UISD/2, UISD = {u:.4g} "
-            "(Röver et al. 2021)",
+            (f"default for {measure}: half-normal with scale UISD/2, UISD = {u:.4g} "
+            "(Röver et al. 2021)"),
         )
     raise InputError(
         f"tau_prior: no default for measure {measure!r}; pass tau_prior explicitly, "

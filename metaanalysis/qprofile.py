@@ -35,7 +35,7 @@ from scipy import special
 
 from .tau2 import _q_root, clean
 
-__all__ = ["tau2_ci", "TAU2_MAX"]
+__all__ = ["TAU2_MAX", "tau2_ci"]
 
 TAU2_MAX = 100.0
 

@@ -34,10 +34,10 @@ meta-regression. *Stat Med* 23:1663-1682.
 
 from __future__ import annotations
 
-import math
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,7 @@ def _loglik(y, v, X, tau2, reml: bool) -> np.ndarray:
     _, A, r = _wls(y, w, X)
     ll = -0.5 * (np.sum(np.log(v + tau2[:, None]), axis=1) + np.sum(w * r * r, axis=1))
     if reml:
-        sign, logdet = np.linalg.slogdet(A)  # log|X'WX| = -log|A|
+        _sign, logdet = np.linalg.slogdet(A)  # log|X'WX| = -log|A|
         ll = ll + 0.5 * logdet
     return ll
 
@@ -110,7 +110,8 @@ def _tau2_he(y, v, X):
 def _tau2_pm(y, v, X, tol=1e-13, maxiter=200):
     """Paule-Mandel generalised to moderators: solve Q_E(τ²) = k - p, where
     Q_E(τ²) = Σ w_i(τ²) r_i² decreases in τ² (Paule & Mandel 1982; Viechtbauer et al.
-    2015).  Bracketed bisection/secant (safeguarded), τ² = 0 if Q_E(0) ≤ k - p."""
+    2015).  Bisection on a bracket (Q_E is monotone, so it always converges);
+    τ² = 0 if Q_E(0) ≤ k - p."""
     k, p = X.shape[1], X.shape[2]
     target = k - p
 
@@ -126,7 +127,7 @@ def _tau2_pm(y, v, X, tol=1e-13, maxiter=200):
     need = flo > 0
     if not need.any():
         return out, np.ones(B, bool)
-    hi = np.full(B, max(1.0, 10 * float(np.nanmax(np.var(y, axis=1)))))
+    hi = np.maximum(2.0 * _tau2_dl(y, v, X), np.mean(v, axis=1))
     for _ in range(200):
         fhi = qe(hi)
         grow = need & (fhi > 0)
@@ -139,10 +140,11 @@ def _tau2_pm(y, v, X, tol=1e-13, maxiter=200):
         pos = fm > 0
         lo = np.where(pos, mid, lo)
         hi = np.where(pos, hi, mid)
-        if np.all((hi - lo)[need] <= tol * np.maximum(1.0, hi[need])):
+        ok = (hi - lo) <= tol * (hi + np.mean(v, axis=1))
+        if np.all(ok[need]):
             break
     out = np.where(need, 0.5 * (lo + hi), 0.0)
-    return out, np.ones(B, bool)
+    return out, ok | ~need
 
 
 def _score(y, v, X, tau2, reml: bool):
@@ -193,6 +195,7 @@ def _tau2_fisher(y, v, X, reml: bool, tol=1e-12, maxiter=500):
     t = np.where(interior, 0.5 * (lo + hi), 0.0)
     active = interior.copy()
     converged = ~interior
+    width = hi - lo
     for _ in range(maxiter):
         if not active.any():
             break
@@ -200,7 +203,9 @@ def _tau2_fisher(y, v, X, reml: bool, tol=1e-12, maxiter=500):
         lo = np.where(active & (s > 0), t, lo)
         hi = np.where(active & (s <= 0), t, hi)
         newton = t + s / info
-        inside = (newton > lo) & (newton < hi)
+        # bisect when the step leaves the bracket or the bracket did not halve
+        inside = (newton > lo) & (newton < hi) & (hi - lo <= 0.5 * width)
+        width = hi - lo
         new = np.where(inside, newton, 0.5 * (lo + hi))
         small = tol * (t + scale)
         done = (np.abs(new - t) <= small) | (hi - lo <= small)
@@ -484,12 +489,12 @@ class MetaRegressionResult:
                               f"F({self.qm_df}, {self.qe_df}) for the moderators"
                               if self.test != "z" else "z for coefficients, χ² for the moderators"),
                  "",
-                 f"Residual heterogeneity: τ² = {num(self.tau2)}, I² = {pct(self.i2)}, "
-                 f"H² = {num(self.h2)}",
-                 f"Pseudo-R² (heterogeneity accounted for): {pct(self.r2)} "
-                 f"(τ² without moderators = {num(self.tau2_re)})",
-                 f"Test for residual heterogeneity: QE({self.qe_df}) = {num(self.qe)}, "
-                 f"p = {pval(self.qe_p)}"]
+                 (f"Residual heterogeneity: τ² = {num(self.tau2)}, I² = {pct(self.i2)}, "
+                 f"H² = {num(self.h2)}"),
+                 (f"Pseudo-R² (heterogeneity accounted for): {pct(self.r2)} "
+                 f"(τ² without moderators = {num(self.tau2_re)})"),
+                 (f"Test for residual heterogeneity: QE({self.qe_df}) = {num(self.qe)}, "
+                 f"p = {pval(self.qe_p)}")]
         if self.test != "z":
             lines.append(f"Test of moderators: F({self.qm_df}, {num(self.qm_df2, 0)}) = "
                          f"{num(self.qm)}, p = {pval(self.qm_p)}")
@@ -523,7 +528,7 @@ class MetaRegressionResult:
             import html
 
             return (f"<pre>{html.escape(self.summary())}</pre>")
-        except Exception:  # never raise in a notebook display hook
+        except Exception:  # noqa: BLE001 - display must not fail
             return "<pre>MetaRegressionResult</pre>"
 
 
@@ -710,7 +715,7 @@ class SubgroupResult:
         lines.append(f"{'group':<{w}}  {'k':>3}  {'estimate':>9}  {lvl + ' CI':>20}  "
                      f"{'τ²':>8}  {'I²':>6}")
         for g, r in self.groups.items():
-            lines.append(f"{str(g):<{w}}  {r.k:>3}  {num(r.estimate):>9}  "
+            lines.append(f"{g!s:<{w}}  {r.k:>3}  {num(r.estimate):>9}  "
                          f"{ci(r.ci_lb, r.ci_ub):>20}  {num(r.tau2):>8}  {pct(r.i2):>6}")
         lines.append("")
         if self.tau2 == "separate":
@@ -737,7 +742,7 @@ class SubgroupResult:
 
             return (f"<pre>{html.escape(self.summary())}</pre>"
                     + self.to_frame().to_html(float_format=lambda x: num(x)))
-        except Exception:
+        except Exception:  # noqa: BLE001 - display must not fail
             return "<pre>SubgroupResult</pre>"
 
 
@@ -808,15 +813,26 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
     if len(labels) != y.size:
         raise InputError(f"labels has {len(labels)} entries but there are {y.size} studies")
     lab = np.asarray(labels, dtype=object)
-    overall = pool(y, v, method=method, test=test, level=level, labels=labels, measure=measure)
+    # A DataFrame from effect_sizes travels into every fit, so results keep their
+    # measure, ni and study data (forest text columns, back-transforms).
+    frame = yi.reset_index(drop=True) if isinstance(yi, pd.DataFrame) else None
+
+    def _fit(mk, labs):
+        if frame is None:
+            return pool(y[mk], v[mk], method=method, test=test, level=level, labels=labs,
+                        measure=measure)
+        part = frame.loc[mk].reset_index(drop=True)
+        part.attrs = dict(frame.attrs)
+        return pool(part, method=method, test=test, level=level, labels=labs)
+
+    overall = _fit(np.ones(y.size, dtype=bool), list(labels))
     notes: list[str] = []
     fitted: dict = {}
     masks = {lv: (cat == lv).to_numpy() for lv in levels}
     if tau2 == "separate":
         for lv in levels:
             mk = masks[lv]
-            fitted[lv] = pool(y[mk], v[mk], method=method, test=test, level=level,
-                              labels=list(lab[mk]), measure=measure)
+            fitted[lv] = _fit(mk, list(lab[mk]))
         est = np.array([fitted[lv].estimate for lv in levels])
         se = np.array([fitted[lv].se for lv in levels])
         between = engine.fit(est[None, :], (se**2)[None, :], method="EE", test="z",
@@ -844,8 +860,7 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
                          tau2=np.array([tau2_common]))
         for j, lv in enumerate(levels):
             mk = masks[lv]
-            base = pool(y[mk], v[mk], method=method, test=test, level=level,
-                        labels=list(lab[mk]), measure=measure)
+            base = _fit(mk, list(lab[mk]))
             fixed = engine.fit(y[mk][None, :], v[mk][None, :], method=method, test="z",
                                level=level, tau2=np.array([tau2_common]), qprofile=False)
             fitted[lv] = base.with_(

@@ -24,6 +24,7 @@ written.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -187,48 +188,272 @@ def _write_atomically(out: Path, build) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- the report
+
+FIGURE_FORMATS = ("pdf", "svg", "png")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _resolve_plan(studies_path, plan):
+    """The plan to run: the given file, else STUDIES/plan.yaml, else the built-in default."""
+    from .plan import default_plan, load_plan
+
+    if plan is not None:
+        return load_plan(plan), Path(plan)
+    if studies_path is not None:
+        folder = Path(studies_path)
+        folder = folder if folder.is_dir() else folder.parent
+        for name in ("plan.yaml", "plan.yml"):
+            if (folder / name).is_file():
+                return load_plan(folder / name), folder / name
+    return None, None
+
+
+def _bayes_as_pool(a):
+    """A PoolResult carrying the Bayesian estimate, for the forest plot of a k < 3 analysis."""
+    from .analysis import effect_data
+    from .pooling import pool
+
+    res = a.result
+    measure = res.measure
+    es = effect_data(a.selection, _op(a), measure=measure)
+    base = pool(es, method="REML", test="z", level=res.level, labels=list(res.labels))
+    return base.with_(method="Bayesian", estimate=res.mu.median, ci_lb=res.mu.ci_lb,
+                      ci_ub=res.mu.ci_ub, pi_lb=res.pi_lb, pi_ub=res.pi_ub,
+                      notes=(f"Bayesian, τ ~ {res.prior_text}",))
+
+
+_OPS: dict = {}
+
+
+def _op(a):
+    return _OPS[a.outcome]
+
+
+def _close(fig) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _figures(results, folder: Path, formats, dpi, say) -> dict:
+    """Forest, funnel and time-course figures; returns {analysis key: {kind: relative stem}}."""
+    import matplotlib.figure  # noqa: F401  (figure layer only from here)
+
+    from .analysis import PROPORTIONS
+    from .bayes import BayesResult
+    from .plots.forest import forest
+    from .plots.funnel import funnel
+    from .plots.output import save_figure, use_style
+    from .plots.timecourse import timecourse
+
+    made: dict = {}
+    plan = results.plan
+    with use_style("single"):
+        for a in results.analyses:
+            if not a.pooled:
+                continue
+            entry = made.setdefault(a.key, {})
+            prop = a.measure in PROPORTIONS
+            is_bayes = isinstance(a.result, BayesResult)
+            res = _bayes_as_pool(a) if is_bayes else a.result
+            title = a.label.split(" (")[0] + (f", {a.window.replace('_', ' ')}" if a.window else "") + f" ({a.unit})"
+            ax = forest(res, percent=prop, heterogeneity=not is_bayes,
+                        prediction=not is_bayes, title=title)
+            save_figure(ax.figure, folder / "forest" / a.key, formats, dpi=dpi)
+            _close(ax.figure)
+            entry["forest"] = f"forest/{a.key}"
+            if not is_bayes and a.result.k >= plan.funnel_min_k:
+                ax = funnel(a.result)
+                ax.set_title(title)
+                save_figure(ax.figure, folder / "funnel" / a.key, formats, dpi=dpi)
+                _close(ax.figure)
+                entry["funnel"] = f"funnel/{a.key}"
+        for op in plan.outcomes:
+            if not op.timecourse:
+                continue
+            parts = [a for a in results.analyses if a.outcome == op.name and a.pooled and a.window]
+            for unit in sorted({a.unit for a in parts}):
+                rows, studies = [], []
+                for a in (x for x in parts if x.unit == unit):
+                    s = a.row()
+                    days = float(np.nanmean(a.selection.included["days"]))
+                    rows.append({"days": days, "estimate": s["estimate"], "ci_lb": s["ci_lb"],
+                                 "ci_ub": s["ci_ub"], "k": s["k"]})
+                    y = np.asarray(a.result.yi, float)
+                    for sid, d, yi in zip(a.selection.included["study"],
+                                          a.selection.included["days"], y):
+                        studies.append({"study": sid, "days": float(d), "yi": float(yi)})
+                if len(rows) < 2:
+                    continue
+                ax = timecourse(pd.DataFrame(rows), pd.DataFrame(studies),
+                                ylabel=op.label.split(" (")[0] + " (baseline − follow-up)")
+                ax.set_title(f"{op.label.split(' (')[0]} ({unit})")
+                stem = f"{op.name}__{unit}"
+                save_figure(ax.figure, folder / "timecourse" / stem, formats, dpi=dpi)
+                _close(ax.figure)
+                made.setdefault(f"timecourse:{op.name}", {})[unit] = f"timecourse/{stem}"
+    say(f"figures: {sum(len(v) for v in made.values())} ({', '.join(formats)})")
+    return made
+
+
+def _report_md(results, studies, figs, plan_name, version) -> str:
+    from .tables import display_results, to_markdown
+
+    plan = results.plan
+    L = [f"# {plan.title or 'Meta-analysis report'}", "",
+         f"Generated by metaanalysis {version} from {len(studies)} studies "
+         f"({', '.join(studies.ids)}) with the analysis plan `{plan_name}`. "
+         "Input checksums are in `provenance.json`.", "",
+         "## Methods and stated assumptions", ""]
+    L += [f"- {line}" for line in plan.describe()]
+    L.append("- time windows (days after the procedure): " + "; ".join(
+        f"{n.replace('_', ' ')} = {lo:g}-{hi:g}" for n, (lo, hi) in plan.windows.items()))
+    L.append("- a study's record is used in a window when its reported time overlaps the window; "
+             "with several, the one nearest the window's middle")
+    L.append("- patients and lesions are never pooled together; each analysis has one unit")
+    for op in plan.outcomes:
+        extra = (f"raw mean change (baseline − follow-up), pre-post r = {op.r:g} "
+                 f"(sensitivity {', '.join(f'{x:g}' for x in op.r_sensitivity)})"
+                 if op.measure == "MC" else f"proportion ({op.measure}, model {op.model})")
+        L.append(f"- {op.name}: {extra}; unit {op.unit}; τ prior when Bayesian: "
+                 f"{op.tau_prior[0]}({op.tau_prior[1]:g})")
+    for sid, reason in plan.exclusions:
+        L.append(f"- excluded study {sid}: {reason}")
+    for sid, arm, reason in plan.arms:
+        L.append(f"- {sid}: arm {arm} pooled ({reason})")
+    L += ["", "## Results", ""]
+    L.append(to_markdown(display_results(results.results_table(), plan.level)))
+    L += ["", "Tables: `results.csv`, `results.md`, `results.tex`; sensitivity analyses: "
+          "`sensitivity.csv`, `sensitivity.md`, `sensitivity.tex`; every record used or left "
+          "out: `selection.csv`.", ""]
+    for op in plan.outcomes:
+        L += [f"### {op.label}", ""]
+        parts = [a for a in results.analyses if a.outcome == op.name]
+        if not parts:
+            L += [f"Not analysed: {dict(results.unpooled).get(op.name, 'no data')}.", ""]
+        for a in parts:
+            L.append(f"- {a.sentence()}")
+            f = figs.get(a.key, {})
+            if f:
+                L.append("  Figures: " + ", ".join(f"[{k}]({v}.svg)" for k, v in sorted(f.items())))
+            if a.assumptions:
+                L.append("  Assumptions: " + "; ".join(a.assumptions) + ".")
+            if len(a.selection.excluded):
+                L.append("  Left out: " + "; ".join(
+                    f"{r.study} ({r.time}): {r.reason}" for r in a.selection.excluded.itertuples())
+                    + ".")
+            sens = a.sensitivity
+            if sens is not None and len(sens) > 1:
+                est = sens["estimate"].dropna()
+                if len(est):
+                    L.append(f"  Sensitivity analyses: {len(sens) - 1}; " + _range_text(a, est) + ".")
+        tc = figs.get(f"timecourse:{op.name}")
+        if tc:
+            L.append("- Time course: " + ", ".join(f"[{u}]({v}.svg)" for u, v in sorted(tc.items())))
+        L.append("")
+    L += ["## Outcomes not pooled", ""]
+    for name, reason in results.unpooled:
+        L.append(f"- {name}: {reason}")
+    L += ["", "## Data warnings", ""]
+    from .checks import format_problem
+
+    L += [f"- {format_problem(w).replace(studies.path + '/', '')}" for w in studies.warnings] or ["- none"]
+    return "\n".join(L) + "\n"
+
+
+def _range_text(a, est) -> str:
+    from .analysis import PROPORTIONS
+    from .formatting import num
+
+    if a.measure in PROPORTIONS:
+        return f"estimates from {num(100 * est.min(), 1)}% to {num(100 * est.max(), 1)}%"
+    return f"estimates from {num(est.min(), 2)} to {num(est.max(), 2)}"
+
+
 def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = False,
-               median_conversion: str = "luo-shi") -> list[Path]:
-    """Load and check the studies, write the effect-size tables; return the files written.
+               median_conversion: str | None = None, formats=FIGURE_FORMATS,
+               dpi: int = 300) -> list[Path]:
+    """Run the analysis plan and write every table and figure into ``out``.
 
     Parameters
     ----------
-    studies : str, Path or StudySet
-        Folder of study records (or loaded studies).
+    studies : str or Path
+        Folder of study records.
     out : str or Path
-        Output folder; tables go to ``OUT/effect_sizes/``.
+        Output folder (written atomically: into a temporary folder next to it,
+        moved into place only when complete; files of yours already in ``out``
+        that the report does not write are kept).
     plan : str or Path, optional
-        Analysis plan (not applied by this first version).
+        Analysis plan; default ``STUDIES/plan.yaml``, else a built-in default
+        (:func:`metaanalysis.plan.default_plan`).
     quiet : bool
-        No progress or warning lines on stderr.
+        No progress lines on stderr.
+    median_conversion : str, optional
+        Override of the plan's median conversion (effect-size tables only).
+    formats : sequence of {"pdf", "svg", "png"}
+        Figure formats.
+    dpi : int
+        PNG resolution.
+
+    Returns
+    -------
+    list of Path
+        Every file written, sorted.
 
     Raises
     ------
-    StudyFileError
-        When a study file is malformed or holds impossible values; nothing is
-        written then.
+    StudyFileError, PlanError
+        Bad study records or plan; nothing is written then.
 
     Examples
     --------
     >>> import metaanalysis as ma
     >>> files = ma.run_report("studies", out="figures", quiet=True)  # doctest: +SKIP
     """
-    from .checks import format_problem
+    import dataclasses
+    import json
+    import platform
 
-    sset = studies if isinstance(studies, StudySet) else load_studies(studies)
+    from . import __version__
+    from .analysis import run_plan
+    from .checks import format_problem
+    from .plan import default_plan
+    from .studies import study_files
+    from .tables import display_results, display_sensitivity, to_csv_text, to_latex, to_markdown
+
+    def say(text):
+        _say(quiet, text)
+
+    sset = load_studies(studies)
+    the_plan, plan_path = _resolve_plan(studies, plan)
+    if the_plan is None:
+        the_plan = default_plan(sset)
+        say("no plan file: using the built-in default plan (metaanalysis.plan.default_plan)")
+    if median_conversion:
+        the_plan = dataclasses.replace(the_plan, median_conversion=median_conversion)
+    mc = the_plan.median_conversion
     for w in sset.warnings:
-        _say(quiet, format_problem(w))
-    _say(quiet, f"{len(sset)} studies: {', '.join(sset.ids)}")
-    _say(quiet, "effect sizes: events/total -> PR and PLO (metafor escalc, 0.5 added to zero "
-         "cells); mean/SD/n -> MN")
-    _say(quiet, f"median with range/IQR -> mean and SD by {median_conversion} "
-         "(Luo 2018 mean, Shi 2020 SD), rows flagged estimated=True")
-    _say(quiet, "assumption: a 'median ± SD' is used with the median as the mean "
-         f"(conversion={MEDIAN_AS_MEAN}, estimated=True)")
-    if plan is not None:
-        _say(quiet, f"analysis plan {plan}: not applied by this version (effect-size tables only)")
-    tables = effect_size_tables(sset, median_conversion=median_conversion)
-    written: list[str] = []
+        say(format_problem(w))
+    say(f"{len(sset)} studies: {', '.join(sset.ids)}; plan: {plan_path or 'built-in default'}")
+    for line in the_plan.describe():
+        say(f"  {line}")
+    say("effect-size tables: events/total -> PR and PLO (metafor escalc, 0.5 added to zero "
+        "cells); mean/SD/n -> MN")
+    say(f"median with range/IQR -> mean and SD by {mc} (Luo 2018 mean, Shi 2020 SD), rows "
+        "flagged estimated=True")
+    say("effect-size tables: a 'median ± SD' is listed with the median as the mean "
+        f"(conversion={MEDIAN_AS_MEAN}, estimated=True); the pooled analyses follow the plan "
+        f"(median_sd: {the_plan.median_sd})")
+    _OPS.clear()
+    _OPS.update({o.name: o for o in the_plan.outcomes})
+    results = run_plan(sset, the_plan, progress=say)
+    tables = effect_size_tables(sset, median_conversion=mc)
+    inputs = [Path(f) for f in study_files(studies)] + ([plan_path] if plan_path else [])
+    measures = {o.name: o.measure for o in the_plan.outcomes}
 
     def build(tmp: Path) -> None:
         d = tmp / TABLE_DIR
@@ -239,18 +464,53 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
             while stem in used:
                 stem += "_"
             used.add(stem)
-            df.to_csv(d / f"{stem}.csv", index=False)
-            written.append(f"{TABLE_DIR}/{stem}.csv")
+            (d / f"{stem}.csv").write_text(to_csv_text(df), encoding="utf-8")
             index.append({"outcome": name, "time": time, "unit": unit,
                           "file": f"{stem}.csv", "rows": len(df),
                           "studies_included": df.loc[df["included"], "study"].nunique(),
                           "estimated": bool(df["estimated"].any())})
-        pd.DataFrame(index).to_csv(d / "index.csv", index=False)
-        written.append(f"{TABLE_DIR}/index.csv")
+        (d / "index.csv").write_text(to_csv_text(pd.DataFrame(index)), encoding="utf-8")
+        res_tab = results.results_table()
+        sens_tab = results.sensitivity_table()
+        (tmp / "results.csv").write_text(to_csv_text(res_tab), encoding="utf-8")
+        (tmp / "sensitivity.csv").write_text(to_csv_text(sens_tab), encoding="utf-8")
+        (tmp / "selection.csv").write_text(to_csv_text(results.selection_table()), encoding="utf-8")
+        disp = display_results(res_tab, the_plan.level)
+        sdisp = display_sensitivity(sens_tab, measures)
+        (tmp / "results.md").write_text(to_markdown(disp) + "\n", encoding="utf-8")
+        (tmp / "sensitivity.md").write_text(to_markdown(sdisp) + "\n", encoding="utf-8")
+        (tmp / "results.tex").write_text(to_latex(
+            disp, caption="Pooled outcomes (proportions as percentages; mean changes as "
+            "baseline minus follow-up)", label="tab:results") + "\n", encoding="utf-8")
+        (tmp / "sensitivity.tex").write_text(to_latex(
+            sdisp, caption="Sensitivity analyses", label="tab:sensitivity") + "\n", encoding="utf-8")
+        figs = _figures(results, tmp, formats, dpi, say)
+        (tmp / "plan.yaml").write_text(the_plan.text or "# built-in default plan\n", encoding="utf-8")
+        (tmp / "report.md").write_text(
+            _report_md(results, sset, figs, plan_path.name if plan_path else "built-in default",
+                       __version__), encoding="utf-8")
+        import matplotlib
+        import scipy
 
+        prov = {"package": "metaanalysis", "version": __version__,
+                "python": platform.python_version(), "numpy": np.__version__,
+                "pandas": pd.__version__, "scipy": scipy.__version__,
+                "matplotlib": matplotlib.__version__,
+                "plan": plan_path.name if plan_path else None,
+                "settings": {k: v for k, v in dataclasses.asdict(the_plan).items()
+                             if k not in ("text", "path", "outcomes")},
+                "outcomes": [dataclasses.asdict(o) for o in the_plan.outcomes],
+                "inputs": {f.name: _sha256(f) for f in inputs},
+                "figure_formats": list(formats), "png_dpi": dpi}
+        (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, ensure_ascii=False,
+                                                        sort_keys=True) + "\n", encoding="utf-8")
+        rel[:] = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
+
+    rel: list = []
     _write_atomically(Path(out), build)
-    _say(quiet, f"wrote {len(written) - 1} effect-size tables to {Path(out) / TABLE_DIR}")
-    return [Path(out) / w for w in written]
+    written = [Path(out) / r for r in rel]
+    say(f"wrote {len(written)} files to {out} (report: {Path(out) / 'report.md'})")
+    return written
 
 
 def run_report_command(studies_dir="studies", plan=None, out="figures", quiet=False) -> int:

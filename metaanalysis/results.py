@@ -25,7 +25,7 @@ import pandas as pd
 
 from .formatting import ci, num, pct, pval
 
-__all__ = ["PoolResult", "BatchResult", "METHOD_NAMES", "TEST_NAMES"]
+__all__ = ["METHOD_NAMES", "TEST_NAMES", "BatchResult", "PoolResult"]
 
 METHOD_NAMES = {
     "EE": "common-effect (inverse variance)",
@@ -41,7 +41,11 @@ METHOD_NAMES = {
     "PMM": "median-unbiased Paule–Mandel",
     "GLMM": "binomial-normal GLMM",
 }
-TEST_NAMES = {"z": "Wald-type", "knha": "Knapp–Hartung", "adhoc": "Knapp–Hartung (ad hoc, factor ≥ 1)"}
+TEST_NAMES = {
+    "z": "Wald-type",
+    "knha": "Knapp–Hartung",
+    "adhoc": "Knapp–Hartung (ad hoc, factor ≥ 1)",
+}
 
 SCALARS = (
     "k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "tau2", "se_tau2",
@@ -113,7 +117,7 @@ class PoolResult:
     data: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ helpers
-    def with_(self, **changes) -> "PoolResult":
+    def with_(self, **changes) -> PoolResult:
         """Return a copy with some attributes replaced."""
         return dataclasses.replace(self, **changes)
 
@@ -130,7 +134,9 @@ class PoolResult:
         lv = f"{100 * self.level:g}%"
         lines = [self.method_line()]
         if self.measure:
-            lines.append(f"Measure: {self.measure}" + (f"; unit: {self.unit}" if self.unit else ""))
+            lines.append(
+                f"Measure: {self.measure}" + (f"; unit: {self.unit}" if self.unit else "")
+            )
         stat = f"{self.stat_name}" + (f"({num(self.df, 0)})" if self.stat_name == "t" else "")
         lines.append(
             f"Estimate {num(self.estimate)} (SE {num(self.se)}), {lv} CI {ci(self.ci_lb, self.ci_ub)}, "
@@ -142,7 +148,9 @@ class PoolResult:
         qp = pval(self.q_p)
         qline = f"Q({num(self.q_df, 0)}) = {num(self.q, 2)}, p = {qp}".replace("p = <", "p <")
         if self.method == "EE":
-            lines.append(f"Heterogeneity (from Q): I² = {pct(self.i2)}, H² = {num(self.h2, 2)}; {qline}")
+            lines.append(
+                f"Heterogeneity (from Q): I² = {pct(self.i2)}, H² = {num(self.h2, 2)}; {qline}"
+            )
         elif np.isfinite(self.tau2):
             t2 = f"τ² = {num(self.tau2)} (SE {num(self.se_tau2)})"
             if np.isfinite(self.tau2_ci_lb):
@@ -200,10 +208,10 @@ class PoolResult:
                 + (f"<ul>{notes}</ul>" if notes else "")
                 + "</div>"
             )
-        except Exception:  # the notebook display must never raise
+        except Exception:  # noqa: BLE001  (the notebook display must never raise)
             try:
                 return f"<pre>{html.escape(self.summary())}</pre>"
-            except Exception:
+            except Exception:  # noqa: BLE001
                 return "<pre>PoolResult</pre>"
 
     @staticmethod
@@ -230,7 +238,7 @@ class PoolResult:
         >>> import metaanalysis as ma
         >>> res = ma.pool([-1.0, -0.5], [0.1, 0.2], method="EE", measure="PLO")
         >>> round(float(res.back_transform()["estimate"].iloc[0]), 4)
-        0.2983
+        0.3029
         """
         from .transforms import to_natural
 
@@ -315,5 +323,5 @@ class BatchResult:
     def _repr_html_(self) -> str:
         try:
             return f"<p>{html.escape(self.summary())}</p>" + self.to_frame().head(20)._repr_html_()
-        except Exception:
+        except Exception:  # noqa: BLE001
             return "<pre>BatchResult</pre>"

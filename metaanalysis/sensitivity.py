@@ -30,7 +30,7 @@ from . import engine
 from .errors import InputError
 from .formatting import num, pct
 
-__all__ = ["leave_one_out", "cumulative", "influence", "gosh", "GoshResult"]
+__all__ = ["GoshResult", "cumulative", "gosh", "influence", "leave_one_out"]
 
 # engine keys reported per fit by leave_one_out / cumulative, in column order
 _FIT_COLUMNS = ("k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub",
@@ -118,10 +118,11 @@ def leave_one_out(res) -> pd.DataFrame:
     Examples
     --------
     >>> import metaanalysis as ma
-    >>> res = ma.pool([0.1, 0.3, 0.35, 0.2], [0.01, 0.02, 0.015, 0.01], method="DL")
+    >>> res = ma.pool([0.1, 0.3, 0.35, 0.2], [0.01, 0.02, 0.015, 0.01], method="DL",
+    ...               labels=["A", "B", "C", "D"])
     >>> loo = ma.leave_one_out(res)
-    >>> list(loo.index)
-    ['1', '2', '3', '4']
+    >>> list(loo.index), list(loo["k"])
+    (['A', 'B', 'C', 'D'], [3, 3, 3, 3])
     """
     yi, vi, labels = _study_arrays(res)
     k = yi.size
@@ -198,10 +199,11 @@ def cumulative(res, order=None, *, by=None) -> pd.DataFrame:
     Examples
     --------
     >>> import metaanalysis as ma
-    >>> res = ma.pool([0.1, 0.3, 0.35], [0.01, 0.02, 0.015], method="DL")
+    >>> res = ma.pool([0.1, 0.3, 0.35], [0.01, 0.02, 0.015], method="DL",
+    ...               labels=["A", "B", "C"])
     >>> cum = ma.cumulative(res, by=[2001, 1999, 2005])
     >>> list(cum.index), list(cum["k"])
-    (['2', '1', '3'], [1, 2, 3])
+    (['B', 'A', 'C'], [1, 2, 3])
     """
     yi, vi, labels = _study_arrays(res)
     k = yi.size
@@ -346,14 +348,13 @@ class GoshResult:
         f = self.frame
         kind = "all" if self.exhaustive else "random"
         k = self.incl.shape[1]
-        lines = [
-            f"GOSH: {len(f)} {kind} subsets of k = {k} studies; τ² estimator: {self.method}; "
-            f"test: {self.test}",
-            f"estimate: median {num(np.nanmedian(f['estimate']))}, "
-            f"range [{num(np.nanmin(f['estimate']))}, {num(np.nanmax(f['estimate']))}]",
-            f"I²: median {pct(np.nanmedian(f['i2']))}, "
-            f"range [{pct(np.nanmin(f['i2']))}, {pct(np.nanmax(f['i2']))}]",
-        ]
+        head = (f"GOSH: {len(f)} {kind} subsets of k = {k} studies; "
+                f"τ² estimator: {self.method}; test: {self.test}")
+        est = (f"estimate: median {num(np.nanmedian(f['estimate']))}, "
+               f"range [{num(np.nanmin(f['estimate']))}, {num(np.nanmax(f['estimate']))}]")
+        het = (f"I²: median {pct(np.nanmedian(f['i2']))}, "
+               f"range [{pct(np.nanmin(f['i2']))}, {pct(np.nanmax(f['i2']))}]")
+        lines = [head, est, het]
         return "\n".join(lines)
 
     def __repr__(self) -> str:

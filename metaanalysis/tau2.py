@@ -29,7 +29,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats
@@ -40,32 +40,40 @@ __all__ = [
     "q_stat",
     "solve_decreasing",
     "tau2_dl",
+    "tau2_eb",
     "tau2_he",
     "tau2_hs",
     "tau2_hsk",
-    "tau2_sj",
     "tau2_ml",
-    "tau2_reml",
-    "tau2_eb",
     "tau2_pm",
     "tau2_pmm",
+    "tau2_reml",
+    "tau2_sj",
 ]
 
 TOL = 1e-12
 MAXITER = 200
 
 
+def _rs(a):
+    """Row sums of a (B, k) array (einsum: faster than .sum(axis=1) for short rows)."""
+    return np.einsum("ij->i", a)
+
+
 def clean(yi, vi, mask):
     """Return ``(y, v, m, k)``: absent entries set to y = 0, v = 1, m = 0.0."""
     m = np.asarray(mask, dtype=bool)
+    if m.all():  # nothing absent: no copies needed
+        yi = np.asarray(yi, dtype=float)
+        return yi, np.asarray(vi, dtype=float), np.ones(m.shape), np.full(m.shape[0], m.shape[1])
     y = np.where(m, yi, 0.0)
     v = np.where(m, vi, 1.0)
-    return y, v, m.astype(float), m.sum(axis=1)
+    return y, v, m.astype(float), np.count_nonzero(m, axis=1)
 
 
 def _wmean(y, w):
-    sw = w.sum(axis=1)
-    return (w * y).sum(axis=1) / sw, sw
+    sw = _rs(w)
+    return _rs(w * y) / sw, sw
 
 
 def q_stat(y, v, m, tau2=0.0):
@@ -75,9 +83,11 @@ def q_stat(y, v, m, tau2=0.0):
     """
     t = np.asarray(tau2, dtype=float)
     w = m / (v + (t[:, None] if t.ndim else t))
-    mu, _ = _wmean(y, w)
-    wr = w * (y - mu[:, None])
-    return (wr * (y - mu[:, None])).sum(axis=1), (wr * wr).sum(axis=1)
+    sw = _rs(w)
+    mu = np.einsum("ij,ij->i", w, y) / sw
+    r = y - mu[:, None]
+    wr = w * r
+    return np.einsum("ij,ij->i", wr, r), np.einsum("ij,ij->i", wr, wr)
 
 
 # --------------------------------------------------------------------------- solver
@@ -113,35 +123,49 @@ def solve_decreasing(
     x_out = X.copy()
     conv = np.zeros(n, dtype=bool)
     rows = np.arange(n)
-    DX = H - L  # previous step length (rtsafe's "dxold")
+    DX = H - L  # the step before the last one (rtsafe's "dxold")
+    DX1 = DX.copy()  # the last step
     fin = np.zeros(n, dtype=bool)
-    for _ in range(maxiter):
-        val, slope = g(X, *data)
-        pos = val > 0
-        L = np.where(pos, X, L)
-        H = np.where(pos, H, X)
-        with np.errstate(divide="ignore", invalid="ignore"):
+    err = np.seterr(all="ignore")
+    try:
+        for _ in range(maxiter):
+            val, slope = g(X, *data)
+            pos = val > 0
+            L = np.where(pos, X, L)
+            H = np.where(pos, H, X)
             step = val / slope
-        xn = X - step
-        zero = val == 0
-        # bisect when Newton leaves the bracket or would not halve the last step
-        bad = ~((xn > L) & (xn < H)) | (np.abs(step) > 0.5 * DX)
-        xn = np.where(bad & ~zero, 0.5 * (L + H), xn)
-        xn = np.where(zero | fin, X, xn)
-        DX = np.abs(xn - X)
-        eps = tol * (np.abs(xn) + S)
-        fin |= (DX <= eps) | (H - L <= eps) | zero
-        X = xn
-        nfin = np.count_nonzero(fin)
-        if nfin == fin.size:
-            break
-        if nfin * 4 > fin.size:  # compact: drop finished rows
-            x_out[rows[fin]] = X[fin]
-            conv[rows[fin]] = True
-            keep = ~fin
-            rows, X, L, H, S, DX = rows[keep], X[keep], L[keep], H[keep], S[keep], DX[keep]
-            data = tuple(d[keep] for d in data)
-            fin = fin[keep]
+            xn = X - step
+            # a Newton step below the tolerance means converged (even if
+            # rounding puts it a hair outside the bracket)
+            small = (np.abs(step) <= tol * (np.abs(X) + S)) | (val == 0)
+            # bisect when Newton leaves the bracket or would not halve the
+            # step before last (rtsafe), unless already converged
+            bad = ~((xn > L) & (xn < H) & (np.abs(step) <= 0.5 * DX)) & ~small
+            if bad.any():
+                # midpoint; geometric when the bracket spans orders of magnitude
+                mid = np.where((L > 0) & (H > 16 * L), np.sqrt(L * H), 0.5 * (L + H))
+                xn = np.where(bad, mid, xn)
+            if small.any():
+                xn = np.where(small, np.clip(xn, L, H), xn)
+            if fin.any():
+                xn = np.where(fin, X, xn)
+            DX = DX1
+            DX1 = np.abs(xn - X)
+            fin |= small | (DX1 <= tol * (np.abs(xn) + S)) | (H - L <= tol * (np.abs(xn) + S))
+            X = xn
+            nfin = np.count_nonzero(fin)
+            if nfin == fin.size:
+                break
+            if nfin * 4 > fin.size:  # compact: drop finished rows
+                x_out[rows[fin]] = X[fin]
+                conv[rows[fin]] = True
+                keep = ~fin
+                rows, X, L, H, S = rows[keep], X[keep], L[keep], H[keep], S[keep]
+                DX, DX1 = DX[keep], DX1[keep]
+                data = tuple(d[keep] for d in data)
+                fin = fin[keep]
+    finally:
+        np.seterr(**err)
     x_out[rows] = X
     conv[rows] = fin
     return x_out, conv
@@ -174,9 +198,9 @@ def tau2_dl(yi, vi, mask):
     y, v, m, k = clean(yi, vi, mask)
     w = m / v
     q, _ = q_stat(y, v, m)
-    sw = w.sum(axis=1)
+    sw = _rs(w)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = (q - (k - 1)) / (sw - (w * w).sum(axis=1) / sw)
+        t = (q - (k - 1)) / (sw - _rs(w * w) / sw)
     return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.ones(len(k), bool)
 
 
@@ -187,10 +211,10 @@ def tau2_he(yi, vi, mask):
     93:388–395.  τ² = max(0, Σ(y − ȳ)²/(k − 1) − Σv/k).
     """
     y, v, m, k = clean(yi, vi, mask)
-    ybar = (y * m).sum(axis=1) / k
-    ss = (m * (y - ybar[:, None]) ** 2).sum(axis=1)
+    ybar = _rs(y * m) / k
+    ss = _rs(m * (y - ybar[:, None]) ** 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = ss / (k - 1) - (v * m).sum(axis=1) / k
+        t = ss / (k - 1) - _rs(v * m) / k
     return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.ones(len(k), bool)
 
 
@@ -202,7 +226,7 @@ def tau2_hs(yi, vi, mask):
     """
     y, v, m, k = clean(yi, vi, mask)
     q, _ = q_stat(y, v, m)
-    t = (q - k) / (m / v).sum(axis=1)
+    t = (q - k) / _rs(m / v)
     return np.maximum(t, 0.0), np.ones(len(k), bool)
 
 
@@ -216,13 +240,13 @@ def tau2_hsk(yi, vi, mask):
     y, v, m, k = clean(yi, vi, mask)
     q, _ = q_stat(y, v, m)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = (q * k / (k - 1) - k) / (m / v).sum(axis=1)
+        t = (q * k / (k - 1) - k) / _rs(m / v)
     return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.ones(len(k), bool)
 
 
 def _sj_parts(y, v, m, k):
-    ybar = (y * m).sum(axis=1) / k
-    t0 = (m * (y - ybar[:, None]) ** 2).sum(axis=1) / k
+    ybar = _rs(y * m) / k
+    t0 = _rs(m * (y - ybar[:, None]) ** 2) / k
     return t0
 
 
@@ -258,8 +282,8 @@ def _q_root(y, v, m, k, target, x0=None, cap=None):
     if act.size == 0:
         return out, conv, hit
     ya, va, ma, ta = y[act], v[act], m[act], target[act]
-    ybar = (ya * ma).sum(axis=1) / ma.sum(axis=1)
-    ss = (ma * (ya - ybar[:, None]) ** 2).sum(axis=1)
+    ybar = _rs(ya * ma) / _rs(ma)
+    ss = _rs(ma * (ya - ybar[:, None]) ** 2)
     hi = ss / ta * (1 + 1e-9) + 1e-300  # Q(t) <= SS/t < target beyond this point
 
     def g(t, ya, va, ma, ta):
@@ -334,16 +358,15 @@ def _lik_parts(y, v, m, t, reml):
     dΣw = −Σw².  Exact Newton steps converge quadratically.
     """
     w = m / (v + t[:, None])
-    sw = w.sum(axis=1)
-    mu = (w * y).sum(axis=1) / sw
-    r = y - mu[:, None]
-    w2 = w * w
-    w2r = w2 * r
-    s2 = w2.sum(axis=1)
-    ypp = (w2r * r).sum(axis=1)  # y'PPy = Σw²r²
-    yppp = (w2r * w * r).sum(axis=1) - w2r.sum(axis=1) ** 2 / sw  # y'P³y
+    sw = _rs(w)
+    mu = np.einsum("ij,ij->i", w, y) / sw
+    wr = w * (y - mu[:, None])
+    s2 = np.einsum("ij,ij->i", w, w)
+    ypp = np.einsum("ij,ij->i", wr, wr)  # y'PPy = Σw²r²
+    w2r = np.einsum("ij,ij->i", wr, w)
+    yppp = np.einsum("ij,ij->i", wr * wr, w) - w2r**2 / sw  # y'P³y
     if reml:
-        s3 = (w2 * w).sum(axis=1)
+        s3 = np.einsum("ij,ij->i", w * w, w)
         trpp = s2 - 2 * s3 / sw + (s2 / sw) ** 2
         return ypp - sw + s2 / sw, trpp - 2 * yppp
     return ypp - sw, s2 - 2 * yppp
@@ -366,12 +389,12 @@ def _lik_root(yi, vi, mask, reml, x0=None):
 
     data = (ya, va, ma)
     rng = np.where(ma > 0, ya, -np.inf).max(axis=1) - np.where(ma > 0, ya, np.inf).min(axis=1)
-    hi = np.maximum(rng**2, 1e-300) * (2.0 + ma.sum(axis=1))
+    hi = np.maximum(rng**2, 1e-300) * (2.0 + _rs(ma))
     hi = _bracket_hi(g, data, hi)
     if x0 is None:
         x0, _ = tau2_dl(y, v, m > 0)
     start = np.asarray(x0, float)[act]
-    start = np.where((start > 0) & (start < hi), start, 0.5 * hi)
+    start = np.where((start >= 0) & (start < hi), start, 0.0)
     x, c = solve_decreasing(g, data, np.zeros(act.size), hi, start, scale=_scale(va, ma, None))
     out[act], conv[act] = x, c
     return out, conv

@@ -10,6 +10,7 @@ computed by metafor's escalc).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -20,8 +21,8 @@ import pytest
 from scipy import integrate, interpolate, stats
 
 import metaanalysis as ma
-from metaanalysis.errors import InputError
 from metaanalysis import priors as pr
+from metaanalysis.errors import InputError
 
 DATA = Path(__file__).parent / "data" / "metafor"
 
@@ -58,11 +59,12 @@ def _invert(grid, cdf, p):
     return float(roots[0])
 
 
-def brute_force(y, v, prior_pdf, tau_max, mu_lo, mu_hi, n_tau=2001, n_mu=2001, mu0=None):
+def brute_force(y, v, prior_pdf, tau_max, mu_lo, mu_hi, n_tau=1001, n_mu=1201, mu0=None):
     """Dense-grid 2-D posterior over (μ, τ); returns a dict of summaries."""
     tau = np.linspace(0.0, tau_max, n_tau)
     mu = np.linspace(mu_lo, mu_hi, n_mu)
-    logp = np.log(prior_pdf(tau))[:, None] + np.zeros((1, n_mu))
+    with np.errstate(divide="ignore"):
+        logp = np.log(prior_pdf(tau))[:, None] + np.zeros((1, n_mu))
     for yi, vi in zip(y, v):
         s2 = vi + tau[:, None] ** 2
         logp += -0.5 * np.log(s2) - 0.5 * (yi - mu[None, :]) ** 2 / s2
@@ -111,7 +113,7 @@ def test_against_dense_grid(name, loader, prior, tau_max, mu_range):
     y, v = loader()
     res = ma.pool_bayes(y, v, tau_prior=prior)
     ref = brute_force(y, v, prior.pdf, tau_max, *mu_range)
-    tol = 1e-4  # issue 7: posterior quantiles accurate to 1e-4
+    tol = 1e-5  # issue 7 asks for 1e-4; measured agreement is below 1e-6
     assert res.mu.ci_lb == pytest.approx(ref["mu_0.025"], abs=tol)
     assert res.mu.median == pytest.approx(ref["mu_0.5"], abs=tol)
     assert res.mu.ci_ub == pytest.approx(ref["mu_0.975"], abs=tol)
@@ -151,7 +153,7 @@ def _quad_tau_cdf(y, v, prior_pdf, x):
         return float(np.sum(wu * np.exp(logl))) * scale
 
     # integrate in s = log τ (the τ^-3 tail becomes e^-2s), split at x
-    dens = lambda s: prior_pdf(math.exp(s)) * lik(math.exp(s)) * math.exp(s)  # noqa: E731
+    dens = lambda s: prior_pdf(math.exp(s)) * lik(math.exp(s)) * math.exp(s)
     num = integrate.quad(dens, -40, math.log(x), limit=400, epsabs=0, epsrel=1e-11)[0]
     rest = integrate.quad(dens, math.log(x), 40, limit=400, epsabs=0, epsrel=1e-11)[0]
     return num / (num + rest)
@@ -266,7 +268,7 @@ def test_display_and_frame():
     html = res._repr_html_()
     assert html.startswith("<pre>") and "half-normal(scale=0.5)" in html
     assert repr(res) == res.summary()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         res.k = 3  # frozen
 
 
@@ -293,7 +295,7 @@ def test_callable_prior_matches_frozen():
 def test_improper_uniform_prior():
     # uniform on τ with a flat μ prior: likelihood ~ τ^-(k-1), so k = 2 is improper
     # and k = 3 is proper (Gelman 2006, Bayesian Anal 1:515)
-    flat = lambda t: np.ones_like(t)  # noqa: E731
+    flat = lambda t: np.ones_like(t)
     y, v = _bcg()
     with pytest.raises(InputError, match="improper"):
         ma.pool_bayes(y[:2], v[:2], tau_prior=flat)
@@ -302,12 +304,12 @@ def test_improper_uniform_prior():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(tau_prior=stats.norm(0, 1)), "support"),
-    (dict(tau_prior="halfnormal"), "tau_prior"),
-    (dict(tau_prior=stats.halfnorm(scale=0.5), mu_prior=stats.t(3)), "mu_prior"),
-    (dict(tau_prior=stats.halfnorm(scale=0.5), level=1.5), "level"),
-    (dict(measure="MC"), "ni"),
-    (dict(measure=None), "tau_prior"),
+    ({"tau_prior": stats.norm(0, 1)}, "support"),
+    ({"tau_prior": "halfnormal"}, "tau_prior"),
+    ({"tau_prior": stats.halfnorm(scale=0.5), "mu_prior": stats.t(3)}, "mu_prior"),
+    ({"tau_prior": stats.halfnorm(scale=0.5), "level": 1.5}, "level"),
+    ({"measure": "MC"}, "ni"),
+    ({"measure": None}, "tau_prior"),
 ])
 def test_input_errors(kwargs, match):
     with pytest.raises(InputError, match=match):
@@ -330,3 +332,28 @@ def test_priors_helpers():
         math.exp(-2.56 + 1.959963984540054 * 1.74), rel=1e-9)
     dist, why = pr.default_tau_prior("OR", [0.1, 0.2])
     assert dist.kwds["scale"] == 0.5 and "Friede" in why
+
+
+def test_posterior_plot_draws_on_given_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    y, v = _plo_k2()
+    res = ma.pool_bayes(y, v, tau_prior=stats.halfnorm(scale=0.5))
+    fig = Figure()
+    ax = fig.add_subplot()
+    out = ma.posterior_plot(res, "tau", ax=ax)
+    assert out is ax
+    post_line, prior_line = ax.get_lines()[0], ax.get_lines()[-1]
+    x, dens = post_line.get_data()
+    np.testing.assert_allclose(dens, res.density("tau", x))
+    # prior overlaid: the half-normal(0.5) density at the same points
+    np.testing.assert_allclose(prior_line.get_ydata(), stats.halfnorm(scale=0.5).pdf(x))
+    assert "half-normal(scale=0.5)" in prior_line.get_label()
+    ax2 = fig.add_subplot(2, 1, 2)
+    ma.posterior_plot(res, "mu", ax=ax2)  # flat prior on μ: posterior, median line only
+    assert len(ax2.get_lines()) == 1
+    with pytest.raises(InputError, match="which"):
+        ma.posterior_plot(res, "sigma", ax=ax2)

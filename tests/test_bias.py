@@ -23,7 +23,7 @@ from metaanalysis.errors import InputError, StatisticalWarning
 DATA = Path(__file__).parent / "data"
 REF = DATA / "metafor"
 EXTRA = json.loads((DATA / "bias_regression_extra.json").read_text())
-TOL = dict(rtol=1e-6, atol=1e-6)
+TOL = {"rtol": 1e-6, "atol": 1e-6}
 CASES = sorted(p.stem for p in REF.glob("*.json") if "egger_rma" in json.loads(p.read_text()))
 
 
@@ -156,8 +156,8 @@ def test_trim_and_fill_r0_and_given_side(method):
     # metafor: trimfill(fit, estimator = "R0") and trimfill(fit, side = "left") on dat.bcg
     b = EXTRA["bcg"]
     res = ma.pool(b["yi"], b["vi"], method=method)
-    for key, kwargs in ((f"trimfill_r0_{method}", dict(estimator="R0")),
-                        (f"trimfill_left_{method}", dict(side="left"))):
+    for key, kwargs in ((f"trimfill_r0_{method}", {"estimator": "R0"}),
+                        (f"trimfill_left_{method}", {"side": "left"})):
         blk = EXTRA[key]
         tf = ma.trim_and_fill(res, **kwargs)
         assert (tf.k0, tf.side) == (blk["k0"], blk["side"]), key

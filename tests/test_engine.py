@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from metaanalysis import engine
-from metaanalysis.errors import ConvergenceWarning, InputError
+from metaanalysis.errors import InputError
 
 DATA = Path(__file__).parent / "data" / "metafor"
 ITERATIVE = {"ML", "REML", "EB", "PM", "PMM"}
@@ -30,10 +30,14 @@ def _cases():
     for path in sorted(DATA.glob("*.json")):
         ref = json.loads(path.read_text())
         blocks = [(path.stem, ref)] if "fits" in ref else []
-        blocks += [(f"{path.stem}:{k}", b) for k, b in ref.items() if isinstance(b, dict) and "fits" in b]
+        blocks += [
+            (f"{path.stem}:{k}", b) for k, b in ref.items() if isinstance(b, dict) and "fits" in b
+        ]
         for name, block in blocks:
             for f in block["fits"]:
-                yield pytest.param(block["yi"], block["vi"], f, id=f"{name}-{f['method']}-{f['test']}")
+                yield pytest.param(
+                    block["yi"], block["vi"], f, id=f"{name}-{f['method']}-{f['test']}"
+                )
 
 
 ALL = list(_cases())
@@ -60,5 +64,39 @@ def test_fit_matches_metafor(yi, vi, ref):
 
 
 def test_every_reference_fit_is_collected():
-    # 8 cases x 21 (method, test) + 3 proportion cases x 4 measures x 3 methods
-    assert len(ALL) == 8 * 21 + 3 * 4 * 3 + 2 * 21 - 21
+    # 7 top-level cases x 21 (method, test), MC + SMCR blocks x 21,
+    # 3 proportion cases x 4 measures x 3 methods
+    assert len(ALL) == 7 * 21 + 2 * 21 + 3 * 4 * 3
+
+
+def test_batch_with_absent_studies_equals_separate_fits():
+    # rows of different k in one (B, k) call give the same numbers as separate calls
+    ref = json.loads((DATA / "bcg_rr.json").read_text())
+    y, v = np.array(ref["yi"]), np.array(ref["vi"])
+    Y = np.vstack([y, np.where(np.arange(13) % 2 == 0, y, np.nan), np.full(13, np.nan)])
+    V = np.vstack([v, v, v])
+    out = engine.fit(Y, V, method="PM", test="knha")
+    sub = engine.fit(y[::2], v[::2], method="PM", test="knha")
+    assert out["k"].tolist() == [13, 7, 0]
+    for key in ("estimate", "se", "tau2", "tau2_ci_lb", "tau2_ci_ub", "q_p"):
+        assert out[key][1] == pytest.approx(sub[key][0], rel=1e-12), key
+    assert np.isnan(out["estimate"][2]) and np.isnan(out["se"][2])
+
+
+def test_engine_input_errors():
+    with pytest.raises(InputError, match="expected one of EE, DL"):
+        engine.fit([[0.1, 0.2]], [[0.1, 0.1]], method="dl")
+    with pytest.raises(InputError, match=r"vi: got -0.1 \(row 0, study 1\)"):
+        engine.fit([[0.1, 0.2]], [[0.1, -0.1]])
+    with pytest.raises(InputError, match="shapes"):
+        engine.fit([[0.1, 0.2]], [[0.1, 0.1, 0.1]])
+    with pytest.raises(InputError, match="tau2"):
+        engine.fit([[0.1, 0.2]], [[0.1, 0.1]], tau2=[-1.0])
+
+
+def test_no_warnings_for_regular_input():
+    ref = json.loads((DATA / "hine1989_rd.json").read_text())  # τ² = 0 boundary case
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in engine.METHODS:
+            engine.fit([ref["yi"]], [ref["vi"]], method=method)

@@ -11,14 +11,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-import metaanalysis as ma  # noqa: E402
-from metaanalysis.errors import InputError  # noqa: E402
-from metaanalysis.plots.diagnostics import baujat_coordinates  # noqa: E402
+import metaanalysis as ma
+from metaanalysis.errors import InputError
+from metaanalysis.plots.diagnostics import baujat_coordinates
 
 REF = json.loads((Path(__file__).parent / "data" / "plots_baujat_bcg.json").read_text())
 

@@ -10,17 +10,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.patches import Polygon  # noqa: E402
-from scipy import stats  # noqa: E402
-from scipy.special import expit  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.patches import Polygon
+from scipy import stats
+from scipy.special import expit
 
-import metaanalysis as ma  # noqa: E402
-from metaanalysis.errors import InputError  # noqa: E402
-from metaanalysis.plots.forest import forest_size  # noqa: E402
+import metaanalysis as ma
+from metaanalysis.errors import InputError
+from metaanalysis.plots.forest import forest_size
 
 DATA = Path(__file__).parent / "data" / "metafor"
 
@@ -211,7 +211,7 @@ def test_leave_one_out_and_cumulative(bcg):
 
 def test_draws_only_on_given_axes(cement):
     _, res = cement
-    fig, (a1, a2) = plt.subplots(1, 2)
+    _fig, (a1, a2) = plt.subplots(1, 2)
     plt.sca(a1)
     out = ma.forest(res, ax=a2)
     assert out is a2

@@ -10,13 +10,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from scipy import stats  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from scipy import stats
 
-import metaanalysis as ma  # noqa: E402
-from metaanalysis.errors import InputError  # noqa: E402
+import metaanalysis as ma
+from metaanalysis.errors import InputError
 
 BCG = json.loads((Path(__file__).parent / "data" / "metafor" / "bcg_rr.json").read_text())
 
@@ -92,6 +92,6 @@ def test_classic_egger_line_when_true(res):
 
 
 def test_only_given_axes(res):
-    fig, (a1, a2) = plt.subplots(1, 2)
+    _fig, (a1, a2) = plt.subplots(1, 2)
     assert ma.funnel(res, ax=a2) is a2
     assert not a1.collections and not a1.lines

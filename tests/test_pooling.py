@@ -7,8 +7,8 @@ tests/data/metafor/pritz1997_proportions.json (PLO/PFT back-transforms).
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ def test_pool_reml_matches_metafor_bcg():
 
 def test_pool_is_immutable_and_with_copies():
     res = pool(BCG["yi"], BCG["vi"], method="DL")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         res.estimate = 0.0
     other = res.with_(labels=tuple("ABCDEFGHIJKLM"))
     assert other.labels[0] == "A" and res.labels[0] == "Study 1"
@@ -126,16 +126,22 @@ def test_k2_upper_tau2_limit_capped_with_note():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(yi=[0.1, 0.2], vi=[0.1]), "lengths 2 and 1"),
-        (dict(yi=[0.1, 0.2], vi=[0.1, 0.0]), "vi: got 0.0 for study 2"),
-        (dict(yi=[0.1, 0.2], vi=[0.1, -1.0]), "expected sampling variances > 0"),
-        (dict(yi=[0.1, np.nan], vi=[0.1, 0.1]), "yi: got nan for study 2"),
-        (dict(yi=[0.1, 0.2], vi=None), "vi: missing"),
-        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], method="FE"), "EE, DL, HE, HS, HSk, SJ, ML, REML, EB, PM, PMM"),
-        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], test="t"), "z, knha, adhoc"),
-        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], level=95), "level: got 95"),
-        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], labels=["a"]), "labels: got 1 labels for 2 studies"),
-        (dict(yi=[], vi=[]), "no studies"),
+        ({"yi": [0.1, 0.2], "vi": [0.1]}, "lengths 2 and 1"),
+        ({"yi": [0.1, 0.2], "vi": [0.1, 0.0]}, "vi: got 0.0 for study 2"),
+        ({"yi": [0.1, 0.2], "vi": [0.1, -1.0]}, "expected sampling variances > 0"),
+        ({"yi": [0.1, np.nan], "vi": [0.1, 0.1]}, "yi: got nan for study 2"),
+        ({"yi": [0.1, 0.2], "vi": None}, "vi: missing"),
+        (
+            {"yi": [0.1, 0.2], "vi": [0.1, 0.1], "method": "FE"},
+            "EE, DL, HE, HS, HSk, SJ, ML, REML, EB, PM, PMM",
+        ),
+        ({"yi": [0.1, 0.2], "vi": [0.1, 0.1], "test": "t"}, "z, knha, adhoc"),
+        ({"yi": [0.1, 0.2], "vi": [0.1, 0.1], "level": 95}, "level: got 95"),
+        (
+            {"yi": [0.1, 0.2], "vi": [0.1, 0.1], "labels": ["a"]},
+            "labels: got 1 labels for 2 studies",
+        ),
+        ({"yi": [], "vi": []}, "no studies"),
     ],
 )
 def test_input_errors(kwargs, match):

@@ -23,7 +23,7 @@ from metaanalysis.regression import design_matrix, fit_mixed
 DATA = Path(__file__).parent / "data"
 REF = DATA / "metafor"
 EXTRA = json.loads((DATA / "bias_regression_extra.json").read_text())
-TOL = dict(rtol=1e-6, atol=1e-6)
+TOL = {"rtol": 1e-6, "atol": 1e-6}
 
 
 def _load(name):
@@ -160,12 +160,12 @@ def test_permutation_pvalues():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (dict(mods=np.r_[np.nan, np.arange(12.0)]), "missing"),
-    (dict(mods=np.arange(12.0)), "rows"),
-    (dict(mods=np.column_stack([np.arange(13.0), 2 * np.arange(13.0)])), "collinear"),
-    (dict(mods=np.arange(13.0), method="SJ"), "method"),
-    (dict(mods=np.arange(13.0), test="t"), "test"),
-    (dict(mods=np.arange(13.0), permutations=0), "permutations"),
+    ({"mods": np.r_[np.nan, np.arange(12.0)]}, "missing"),
+    ({"mods": np.arange(12.0)}, "rows"),
+    ({"mods": np.column_stack([np.arange(13.0), 2 * np.arange(13.0)])}, "collinear"),
+    ({"mods": np.arange(13.0), "method": "SJ"}, "method"),
+    ({"mods": np.arange(13.0), "test": "t"}, "test"),
+    ({"mods": np.arange(13.0), "permutations": 0}, "permutations"),
 ])
 def test_metareg_input_errors(bad, match):
     y, v, _ = _bcg()
@@ -222,3 +222,21 @@ def test_subgroups_input_errors():
         ma.subgroups(y, v, ["a"] * y.size)
     with pytest.raises(InputError, match="entries"):
         ma.subgroups(y, v, ["a", "b"])
+
+
+@pytest.mark.parametrize("method", ["REML", "ML", "DL", "HE", "PM"])
+def test_core_intercept_only_matches_engine(method):
+    # With X = 1 the regression core must give the engine's τ² and estimate (same
+    # estimators, two code paths), on random data sets across scales of vi.
+    from metaanalysis import engine
+
+    rng = np.random.default_rng(1)
+    for scale in (1e-6, 1.0, 1e3):
+        v = rng.uniform(0.01, 1, (100, 8)) * scale
+        y = rng.normal(0, 1, (100, 8)) * np.sqrt(scale) * rng.uniform(0.2, 3, (100, 1))
+        core = fit_mixed(y, v, np.ones((8, 1)), method=method)
+        ref = engine.fit(y, v, method=method, qprofile=False)
+        assert core["converged"].all() and np.all(core["tau2"] >= 0)
+        np.testing.assert_allclose(core["tau2"], ref["tau2"], rtol=1e-7, atol=1e-9 * scale)
+        np.testing.assert_allclose(core["beta"][:, 0], ref["estimate"], rtol=1e-7,
+                                   atol=1e-7 * np.sqrt(scale))

@@ -271,3 +271,23 @@ def test_gosh_rejects_bad_arguments():
         ma.gosh(res, subsets=0)
     with pytest.raises(InputError, match="chunk"):
         ma.gosh(res, chunk=0)
+
+
+def test_results_the_engine_cannot_refit_are_refused():
+    res = _res(_case("hine1989_rd"), "DL").with_(method="GLMM")
+    for fn in (ma.leave_one_out, ma.cumulative, ma.influence, ma.gosh):
+        with pytest.raises(InputError, match="GLMM"):
+            fn(res)
+    with pytest.raises(InputError, match="PoolResult"):
+        ma.leave_one_out([0.1, 0.2, 0.3])
+
+
+def test_leave_one_out_follows_a_permutation_of_the_studies():
+    case = _case("molloy2014_zcor")
+    perm = np.random.default_rng(3).permutation(len(case["yi"]))
+    labels = np.array(_labels(case))
+    a = ma.leave_one_out(_res(case))
+    b = ma.leave_one_out(ma.pool(np.asarray(case["yi"])[perm], np.asarray(case["vi"])[perm],
+                                 method="REML", labels=list(labels[perm])))
+    np.testing.assert_allclose(b.loc[a.index, ["estimate", "tau2", "q"]].to_numpy(),
+                               a[["estimate", "tau2", "q"]].to_numpy(), rtol=1e-9)

@@ -89,19 +89,24 @@ class Column:
 class TextTable:
     """Cells of the text columns of a forest-like plot, positioned after measuring.
 
-    ``cells[(key, y)] = (text, bold)``; ``spans`` are texts starting at the
-    outer-left column edge that are not measured (long footnote lines).
+    ``cells[(key, y)] = (text, bold)``; ``colors[(key, y)]`` an optional text
+    colour of a cell; ``spans`` are texts starting at the outer-left column
+    edge that are not measured (long footnote lines).
     """
 
     columns: list
     gap_in: float = 0.10
     cells: dict = field(default_factory=dict)
     spans: list = field(default_factory=list)
+    colors: dict = field(default_factory=dict)
 
-    def add(self, key: str, y: float, text: str, bold: bool = False) -> None:
+    def add(self, key: str, y: float, text: str, bold: bool = False,
+            color: str | None = None) -> None:
         if text is None or text == "":
             return
         self.cells[(key, y)] = (str(text), bold)
+        if color is not None:
+            self.colors[(key, y)] = color
 
     def add_span(self, y: float, text: str, bold: bool = False, italic: bool = False) -> None:
         self.spans.append((y, str(text), bold, italic))
@@ -119,7 +124,8 @@ class TextTable:
                     continue
                 t = ax.text(0, y, s, transform=base_left, ha=col.align, va="center",
                             fontweight="bold" if bold else "normal", clip_on=False,
-                            fontsize=fontsize, gid=f"forest-text-{col.key}")
+                            fontsize=fontsize, gid=f"forest-text-{col.key}",
+                            color=self.colors.get((k, y)))
                 texts[col.key].append(t)
             w = 0.0
             for t in texts[col.key]:

@@ -15,7 +15,7 @@ from .. import formatting as fmt
 from ..errors import InputError
 from . import _layout
 
-__all__ = ["baujat", "radial", "gosh_plot", "influence_plot", "baujat_coordinates"]
+__all__ = ["baujat", "baujat_coordinates", "gosh_plot", "influence_plot", "radial"]
 
 _BLUE, _VERMILLION = "#0072B2", "#D55E00"
 

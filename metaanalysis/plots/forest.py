@@ -12,6 +12,14 @@ axis for RR/OR/ROM).
 The same layout draws leave-one-out and cumulative analyses (a DataFrame from
 :func:`metaanalysis.leave_one_out` / :func:`metaanalysis.cumulative`) and
 subgroup analyses (a result of :func:`metaanalysis.subgroups`).
+
+Bayesian results (:func:`metaanalysis.pool_bayes`) are drawn with each study's
+observed estimate and, below it, its posterior (shrinkage) estimate θᵢ | data
+as an open circle, the pooled diamond at the posterior median of μ spanning
+its credible interval, the posterior predictive interval and the priors; a
+Bayesian diamond can also be added under a frequentist one (``bayes=``), as
+in the forest plots of Röver (2020, J Stat Softw 93(6)) and Friede et al.
+(2017, Biom J 59:658).
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ _DIAMOND_HALF = 0.36  # half height of a diamond, in rows
 _BOX_FRACTION = 0.72  # side of the largest box, in rows
 
 COLORS = {"study": "#000000", "diamond": "#0072B2", "common": "#FFFFFF",
-          "pi": "#D55E00", "ref": "#7F7F7F", "ci": "#000000"}
+          "pi": "#D55E00", "ref": "#7F7F7F", "ci": "#000000", "bayes": "#009E73"}
+_SHRINK_OFFSET = (-0.15, 0.22)  # rows: observed above, shrinkage estimate below
 
 
 def forest_size(n_rows: int, left_in: float = 2.0, right_in: float = 1.6,
@@ -113,7 +122,10 @@ def _order(res, sort, year):
         return np.arange(k)
     if isinstance(sort, str):
         if sort == "weight":
-            return np.argsort(-np.asarray(res.weights, float), kind="stable")
+            w = getattr(res, "weights", None)
+            if w is None:  # Bayesian result: order by precision 1/vᵢ
+                w = 1.0 / np.asarray(res.vi, float)
+            return np.argsort(-np.asarray(w, float), kind="stable")
         if sort == "effect":
             return np.argsort(np.asarray(res.yi, float), kind="stable")
         if sort == "year":
@@ -170,6 +182,25 @@ def _is_subgroups(obj) -> bool:
     return hasattr(obj, "q_between")
 
 
+def _is_bayes(obj) -> bool:
+    return hasattr(obj, "shrinkage") and hasattr(obj, "mu") and hasattr(obj, "prior_text")
+
+
+def _bayes_prior_text(b) -> str:
+    """``Bayesian model: τ ~ half-normal(scale=0.5); μ ~ flat; 95% equal-tailed CrI``."""
+    mu = "flat" if b.mu_prior is None else b.mu_prior_text
+    return (f"Bayesian model: priors τ ~ {b.prior_text}, μ ~ {mu}; "
+            f"{fmt.num(100 * b.level, 0)}% {b.interval} credible intervals")
+
+
+def _bayes_tau_text(b) -> str:
+    """Posterior median of τ with its credible interval, on the analysis scale."""
+    scale = _layout._MODEL_LABELS.get(b.measure)
+    where = f" ({scale.lower()} scale)" if scale else ""
+    return (f"Posterior τ{where}: median {fmt.num(b.tau.median, 2)} "
+            f"{fmt.ci(b.tau.ci_lb, b.tau.ci_ub, 2)}")
+
+
 def _subgroup_parts(sg):
     """(name, PoolResult) pairs of a subgroups result, in its order."""
     for attr in ("results", "groups", "fits"):
@@ -195,14 +226,14 @@ def _diamond(ax, est, lb, ub, y, *, color, gid, half=_DIAMOND_HALF):
     return poly
 
 
-def _ci_line(ax, y, lb, ub, xlim, log, color):
+def _ci_line(ax, y, lb, ub, xlim, log, color, gid="study-ci", lw=0.8):
     """Whisker from lb to ub, clipped to ``xlim`` with an arrow head at a clipped end."""
     lo, hi = xlim
     a, b = max(lb, lo), min(ub, hi)
     if not (np.isfinite(a) and np.isfinite(b)) or a > b:
         return
-    ax.plot([a, b], [y, y], color=color, linewidth=0.8, solid_capstyle="butt", zorder=3,
-            gid="study-ci")
+    ax.plot([a, b], [y, y], color=color, linewidth=lw, solid_capstyle="butt", zorder=3,
+            gid=gid)
     for clipped, edge, inner in ((lb < lo, lo, b), (ub > hi, hi, a)):
         if not clipped:
             continue
@@ -211,8 +242,8 @@ def _ci_line(ax, y, lb, ub, xlim, log, color):
         else:
             start = edge + 0.06 * (inner - edge)
         ax.annotate("", xy=(edge, y), xytext=(start, y), gid="clip-arrow",
-                    arrowprops=dict(arrowstyle="-|>,head_length=0.35,head_width=0.18",
-                                    color=color, linewidth=0.8, shrinkA=0, shrinkB=0),
+                    arrowprops={"arrowstyle": "-|>,head_length=0.35,head_width=0.18",
+                                    "color": color, "linewidth": lw, "shrinkA": 0, "shrinkB": 0},
                     annotation_clip=False, zorder=3)
 
 
@@ -313,6 +344,7 @@ class _Rows:
         self.pis = []  # (y, lb, ub)
         self.xvalues = []
         self.overall = None  # (y, estimate) of the overall diamond
+        self.shrink = []  # (y, est, lb, ub) of Bayesian shrinkage estimates
 
     def next(self, step=1.0):
         self.y += step
@@ -325,13 +357,15 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
            xlabel: str | None = None, digits: int | None = None, weights: bool = True,
            study_ci: str = "auto", events=None, total=None, columns=None,
            measure: str | None = None, overall=None, width=None, title: str | None = None,
-           **kwargs):
+           bayes=None, shrinkage: bool | None = None, **kwargs):
     """Draw a forest plot of a pooled result, a subgroup analysis or a sensitivity table.
 
     Parameters
     ----------
-    result : PoolResult, subgroups result or DataFrame
+    result : PoolResult, BayesResult, subgroups result or DataFrame
         From :func:`metaanalysis.pool` / :func:`metaanalysis.pool_glmm`,
+        :func:`metaanalysis.pool_bayes` (observed studies, shrinkage
+        estimates, Bayesian diamond, predictive interval and the priors),
         :func:`metaanalysis.subgroups` (one block per group with a subtotal
         diamond and the test for subgroup differences), or the DataFrame of
         :func:`metaanalysis.leave_one_out` / :func:`metaanalysis.cumulative`
@@ -382,8 +416,19 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
         plotting column is 2.3 in wide and the figure as wide as it needs.
     title : str, optional
         Axes title.
+    bayes : BayesResult, optional
+        With a PoolResult: a :func:`metaanalysis.pool_bayes` fit of the same
+        studies, drawn as a second (green) diamond at the posterior median of
+        μ spanning its credible interval, under the frequentist diamond, with
+        its posterior predictive interval, the priors and the posterior of τ.
+    shrinkage : bool, optional
+        Draw each study's posterior (shrinkage) estimate, median and credible
+        interval of θᵢ | data, as an open circle just below the observed
+        estimate, with its own text column.  Default: True for a BayesResult,
+        False with ``bayes=``.
     **kwargs
-        ``color`` of the study boxes, ``diamond_color``, ``pi_color``, ``fontsize``.
+        ``color`` of the study boxes, ``diamond_color``, ``pi_color``,
+        ``bayes_color``, ``fontsize``.
 
     Returns
     -------
@@ -391,10 +436,26 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
 
     Examples
     --------
-    >>> import metaanalysis as ma  # doctest: +SKIP
+    >>> import metaanalysis as ma
     >>> es = ma.effect_sizes("PLO", events=[42, 32, 37, 10], total=[140, 115, 85, 33])
-    >>> ax = ma.forest(ma.pool(es, method="REML"), percent=True)  # doctest: +SKIP
+    >>> ax = ma.forest(ma.pool(es, method="REML"), percent=True)
+    >>> ax.get_xlabel()
+    'Proportion (%)'
+    >>> from scipy import stats
+    >>> b = ma.pool_bayes(es, tau_prior=stats.halfnorm(scale=0.5))
+    >>> ax = ma.forest(b)                                  # shrinkage + Bayesian diamond
+    >>> ax = ma.forest(ma.pool(es, method="REML"), bayes=b)  # both diamonds
+    >>> import matplotlib.pyplot as plt; plt.close("all")
     """
+    if bayes is not None and (not _is_bayes(bayes)):
+        raise InputError(f"bayes: got {type(bayes).__name__}; expected a BayesResult "
+                         "from pool_bayes")
+    if bayes is not None and (isinstance(result, pd.DataFrame) or _is_subgroups(result)
+                              or _is_bayes(result)):
+        raise InputError(f"bayes: given with a {type(result).__name__} result; expected "
+                         "result to be a PoolResult of the same studies")
+    if shrinkage is not None and not isinstance(shrinkage, (bool, np.bool_)):
+        raise InputError(f"shrinkage: got {shrinkage!r}; expected True, False or None")
     if isinstance(result, pd.DataFrame):
         from ._sensitivity_forest import sensitivity_forest
 
@@ -406,12 +467,30 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
         parts = _subgroup_parts(result)
         if overall is None:
             overall = getattr(result, "overall", None)
+    elif _is_bayes(result):
+        if common is not False:
+            raise InputError("common: a BayesResult has no common-effect fit; draw "
+                             "ma.forest(ma.pool(..., method='EE'), bayes=res) instead")
+        parts = [(None, result)]
+        overall = result
+        bayes = result
     else:
         if not hasattr(result, "yi") or not hasattr(result, "estimate"):
             raise InputError(f"result: got {type(result).__name__}; expected a PoolResult, "
-                             "a subgroups result or a leave-one-out/cumulative DataFrame")
+                             "a BayesResult, a subgroups result or a leave-one-out/"
+                             "cumulative DataFrame")
         parts = [(None, result)]
         overall = result
+    if shrinkage is None:
+        shrinkage = _is_bayes(result)
+    if shrinkage and bayes is None:
+        raise InputError("shrinkage: got True but no Bayesian fit; pass a BayesResult as "
+                         "result or bayes=")
+    if bayes is not None and bayes is not result:
+        if bayes.k != result.k or not np.allclose(np.asarray(bayes.yi, float),
+                                                  np.asarray(result.yi, float)):
+            raise InputError(f"bayes: a fit of {bayes.k} studies with other yi than result "
+                             f"({result.k} studies); expected pool_bayes on the same data")
     if percent and not transform:
         raise InputError("percent: got True with transform=False; percentages are a "
                          "natural-scale display")
@@ -428,6 +507,7 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
     color = kwargs.pop("color", COLORS["study"])
     dcolor = kwargs.pop("diamond_color", COLORS["diamond"])
     picolor = kwargs.pop("pi_color", COLORS["pi"])
+    bcolor = kwargs.pop("bayes_color", COLORS["bayes"])
     fontsize = kwargs.pop("fontsize", None)
     if kwargs:
         raise InputError(f"unexpected keyword argument(s) {sorted(kwargs)}")
@@ -449,18 +529,52 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
         est, lb, ub, exact = _study_intervals(res, scale, ev, tot, study_ci)
         blocks.append((name, res, textcols, order, est, lb, ub, exact))
 
+    if weights and all(not np.any(np.isfinite(np.asarray(r.weights, float)))
+                       for _, r in parts if getattr(r, "weights", None) is not None):
+        weights = False  # e.g. GLMM: no inverse-variance weights to show
     colspec = [Column("label", "Study", "left", "left")]
     colspec += [Column(f"x{i}", h, "left", "right") for i, h in enumerate(extra_headers)]
     eff_header = f"{scale.label.split(' (')[0]} [{fmt.num(level * 100, 0)}% CI]"
     if not transform:
         eff_header = f"Estimate [{fmt.num(level * 100, 0)}% CI]"
+    if shrinkage:  # the header doubles as the legend of the two markers
+        eff_header = f"■ Observed [{fmt.num(level * 100, 0)}% CI]"
     colspec.append(Column("eff", eff_header, "right", "right"))
+    if shrinkage:
+        colspec.append(Column("shrink", f"○ Shrinkage estimate [{fmt.num(bayes.level * 100, 0)}"
+                              "% CrI]", "right", "right"))
     if weights:
         colspec.append(Column("w", "Weight", "right", "right"))
     table = TextTable(colspec)
     for c in colspec:
-        table.add(c.key, header_y, c.header, bold=True)
+        table.add(c.key, header_y, c.header, bold=True,
+                  color=bcolor if c.key == "shrink" else None)
     rows.y = header_y
+
+    def bayes_rows(b, first):
+        """Bayesian diamond (posterior median, credible interval) and predictive interval."""
+        rows.next(1.15 if first else 1.0)
+        e, l_, u = scale([b.mu.median, b.mu.ci_lb, b.mu.ci_ub])
+        rows.diamonds.append((rows.y, e, l_, u, "bayes"))
+        if first:
+            rows.overall = (rows.y, e)
+        rows.xvalues += [l_, u]
+        table.add("label", rows.y, "Bayesian random-effects model", bold=True)
+        table.add("eff", rows.y, _effect_text(e, l_, u, digits), bold=True)
+        if prediction and np.isfinite(_f(b.pi_lb)) and np.isfinite(_f(b.pi_ub)):
+            rows.next()
+            pl, pu = scale([b.pi_lb, b.pi_ub])
+            rows.pis.append((rows.y, pl, pu))
+            rows.xvalues += [pl, pu]
+            table.add("label", rows.y, "Predictive interval (Bayesian)")
+            table.add("eff", rows.y, fmt.ci(pl, pu, digits))
+
+    def bayes_text(b):
+        """The priors (always printed) and the posterior of τ."""
+        rows.next(0.9)
+        table.add_span(rows.y, _bayes_prior_text(b))
+        rows.next(0.85)
+        table.add_span(rows.y, _bayes_tau_text(b))
 
     def pooled_rows(res, label_prefix="", subtotal=False):
         rows.next(1.15 if not subtotal else 1.0)
@@ -490,12 +604,16 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
             rows.xvalues += [pl, pu]
             table.add("label", rows.y, "Prediction interval")
             table.add("eff", rows.y, fmt.ci(pl, pu, digits))
+        if bayes is not None and not subtotal:
+            bayes_rows(bayes, first=False)
         if heterogeneity:
             rows.next(0.9)
             table.add_span(rows.y, _het_text(res))
             if not subtotal:
                 rows.next(0.85)
                 table.add_span(rows.y, _overall_text(res))
+        if bayes is not None and not subtotal:
+            bayes_text(bayes)
 
     # weight share of each subgroup in the overall analysis (sum of study weights)
     share = {}
@@ -509,7 +627,12 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
         if name is not None:
             rows.next(1.3 if rows.y > header_y else 1.0)
             table.add("label", rows.y, str(name), bold=True)
-        w = np.asarray(res.weights, float)
+        w = getattr(res, "weights", None)
+        w = np.full(int(res.k), np.nan) if w is None else np.asarray(w, float)
+        if shrinkage:
+            sh = bayes.shrinkage
+            s_est, s_lb, s_ub = (scale(np.asarray(sh[c], float))
+                                 for c in ("median", "ci_lb", "ci_ub"))
         if share:
             w = w / np.nansum(w) * share[id(res)]
         labels = [str(s) for s in res.labels]
@@ -521,6 +644,11 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
             for j, (h, vals) in enumerate(textcols):
                 table.add(f"x{extra_headers.index(h)}", rows.y, vals[i])
             table.add("eff", rows.y, _effect_text(est[i], lb[i], ub[i], digits))
+            if shrinkage:
+                rows.shrink.append((rows.y, s_est[i], s_lb[i], s_ub[i]))
+                rows.xvalues += [s_lb[i], s_ub[i]]
+                table.add("shrink", rows.y, _effect_text(s_est[i], s_lb[i], s_ub[i], digits),
+                          color=bcolor)
             if weights:
                 table.add("w", rows.y, fmt.pct(w[i]))
         if name is not None:
@@ -534,6 +662,9 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
                        f"Q = {fmt.num(result.q_between, 2)}, "
                        f"df = {fmt.num(result.q_between_df, 0)}, "
                        f"{p_eq(result.q_between_p)}")
+    elif _is_bayes(result):
+        bayes_rows(result, first=True)
+        bayes_text(result)
     else:
         pooled_rows(overall)
     n_rows = rows.y - header_y + 1.2  # the y-axis span, in rows
@@ -567,25 +698,41 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
     if ref is not None:
         ax.plot([ref, ref], [y_top, y_bottom], color=COLORS["ref"], linewidth=0.6,
                 zorder=1, gid="reference-line")
-    wmax = np.nanmax([s[4] for s in rows.studies]) if rows.studies else 1.0
-    side_max = _BOX_FRACTION * row_pt
+    wts = np.asarray([s[4] for s in rows.studies], float)
+    wmax = float(np.nanmax(wts)) if np.any(np.isfinite(wts)) else np.nan
+    side_max = _BOX_FRACTION * row_pt * (0.75 if shrinkage else 1.0)
+    d_obs, d_shr = _SHRINK_OFFSET if shrinkage else (0.0, 0.0)
     xs, ys, sizes = [], [], []
     for y, e, l_, u, w in rows.studies:
+        y = y + d_obs
         _ci_line(ax, y, l_, u, lim, scale.kind == "log", color)
         if lim[0] <= e <= lim[1]:
             xs.append(e)
             ys.append(y)
-            area = side_max ** 2 * (w / wmax if np.isfinite(w) and wmax > 0 else 0.3)
+            # area proportional to weight; equal boxes when there are no weights
+            area = side_max ** 2 * (w / wmax if np.isfinite(w) and wmax > 0 else 0.35)
             sizes.append(max(area, 2.0 ** 2))
     ax.scatter(xs, ys, s=sizes, marker="s", color=color, edgecolors="none", zorder=4,
                gid="study-boxes")
+    if rows.shrink:
+        sx, sy = [], []
+        for y, e, l_, u in rows.shrink:
+            _ci_line(ax, y + d_shr, l_, u, lim, scale.kind == "log", bcolor,
+                     gid="shrinkage-ci", lw=0.6)
+            if lim[0] <= e <= lim[1]:
+                sx.append(e)
+                sy.append(y + d_shr)
+        ax.scatter(sx, sy, s=(0.34 * row_pt) ** 2, marker="o", facecolors="white",
+                   edgecolors=bcolor, linewidths=0.8, zorder=5, gid="shrinkage-markers")
     for y, e, l_, u, kind in rows.diamonds:
         _diamond(ax, e, max(l_, lim[0]), min(u, lim[1]), y,
-                 color=dcolor if kind == "re" else COLORS["common"],
-                 gid="pooled-diamond" if kind == "re" else "common-diamond")
+                 color={"re": dcolor, "bayes": bcolor}.get(kind, COLORS["common"]),
+                 gid={"re": "pooled-diamond", "bayes": "bayes-diamond"}.get(
+                     kind, "common-diamond"))
     if rows.overall is not None and lim[0] <= rows.overall[1] <= lim[1]:
         oy, oe = rows.overall
-        ax.plot([oe, oe], [y_top, oy], color=dcolor, linewidth=0.5, linestyle=(0, (2, 2)),
+        ocolor = bcolor if _is_bayes(result) else dcolor
+        ax.plot([oe, oe], [y_top, oy], color=ocolor, linewidth=0.5, linestyle=(0, (2, 2)),
                 zorder=1, gid="pooled-line")
     for y, pl, pu in rows.pis:
         ax.plot([max(pl, lim[0]), min(pu, lim[1])], [y, y], color=picolor, linewidth=3.2,

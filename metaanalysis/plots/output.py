@@ -12,15 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import matplotlib as mpl
 import matplotlib.style
 
 from ..errors import InputError
 
-__all__ = ["save_figure", "use_style", "PRESETS", "STYLE_PATH", "OKABE_ITO", "width_inches"]
+__all__ = ["OKABE_ITO", "PRESETS", "STYLE_PATH", "save_figure", "use_style", "width_inches"]
 
 STYLE_PATH = Path(__file__).with_name("metaanalysis.mplstyle")
 

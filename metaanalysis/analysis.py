@@ -1,0 +1,666 @@
+"""Running an analysis plan on a set of studies: selection, effect sizes, pooling, sensitivity.
+
+No file I/O here (``report.py`` writes the files).  For every outcome of the
+plan, every time window and unit, :func:`run_plan` applies the plan's rules in
+this order, recording one reason for every record it leaves out:
+
+1. study exclusions named in the plan;
+2. multi-arm studies: only the arm named under ``arms`` in the plan;
+3. unit of analysis: records in another unit than the plan's are left out; with
+   ``unit: any`` each unit is pooled separately (patients and lesions are never
+   mixed);
+4. time window: the follow-up record whose reported window overlaps the plan's
+   window (the one nearest the window's midpoint if a study has several); for
+   mean-change measures the study also needs a baseline record;
+   proportion outcomes without windows use every time point (the latest defined
+   one if a study reports several);
+5. statistics: events/total are used as reported; a percent with a total but no
+   count uses the single count consistent with it (or is left out); a percent
+   without a denominator is left out (``percent_without_denominator:
+   exclude``) or, in sensitivity analyses, given an assumed denominator from
+   :func:`metaanalysis.checks.candidate_denominators`; a median with range/IQR
+   is converted to mean and SD (:func:`metaanalysis.estimate_mean_sd`, method
+   from the plan); a "median ± SD" is left out (``median_sd: exclude``) or used
+   with the median as the mean (``as_mean``);
+6. overlap groups: with ``overlap: one_per_group`` only the largest eligible
+   study of a group is kept (most patients/lesions in the analysis; ties by
+   id), with ``all`` every study is pooled.
+
+Models: k ≥ 3 (or ``few_studies: pool``): two-step random effects (plan's τ²
+estimator and test, REML + Knapp–Hartung by default) or, for proportions with
+``model: GLMM``, the binomial-normal GLMM; 1 < k < 3 with ``few_studies:
+bayes``: :func:`metaanalysis.pool_bayes` with the plan's τ prior (printed);
+k ≤ 1: not pooled.
+
+Examples
+--------
+>>> import metaanalysis as ma
+>>> from metaanalysis.analysis import run_plan
+>>> res = run_plan(ma.load_studies("studies"), ma.load_plan("studies/plan.yaml"))  # doctest: +SKIP
+>>> res.results_table()[["outcome", "window", "k", "estimate"]]                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .formatting import num, pct
+from .plan import OutcomePlan, Plan
+from .studies import StudySet
+
+PROPORTIONS = ("PR", "PLO", "PAS", "PFT")
+UNIT_WORDS = {"patients": "patients", "lesions": "lesions"}
+_MODEL_NAMES = {"GLMM": "GLMM (binomial-normal, ML)", "bayes": "Bayesian normal-normal"}
+
+
+# ---------------------------------------------------------------- selection
+
+def _stats(o) -> dict:
+    return {k: float(v) for k, v in o.stats.items()}
+
+
+def _has(st, *keys) -> bool:
+    return all(k in st and not math.isnan(st[k]) for k in keys)
+
+
+def _window_distance(tp, lo, hi) -> float:
+    return abs(tp.days - (lo + hi) / 2)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Records used and left out for one analysis (outcome × window × unit)."""
+
+    included: pd.DataFrame
+    excluded: pd.DataFrame  # study, time, arm, reason
+    notes: tuple[str, ...]
+    pending_denominators: tuple = ()  # (study, time, percent, decimals, upper, candidates)
+
+
+def _mean_sd(st, reported_as, n, plan: Plan, study, time, notes):
+    """(mean, sd, how) for one record, or (None, None, reason)."""
+    from .conversions import estimate_mean_sd
+
+    median_sd = "median" in str(reported_as or "").lower() and _has(st, "median", "sd")
+    if median_sd:
+        if plan.median_sd == "as_mean":
+            notes.append(f"{study} ({time}): 'median ± SD' used as mean ± SD (assumption)")
+            return st["median"], st["sd"], "median-as-mean"
+        return None, None, f"{time}: reported as 'median ± SD', not a mean (plan: median_sd: exclude)"
+    if _has(st, "mean", "sd"):
+        return st["mean"], st["sd"], "reported"
+    if _has(st, "median") and (_has(st, "min", "max") or _has(st, "q1", "q3")):
+        kw = {k: st.get(k) for k in ("q1", "q3", "min", "max") if _has(st, k)}
+        m, s = estimate_mean_sd(n, median=st["median"], method=plan.median_conversion, **kw)
+        notes.append(f"{study} ({time}): mean and SD estimated from the median and "
+                     f"{'/'.join(sorted(kw))} ({plan.median_conversion})")
+        return float(m), float(s), plan.median_conversion
+    return None, None, f"{time}: no mean ± SD or median with range/IQR"
+
+
+def _base_filter(studies: StudySet, plan: Plan, op: OutcomePlan, unit: str):
+    """Records of the outcome left after exclusions, arms and unit; plus the reasons."""
+    excl = dict(plan.exclusions)
+    arms = {s: (a, r) for s, a, r in plan.arms}
+    keep, out = [], []
+    for s, o in studies.records(op.name):
+        why = None
+        if s.id in excl:
+            why = f"excluded by the plan: {excl[s.id]}"
+        elif o.arm is not None and (s.id not in arms or arms[s.id][0] != o.arm):
+            why = (f"arm {o.arm}: not the arm pooled ({arms[s.id][0]}: {arms[s.id][1]})"
+                   if s.id in arms else f"arm {o.arm} of a multi-arm study; the plan names no arm "
+                   "to pool (plan: arms)")
+        elif o.unit != unit:
+            why = f"unit {o.unit}; this analysis pools {unit}"
+        if why:
+            out.append({"study": s.id, "time": o.time, "arm": o.arm, "reason": why})
+        else:
+            keep.append((s, o))
+    return keep, out
+
+
+def _dedupe(rows, out, reasons_key):
+    """Collapse multiple reasons per study to one row each."""
+    seen = {}
+    for r in out:
+        key = (r["study"], r["time"], r["arm"])
+        seen.setdefault(key, r)
+    return list(seen.values())
+
+
+def _apply_overlap(inc: list[dict], out: list[dict], plan: Plan, notes: list[str]):
+    groups: dict[str, list[dict]] = {}
+    for r in inc:
+        if r.get("overlap_group"):
+            groups.setdefault(r["overlap_group"], []).append(r)
+    drop = set()
+    for g, members in sorted(groups.items()):
+        if len(members) < 2:
+            continue
+        ids = ", ".join(m["study"] for m in members)
+        if plan.overlap == "all":
+            notes.append(f"overlap group {g} ({ids}): all pooled; patients may be counted twice")
+            continue
+        best = sorted(members, key=lambda m: (-m["ni"], m["study"]))[0]
+        for m in members:
+            if m is not best:
+                drop.add(m["study"])
+                out.append({"study": m["study"], "time": m["time"], "arm": m["arm"],
+                            "reason": f"overlap group {g}: kept {best['study']} "
+                                      f"(n = {best['ni']:g}, the larger study)"})
+        notes.append(f"overlap group {g} ({ids}): kept {best['study']}, the largest")
+    return [r for r in inc if r["study"] not in drop]
+
+
+def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, unit: str,
+           assumed: dict | None = None) -> Selection:
+    """Apply the plan's selection rules for one outcome, window and unit.
+
+    Parameters
+    ----------
+    studies : StudySet
+    plan : Plan
+    op : OutcomePlan
+        The outcome (one of ``plan.outcomes``).
+    window : str or None
+        Name of a window in ``plan.windows``; None: every time point.
+    unit : {"patients", "lesions"}
+    assumed : dict, optional
+        ``{(study, time): denominator}`` for percents without a denominator
+        (sensitivity analyses); used whatever ``percent_without_denominator``
+        says.
+
+    Returns
+    -------
+    Selection
+        ``included`` has one row per study (``study, arm, time, days, unit,
+        overlap_group, ni`` and the statistics the measure needs),
+        ``excluded`` one row per record left out with its reason.
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> s, p = ma.load_studies("studies"), ma.load_plan("studies/plan.yaml")  # doctest: +SKIP
+    >>> sel = select(s, p, p.outcome("cement_leakage"), None, "lesions")       # doctest: +SKIP
+    >>> sel.included.study.tolist()                                            # doctest: +SKIP
+    ['chen2022', 'wang2022', 'wu2021']
+    """
+    from .checks import candidate_denominators, compact, matching_counts
+
+    assumed = assumed or {}
+    recs, out = _base_filter(studies, plan, op, unit)
+    notes: list[str] = []
+    pending = []
+    lohi = plan.windows[window] if window else None
+    is_prop = op.measure in PROPORTIONS
+    by_study: dict[str, list] = {}
+    for s, o in recs:
+        by_study.setdefault(s.id, []).append((s, o))
+    inc: list[dict] = []
+    for sid, items in by_study.items():
+        s = items[0][0]
+        follow = [(s_, o) for s_, o in items if o.timepoint.kind != "baseline"]
+        if lohi is not None:
+            inwin = [(s_, o) for s_, o in follow if o.timepoint.kind == "follow-up"
+                     and o.timepoint.overlaps(*lohi)]
+            # records at other times belong to other windows: not listed as left out
+            if not inwin:
+                continue
+            inwin.sort(key=lambda t: (_window_distance(t[1].timepoint, *lohi), t[1].time))
+            chosen = inwin[0][1]
+            for _, o in inwin[1:]:
+                out.append({"study": sid, "time": o.time, "arm": o.arm,
+                            "reason": f"{o.time}: another record of this study ({chosen.time}) "
+                                      f"is nearer the middle of {window}"})
+        else:
+            if not follow:
+                continue
+            follow.sort(key=lambda t: (t[1].timepoint.defined,
+                                       t[1].timepoint.day_hi if t[1].timepoint.defined else 0))
+            chosen = follow[-1][1]
+            for _, o in follow[:-1]:
+                out.append({"study": sid, "time": o.time, "arm": o.arm,
+                            "reason": f"{o.time}: the latest time point ({chosen.time}) is used"})
+        st = _stats(chosen)
+        tp = chosen.timepoint
+        row = {"study": sid, "arm": chosen.arm, "time": chosen.time,
+               "days": tp.days if tp.defined else math.nan, "unit": unit,
+               "overlap_group": s.overlap_group, "assumption": ""}
+        if is_prop:
+            if _has(st, "events", "total"):
+                row.update(events=st["events"], total=st["total"], ni=st["total"])
+                if "events" in chosen.derived:
+                    row["assumption"] = "events derived from the percent"
+            elif _has(st, "percent", "total"):
+                cnt = matching_counts(st["percent"], chosen.decimals.get("percent", 0), int(st["total"]))
+                if len(cnt) != 1:
+                    out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
+                                "reason": f"{st['percent']:g}% of {st['total']:g} matches "
+                                          f"{'no whole count' if not cnt else 'several counts'}"})
+                    continue
+                row.update(events=float(cnt[0]), total=st["total"], ni=st["total"],
+                           assumption=f"events {cnt[0]} derived from {st['percent']:g}%")
+            elif _has(st, "percent"):
+                dec = chosen.decimals.get("percent", 0)
+                upper = s.size(unit, chosen.arm)
+                cands = candidate_denominators(st["percent"], dec, upper) if upper else []
+                key = (sid, chosen.time)
+                if key in assumed:
+                    t = int(assumed[key])
+                    e = matching_counts(st["percent"], dec, t)
+                    e = e[-1] if e else round(st["percent"] * t / 100)
+                    row.update(events=float(e), total=float(t), ni=float(t),
+                               assumption=f"assumed denominator {t} ({st['percent']:g}% → {e}/{t})")
+                else:
+                    pending.append((sid, chosen.time, st["percent"], dec, upper, tuple(cands)))
+                    out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
+                                "reason": f"{st['percent']:g}% with no denominator (plan: "
+                                          f"percent_without_denominator: exclude); candidate "
+                                          f"denominators ≤ {upper}: {compact(cands) or 'none'}"})
+                    continue
+            else:
+                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
+                            "reason": f"{chosen.time}: no events/total or percent"})
+                continue
+        else:
+            base = [o for _, o in items if o.timepoint.kind == "baseline"]
+            if not base:
+                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
+                            "reason": "no baseline record for the change from baseline"})
+                continue
+            b = base[0]
+            sb = _stats(b)
+            if not _has(st, "n") or not _has(sb, "n"):
+                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
+                            "reason": "no n reported"})
+                continue
+            n = min(st["n"], sb["n"])
+            local: list[str] = []
+            m0, s0, how0 = _mean_sd(sb, b.reported_as, sb["n"], plan, sid, b.time, local)
+            if m0 is None:
+                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
+                            "reason": f"baseline {how0}"})
+                continue
+            m1, s1, how1 = _mean_sd(st, chosen.reported_as, st["n"], plan, sid, chosen.time, local)
+            if m1 is None:
+                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm, "reason": how1})
+                continue
+            notes.extend(local)
+            conv = sorted({h for h in (how0, how1) if h != "reported"})
+            row.update(mean_pre=m0, sd_pre=s0, mean_post=m1, sd_post=s1, n=n, ni=n,
+                       baseline_time=b.time, assumption="; ".join(conv))
+            if st["n"] != sb["n"]:
+                notes.append(f"{sid} ({chosen.time}): n = {n:g}, the smaller of the baseline "
+                             f"({sb['n']:g}) and follow-up ({st['n']:g}) counts")
+        inc.append(row)
+    inc = _apply_overlap(inc, out, plan, notes)
+    cols = ["study", "arm", "time", "days", "unit", "overlap_group", "ni", "assumption"]
+    stat_cols = (["events", "total"] if is_prop else
+                 ["baseline_time", "mean_pre", "sd_pre", "mean_post", "sd_post", "n"])
+    included = pd.DataFrame(inc, columns=cols + stat_cols).sort_values("study", kind="stable")
+    excluded = pd.DataFrame(out, columns=["study", "time", "arm", "reason"])
+    return Selection(included.reset_index(drop=True), excluded, tuple(dict.fromkeys(notes)),
+                     tuple(pending))
+
+
+# ---------------------------------------------------------------- pooling
+
+def effect_data(sel: Selection, op: OutcomePlan, r: float | None = None,
+                measure: str | None = None) -> pd.DataFrame:
+    """Effect sizes (``yi``, ``vi``, ``ni``) of the included studies, labelled by study."""
+    from .effect_sizes import effect_sizes
+
+    df = sel.included
+    m = measure or op.measure
+    if m in PROPORTIONS:
+        return effect_sizes(m, data=df, events="events", total="total")
+    if m == "MC":
+        return effect_sizes("MC", data=df, mean_pre="mean_pre", sd_pre="sd_pre",
+                            mean_post="mean_post", sd_post="sd_post", n="n",
+                            r=op.r if r is None else r)
+    raise ValueError(m)
+
+
+def _prior(op: OutcomePlan):
+    from scipy import stats
+
+    name, scale = op.tau_prior
+    return stats.halfnorm(scale=scale) if name == "halfnormal" else stats.halfcauchy(scale=scale)
+
+
+def plan_model(k: int, op: OutcomePlan, plan: Plan) -> str:
+    """The model the plan prescribes for ``k`` studies (a ``fit`` model spec)."""
+    if k < 3 and plan.few_studies == "bayes":
+        return "bayes"
+    if op.model == "GLMM":
+        return "GLMM"
+    return f"{op.measure}:{plan.method}:{plan.test}"
+
+
+def fit(sel: Selection, op: OutcomePlan, plan: Plan, *, model: str = "plan", r: float | None = None):
+    """Pool one selection; returns ``(result, model_label)`` or ``(None, reason)``.
+
+    ``model``: ``"plan"`` (the plan's rule), ``"GLMM"``, ``"bayes"``, or a two-step
+    ``"MEASURE:METHOD:TEST"`` such as ``"PFT:REML:knha"``.
+    """
+    k = len(sel.included)
+    labels = list(sel.included["study"])
+    if k == 0:
+        return None, "no study with usable data"
+    if k == 1:
+        return None, f"one study ({labels[0]}): nothing to pool"
+    if model == "plan":
+        model = plan_model(k, op, plan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if model == "GLMM":
+            from .proportions import pool_glmm
+
+            d = sel.included
+            res = pool_glmm(d["events"].to_numpy(float), d["total"].to_numpy(float),
+                            level=plan.level, labels=labels, unit=d["unit"].iloc[0])
+            return res, "GLMM (binomial-normal, ML), Wald CI"
+        if model == "bayes":
+            from .bayes import pool_bayes
+
+            measure = "PLO" if op.measure in PROPORTIONS else op.measure
+            es = effect_data(sel, op, r=r, measure=measure)
+            res = pool_bayes(es["yi"].to_numpy(float), es["vi"].to_numpy(float),
+                             tau_prior=_prior(op), level=plan.level, labels=labels,
+                             measure=measure, ni=es["ni"].to_numpy(float))
+            return res, f"Bayesian normal-normal, τ ~ {res.prior_text}, flat μ prior"
+        from .pooling import pool
+
+        measure, method, test = model.split(":")
+        es = effect_data(sel, op, r=r, measure=measure)
+        res = pool(es, method=method, test=test, level=plan.level, labels=labels,
+                   unit=sel.included["unit"].iloc[0])
+        kh = {"knha": "Knapp–Hartung", "z": "z", "adhoc": "modified Knapp–Hartung"}[test]
+        return res, f"{method} + {kh} ({measure})"
+
+
+def summarise(res, measure: str) -> dict:
+    """Estimate, CI, PI (natural scale), τ², I², k of a PoolResult or BayesResult."""
+    from .bayes import BayesResult
+    from .transforms import to_natural
+
+    if isinstance(res, BayesResult):
+        raw = [res.mu.median, res.mu.ci_lb, res.mu.ci_ub, res.pi_lb, res.pi_ub]
+        m = res.measure
+        tau2, i2 = res.tau.median ** 2, math.nan
+        ni = res.ni
+    else:
+        raw = [res.estimate, res.ci_lb, res.ci_ub, res.pi_lb, res.pi_ub]
+        m = res.measure or measure
+        tau2, i2 = res.tau2, res.i2
+        ni = res.ni
+    nat = np.asarray(to_natural(m, np.asarray(raw, float), ni=ni), float)
+    return dict(zip(("estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"), map(float, nat)),
+                tau2=float(tau2), i2=float(i2), k=int(res.k))
+
+
+# ---------------------------------------------------------------- one analysis
+
+@dataclass(frozen=True)
+class Analysis:
+    """One pooled analysis (outcome × window × unit) with its sensitivity analyses."""
+
+    outcome: str
+    label: str
+    window: str | None
+    window_days: tuple | None
+    unit: str
+    measure: str
+    selection: Selection
+    result: object  # PoolResult, BayesResult or None
+    model: str  # model label, or the reason it was not pooled
+    sensitivity: pd.DataFrame = field(repr=False, default=None)
+    assumptions: tuple[str, ...] = ()
+
+    @property
+    def pooled(self) -> bool:
+        return self.result is not None
+
+    @property
+    def key(self) -> str:
+        """File-name stem, e.g. ``pain_vas__about_1_month__patients``."""
+        return f"{self.outcome}__{self.window or 'all'}__{self.unit}"
+
+    @property
+    def total_n(self) -> int:
+        return int(self.selection.included["ni"].sum()) if len(self.selection.included) else 0
+
+    def row(self) -> dict:
+        """One row of the results table."""
+        base = {"outcome": self.outcome, "label": self.label, "window": self.window or "any",
+                "days": "" if not self.window_days else f"{self.window_days[0]:g}-{self.window_days[1]:g}",
+                "unit": self.unit, "k": len(self.selection.included), "n": self.total_n,
+                "measure": self.measure,
+                "scale": "proportion" if self.measure in PROPORTIONS else "raw mean change (pre − post)",
+                "studies": ", ".join(self.selection.included["study"]),
+                "model": self.model if self.pooled else "not pooled",
+                "estimate": math.nan, "ci_lb": math.nan, "ci_ub": math.nan, "pi_lb": math.nan,
+                "pi_ub": math.nan, "tau2": math.nan, "i2": math.nan,
+                "note": "" if self.pooled else self.model}
+        if self.pooled:
+            base.update({k: v for k, v in summarise(self.result, self.measure).items() if k != "k"})
+        return base
+
+    def sentence(self) -> str:
+        """One sentence of results, e.g. "Pooled cement leakage was 29% (95% CI ...)"."""
+        label = self.label.split(" (")[0]
+        where = f" at {self.window.replace('_', ' ')}" if self.window else ""
+        unitw = UNIT_WORDS.get(self.unit, self.unit)
+        k = len(self.selection.included)
+        if not self.pooled:
+            return f"{label}{where} ({unitw}): not pooled — {self.model}."
+        s = summarise(self.result, self.measure)
+        lv = f"{100 * self.result.level:g}%"
+        if self.measure in PROPORTIONS:
+            est = f"{num(100 * s['estimate'], 1)}% ({lv} {'CrI' if 'Bayes' in self.model else 'CI'} " \
+                  f"{num(100 * s['ci_lb'], 1)}–{num(100 * s['ci_ub'], 1)}%"
+        else:
+            est = f"{num(s['estimate'], 2)} ({lv} {'CrI' if 'Bayes' in self.model else 'CI'} " \
+                  f"{num(s['ci_lb'], 2)} to {num(s['ci_ub'], 2)}"
+        het = f"I² = {pct(s['i2'])}" if not math.isnan(s["i2"]) else f"τ = {num(math.sqrt(s['tau2']), 2)}"
+        verb = "was" if self.measure in PROPORTIONS else "was"
+        return (f"Pooled {label.lower()}{where} {verb} {est}; {k} studies, {self.total_n} "
+                f"{unitw}; {het}; {self.model}).")
+
+
+def _sens_row(name, res, measure, sel, note=""):
+    if res is None:
+        return {"analysis": name, "k": len(sel.included), "n": int(sel.included["ni"].sum()),
+                "estimate": math.nan, "ci_lb": math.nan, "ci_ub": math.nan, "tau2": math.nan,
+                "i2": math.nan, "note": note}
+    s = summarise(res, measure)
+    return {"analysis": name, "k": s["k"], "n": int(sel.included["ni"].sum()),
+            "estimate": s["estimate"], "ci_lb": s["ci_lb"], "ci_ub": s["ci_ub"],
+            "tau2": s["tau2"], "i2": s["i2"], "note": note}
+
+
+def _subset(sel: Selection, drop: str) -> Selection:
+    inc = sel.included[sel.included["study"] != drop].reset_index(drop=True)
+    return dataclasses.replace(sel, included=inc)
+
+
+def sensitivity(studies: StudySet, plan: Plan, op: OutcomePlan, window, unit,
+                sel: Selection, main, model: str) -> pd.DataFrame:
+    """The sensitivity table of one analysis (one row per alternative)."""
+    m = op.measure
+    k = len(sel.included)
+    spec = plan_model(k, op, plan)
+    rows = [_sens_row(f"main: {model}" if main is not None else "main: not pooled", main, m, sel,
+                      "" if main is not None else model)]
+    # alternative models
+    if main is not None:
+        alts = []
+        if m in PROPORTIONS:
+            alts = [("GLMM", "model: GLMM"), (f"PLO:{plan.method}:{plan.test}", "model: logit two-step"),
+                    (f"PFT:{plan.method}:{plan.test}", "model: Freeman–Tukey two-step"),
+                    ("bayes", "model: Bayesian (logit)")]
+        else:
+            alts = [(f"{m}:{plan.method}:{plan.test}", f"model: {plan.method} + Knapp–Hartung"),
+                    (f"{m}:{plan.method}:z", f"model: {plan.method}, z (no Knapp–Hartung)"),
+                    ("bayes", "model: Bayesian")]
+        for alt_spec, name in alts:
+            res, lab = fit(sel, op, plan, model=alt_spec)
+            if lab == model:
+                continue
+            rows.append(_sens_row(name, res, m, sel, lab))
+    # leave-one-out
+    if k >= 3:
+        for sid in sel.included["study"]:
+            sub = _subset(sel, sid)
+            res, lab = fit(sub, op, plan, model=spec)
+            rows.append(_sens_row(f"leave out {sid}", res, m, sub, lab))
+    # pre-post correlation
+    if m == "MC" and main is not None:
+        for r in op.r_sensitivity:
+            res, lab = fit(sel, op, plan, model=spec, r=r)
+            rows.append(_sens_row(f"r = {r:g}", res, m, sel, lab))
+    # rule changes that alter the selection
+    variants = []
+    if plan.overlap == "one_per_group" and sel.excluded["reason"].str.startswith("overlap").any():
+        variants.append(("overlap: all studies of each group", dataclasses.replace(plan, overlap="all"), None))
+    if plan.median_sd == "exclude" and sel.excluded["reason"].str.contains("median ± SD").any():
+        variants.append(("'median ± SD' used as mean ± SD", dataclasses.replace(plan, median_sd="as_mean"), None))
+    if m == "MC" and sel.included["assumption"].str.contains(plan.median_conversion).any():
+        alt = "wan" if plan.median_conversion != "wan" else "luo-shi"
+        variants.append((f"median conversion: {alt}", dataclasses.replace(plan, median_conversion=alt), None))
+    if sel.pending_denominators:
+        for which, pick in (("largest", -1), ("smallest", 0)):
+            assumed = {(s, t): c[pick] for s, t, _, _, _, c in sel.pending_denominators if c}
+            if assumed:
+                desc = ", ".join(f"{s} {c}" for (s, _), c in assumed.items())
+                variants.append((f"assumed denominators ({which} candidate): {desc}", plan, assumed))
+    for name, p2, assumed in variants:
+        s2 = select(studies, p2, op, window, unit, assumed=assumed)
+        res, lab = fit(s2, op, p2)
+        rows.append(_sens_row(name, res, m, s2, lab + f"; studies: {', '.join(s2.included['study'])}"))
+    df = pd.DataFrame(rows)
+    return df
+
+
+def analyse(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, unit: str,
+            *, with_sensitivity: bool = True) -> Analysis:
+    """Select, pool and run the sensitivity analyses for one outcome, window and unit."""
+    sel = select(studies, plan, op, window, unit)
+    res, model = fit(sel, op, plan)
+    sens = (sensitivity(studies, plan, op, window, unit, sel, res, model)
+            if with_sensitivity else pd.DataFrame())
+    assumptions = list(sel.notes)
+    methods = {"luo-shi", "wan", "hozo", "median-as-mean"}
+    for _, r in sel.included.iterrows():
+        if r["assumption"] and not set(r["assumption"].split("; ")) <= methods:
+            assumptions.append(f"{r['study']} ({r['time']}): {r['assumption']}")
+    if op.measure == "MC" and res is not None:
+        assumptions.append(f"pre-post correlation r = {op.r:g} (sensitivity: "
+                           f"{', '.join(f'{x:g}' for x in op.r_sensitivity) or 'none'})")
+    return Analysis(op.name, op.label, window, plan.windows.get(window) if window else None,
+                    unit, op.measure, sel, res, model, sens, tuple(dict.fromkeys(assumptions)))
+
+
+# ---------------------------------------------------------------- the whole plan
+
+@dataclass(frozen=True)
+class PlanResults:
+    """Every analysis of a plan, plus the outcomes it does not pool."""
+
+    plan: Plan
+    analyses: tuple[Analysis, ...]
+    unpooled: tuple[tuple[str, str], ...]  # (outcome, reason) not analysed at all
+
+    def results_table(self) -> pd.DataFrame:
+        """One row per analysis (natural scale for proportions)."""
+        return pd.DataFrame([a.row() for a in self.analyses])
+
+    def sensitivity_table(self) -> pd.DataFrame:
+        """Every sensitivity row, with the analysis it belongs to."""
+        parts = []
+        for a in self.analyses:
+            if a.sensitivity is not None and len(a.sensitivity):
+                parts.append(a.sensitivity.assign(outcome=a.outcome, window=a.window or "any",
+                                                  unit=a.unit))
+        if not parts:
+            return pd.DataFrame(columns=["outcome", "window", "unit", "analysis"])
+        df = pd.concat(parts, ignore_index=True)
+        front = ["outcome", "window", "unit", "analysis"]
+        return df[front + [c for c in df.columns if c not in front]]
+
+    def selection_table(self) -> pd.DataFrame:
+        """Every record used or left out, with the reason."""
+        rows = []
+        for a in self.analyses:
+            for _, r in a.selection.included.iterrows():
+                rows.append({"outcome": a.outcome, "window": a.window or "any", "unit": a.unit,
+                             "study": r["study"], "time": r["time"], "used": True,
+                             "reason": r["assumption"] or ""})
+            for _, r in a.selection.excluded.iterrows():
+                rows.append({"outcome": a.outcome, "window": a.window or "any", "unit": a.unit,
+                             "study": r["study"], "time": r["time"], "used": False,
+                             "reason": r["reason"]})
+        return pd.DataFrame(rows, columns=["outcome", "window", "unit", "study", "time", "used", "reason"])
+
+
+def units_of(studies: StudySet, op: OutcomePlan) -> list[str]:
+    """Units an outcome is analysed in: the plan's, or every unit reported (``any``)."""
+    if op.unit != "any":
+        return [op.unit]
+    found = sorted({o.unit for _, o in studies.records(op.name)})
+    return found or ["patients"]
+
+
+def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: bool = True) -> PlanResults:
+    """Run every outcome of ``plan`` on ``studies``.
+
+    Parameters
+    ----------
+    studies : StudySet
+    plan : Plan
+    progress : callable, optional
+        Called with one line of text per analysis (the CLI prints it to stderr).
+    with_sensitivity : bool
+        Also run the sensitivity analyses (default).
+
+    Returns
+    -------
+    PlanResults
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> out = run_plan(ma.load_studies("studies"), ma.load_plan("studies/plan.yaml"))  # doctest: +SKIP
+    >>> print(out.analyses[0].sentence())                                              # doctest: +SKIP
+    """
+    analyses = []
+    present = set(studies.outcomes())
+    unpooled = []
+    for op in plan.outcomes:
+        if op.name not in present:
+            unpooled.append((op.name, "in the plan, but no study reports it"))
+            continue
+        for unit in units_of(studies, op):
+            for window in (op.windows or (None,)):
+                a = analyse(studies, plan, op, window, unit, with_sensitivity=with_sensitivity)
+                analyses.append(a)
+                if progress:
+                    progress(f"{a.outcome} {a.window or 'any time'} ({a.unit}): "
+                             + (f"k = {len(a.selection.included)}, {a.model}" if a.pooled
+                                else f"not pooled ({a.model})"))
+    planned = {o.name for o in plan.outcomes}
+    reasons = dict(plan.not_pooled)
+    for name in sorted(present - planned):
+        unpooled.append((name, reasons.get(name, "not in the analysis plan")))
+    return PlanResults(plan, tuple(analyses), tuple(unpooled))
+
+
+__all__ = ["Selection", "Analysis", "PlanResults", "select", "effect_data", "fit", "summarise",
+           "sensitivity", "analyse", "run_plan", "units_of"]

@@ -1,0 +1,159 @@
+"""Result tables as CSV, Markdown and LaTeX (no file system state, no timestamps).
+
+:func:`display_results` and :func:`display_sensitivity` turn the tables of
+:class:`metaanalysis.analysis.PlanResults` into rows of formatted text (every
+number through :mod:`metaanalysis.formatting`; proportions as percentages);
+:func:`to_markdown`, :func:`to_latex` and :func:`to_csv_text` write any
+DataFrame deterministically (same table, same bytes).
+
+Examples
+--------
+>>> import pandas as pd
+>>> print(to_markdown(pd.DataFrame({"a": ["x|y"], "b": ["1.0"]})))
+| a | b |
+|---|---|
+| x\\|y | 1.0 |
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .formatting import num, pct
+
+PROPORTIONS = ("PR", "PLO", "PAS", "PFT")
+
+
+def _is_nan(x) -> bool:
+    try:
+        return math.isnan(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _est(x, prop: bool) -> str:
+    if _is_nan(x):
+        return "—"
+    return f"{num(100 * x, 1)}%" if prop else num(x, 2)
+
+
+def _interval(lb, ub, prop: bool) -> str:
+    if _is_nan(lb) and _is_nan(ub):
+        return "—"
+    return f"{_est(lb, prop)} to {_est(ub, prop)}"
+
+
+def display_results(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Formatted results table: one row per analysis, text cells.
+
+    Parameters
+    ----------
+    df : DataFrame
+        :meth:`PlanResults.results_table` (columns ``outcome, window, days,
+        unit, k, n, measure, model, estimate, ci_lb, ci_ub, pi_lb, pi_ub,
+        tau2, i2, note``).
+    level : float
+        Confidence level, for the column headers.
+
+    Returns
+    -------
+    DataFrame of str
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> row = dict(outcome="leak", window="any", days="", unit="lesions", k=3, n=288,
+    ...            measure="PLO", model="GLMM", estimate=0.29, ci_lb=0.24, ci_ub=0.35,
+    ...            pi_lb=0.24, pi_ub=0.35, tau2=0.0, i2=0.0, note="")
+    >>> display_results(pd.DataFrame([row])).iloc[0]["Estimate"]
+    '29.0%'
+    """
+    lv = f"{100 * level:g}%"
+    rows = []
+    for _, r in df.iterrows():
+        prop = r["measure"] in PROPORTIONS
+        pooled = not _is_nan(r["estimate"])
+        window = r["window"] if not r["days"] else f"{r['window']} ({r['days']} d)"
+        rows.append({
+            "Outcome": r["outcome"], "Window": window, "Unit": r["unit"],
+            "k": str(int(r["k"])), "n": str(int(r["n"])),
+            "Estimate": _est(r["estimate"], prop),
+            f"{lv} CI": _interval(r["ci_lb"], r["ci_ub"], prop) if pooled else "—",
+            f"{lv} PI": _interval(r["pi_lb"], r["pi_ub"], prop) if pooled else "—",
+            "τ²": num(r["tau2"], 4) if pooled else "—",
+            "I²": pct(r["i2"]) if pooled else "—",
+            "Model": r["model"] if pooled else f"not pooled: {r['note']}",
+        })
+    return pd.DataFrame(rows)
+
+
+def display_sensitivity(df: pd.DataFrame, measures: dict) -> pd.DataFrame:
+    """Formatted sensitivity table; ``measures`` maps outcome -> measure code."""
+    rows = []
+    for _, r in df.iterrows():
+        prop = measures.get(r["outcome"]) in PROPORTIONS
+        rows.append({
+            "Outcome": r["outcome"], "Window": r["window"], "Unit": r["unit"],
+            "Analysis": r["analysis"], "k": str(int(r["k"])), "n": str(int(r["n"])),
+            "Estimate": _est(r["estimate"], prop),
+            "CI": _interval(r["ci_lb"], r["ci_ub"], prop),
+            "τ²": num(r["tau2"], 4), "I²": pct(r["i2"]), "Note": r["note"] or "",
+        })
+    return pd.DataFrame(rows)
+
+
+def to_csv_text(df: pd.DataFrame) -> str:
+    """CSV text with ``\\n`` line ends; floats as their shortest exact repr (deterministic)."""
+    return df.to_csv(index=False, lineterminator="\n")
+
+
+def _md_cell(x) -> str:
+    s = "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |",
+             "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(x) for x in row) + " |")
+    return "\n".join(lines)
+
+
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+          "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+          "^": r"\textasciicircum{}", "τ": r"$\tau$", "²": r"$^2$", "μ": r"$\mu$",
+          "≥": r"$\geq$", "≤": r"$\leq$", "–": "--", "—": "---", "−": "$-$", "±": r"$\pm$",
+          "→": r"$\rightarrow$", "'": "'"}
+
+
+def latex_escape(text) -> str:
+    """Escape LaTeX specials and map the few Unicode symbols used in tables."""
+    s = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
+    return "".join(_LATEX.get(ch, ch) for ch in s)
+
+
+def to_latex(df: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
+    """A ``booktabs`` table environment (needs ``\\usepackage{booktabs}``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> print(to_latex(pd.DataFrame({"I²": ["5%"]})).splitlines()[4])
+    I$^2$ \\\\
+    """
+    cols = list(df.columns)
+    lines = [r"\begin{table}[ht]", r"\centering", r"\begin{tabular}{" + "l" * len(cols) + "}",
+             r"\toprule", " & ".join(latex_escape(c) for c in cols) + r" \\", r"\midrule"]
+    body = [" & ".join(latex_escape(x) for x in row) + r" \\" for row in df.itertuples(index=False)]
+    out = lines + body + [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        out.append(r"\caption{" + latex_escape(caption) + "}")
+    if label:
+        out.append(r"\label{" + label + "}")
+    out.append(r"\end{table}")
+    return "\n".join(out)

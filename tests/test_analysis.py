@@ -1,0 +1,151 @@
+"""Running the analysis plan: selection rules, models and sensitivity analyses (metaanalysis.analysis)."""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import metaanalysis as ma
+from metaanalysis.analysis import analyse, fit, run_plan, select
+from metaanalysis.plan import default_plan, load_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def studies():
+    return ma.load_studies(ROOT / "studies")
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return load_plan(ROOT / "studies" / "plan.yaml")
+
+
+def _reasons(sel):
+    return dict(zip(sel.excluded["study"], sel.excluded["reason"]))
+
+
+def test_overlap_keeps_the_largest_study_per_group(studies, plan):
+    # cement leakage, lesions: wang2022 (115) and zhang2024 (85) share group wang-zhang
+    sel = select(studies, plan, plan.outcome("cement_leakage"), None, "lesions")
+    assert sel.included["study"].tolist() == ["chen2022", "wang2022", "wu2021"]
+    assert "overlap group wang-zhang: kept wang2022" in _reasons(sel)["zhang2024"]
+    alt = select(studies, dataclasses.replace(plan, overlap="all"),
+                 plan.outcome("cement_leakage"), None, "lesions")
+    assert alt.included["study"].tolist() == ["chen2022", "wang2022", "wu2021", "zhang2024"]
+    assert alt.included["ni"].sum() == 373  # 140 + 115 + 33 + 85 vertebrae
+
+
+def test_unit_separation_and_arm_selection(studies, plan):
+    sel = select(studies, plan, plan.outcome("cement_leakage"), None, "lesions")
+    reasons = sel.excluded.set_index(["study", "arm"])["reason"]
+    # liu2023 reports leakage per patient: never pooled with vertebrae
+    assert "unit patients" in reasons[("liu2023", "mwa_pvp")]
+    # its comparator arm (no ablation) is never pooled
+    assert "not the arm pooled" in reasons[("liu2023", "pvp")]
+
+
+def test_exclusions_named_in_the_plan(studies, plan):
+    p2 = dataclasses.replace(plan, exclusions=(("jvir2014", "cementoplasty in 9 of 20 only"),))
+    sel = select(studies, p2, plan.outcome("complications"), None, "patients")
+    assert "jvir2014" not in sel.included["study"].tolist()
+    assert _reasons(sel)["jvir2014"] == "excluded by the plan: cementoplasty in 9 of 20 only"
+
+
+def test_percent_without_denominator_excluded_then_assumed(studies, plan):
+    op = plan.outcome("local_control")
+    sel = select(studies, plan, op, None, "lesions")
+    assert len(sel.included) == 0
+    # candidate denominators from checks: 94.8% of at most 140 vertebrae
+    assert "58, 77, 96, 97, 115, 116, 134, 135" in _reasons(sel)["chen2022"]
+    assumed = select(studies, plan, op, None, "lesions",
+                     assumed={("chen2022", "6 months"): 135, ("wu2021", "follow-up"): 33})
+    got = assumed.included.set_index("study")
+    assert (got.loc["chen2022", "events"], got.loc["chen2022", "total"]) == (128, 135)  # 94.8%
+    assert (got.loc["wu2021", "events"], got.loc["wu2021", "total"]) == (33, 33)
+    assert "assumed denominator 135" in got.loc["chen2022", "assumption"]
+    # and the sensitivity table states the assumption
+    a = analyse(studies, plan, op, None, "lesions")
+    assert not a.pooled and "no study with usable data" in a.model
+    names = a.sensitivity["analysis"].tolist()
+    assert any("assumed denominators (largest candidate): chen2022 135, wu2021 33" in n for n in names)
+
+
+def test_windows_pick_one_record_per_study_and_need_a_baseline(studies, plan):
+    op = plan.outcome("pain_vas")
+    sel = select(studies, plan, op, "about_1_month", "patients")
+    got = sel.included.set_index("study")
+    # 21-42 days: zhang2024's "4 weeks" dropped for overlap, khan2018's "2-4 weeks" for its baseline
+    assert sorted(got.index) == ["chen2022", "jvir2014", "motaghi2022", "wang2022", "wu2021"]
+    assert got.loc["wu2021", "time"] == "4 weeks" and got.loc["chen2022", "time"] == "1 month"
+    assert "median ± SD" in _reasons(sel)["khan2018"]
+    # with the median used as the mean, khan2018 (n 69) replaces motaghi2022 (n 28)
+    sel2 = select(studies, dataclasses.replace(plan, median_sd="as_mean"), op,
+                  "about_1_month", "patients")
+    assert "khan2018" in sel2.included["study"].tolist()
+    assert "kept khan2018" in _reasons(sel2)["motaghi2022"]
+
+
+def test_mean_change_matches_escalc_and_smaller_n(studies, plan):
+    # wang2022 at 1 month: MC = 6.3 - 1.7; vi = (2.0^2 + 1.0^2 - 2 r 2.0 1.0) / n (escalc "MC")
+    op = plan.outcome("pain_vas")
+    sel = select(studies, plan, op, "about_1_month", "patients")
+    res, model = fit(sel, op, plan)
+    i = list(res.labels).index("wang2022")
+    assert res.yi[i] == pytest.approx(4.6, abs=1e-12)
+    assert res.vi[i] == pytest.approx((4 + 1 - 2 * 0.5 * 2.0) / 82, rel=1e-12)
+    assert model == "REML + Knapp–Hartung (MC)" and res.test == "knha"
+    # khan2018 at 20-24 weeks: n = 61 survivors, the smaller of 69 and 61
+    sel6 = select(studies, dataclasses.replace(plan, median_sd="as_mean", overlap="all"),
+                  op, "about_6_months", "patients")
+    assert sel6.included.set_index("study").loc["khan2018", "n"] == 61
+
+
+def test_few_studies_use_the_bayesian_model_with_the_plan_prior(studies, plan):
+    a = analyse(studies, plan, plan.outcome("morphine_mg_day"), "about_1_month", "patients")
+    assert a.result.k == 2 and "half-normal(scale=15)" in a.model
+    sens = a.sensitivity.set_index("analysis")
+    # Knapp-Hartung with k = 2 uses t(1): far wider than the Bayesian interval
+    kh = sens.loc["model: REML + Knapp–Hartung"]
+    assert kh["ci_ub"] - kh["ci_lb"] > 3 * (a.row()["ci_ub"] - a.row()["ci_lb"])
+    assert {"r = 0.3", "r = 0.7"} <= set(sens.index)
+
+
+def test_glmm_main_and_alternative_proportion_models(studies, plan):
+    a = analyse(studies, plan, plan.outcome("complications"), None, "patients")
+    # Chen 1/91, Khan 2/69, Zhang 2/67, jvir 0/17: GLMM, natural scale
+    row = a.row()
+    assert row["k"] == 4 and row["n"] == 244 and a.result.method == "GLMM"
+    assert 0 < row["ci_lb"] < row["estimate"] < row["ci_ub"] < 0.1
+    assert row["estimate"] == pytest.approx(5 / 244, rel=0.02)  # τ² = 0: close to the raw pooled rate
+    names = set(a.sensitivity["analysis"])
+    assert {"model: logit two-step", "model: Freeman–Tukey two-step", "model: Bayesian (logit)",
+            "leave out jvir2014"} <= names
+    loo = a.sensitivity.set_index("analysis").loc["leave out jvir2014"]
+    assert loo["k"] == 3 and "GLMM" in loo["note"]  # same model as the main analysis
+
+
+def test_run_plan_lists_every_outcome(studies, plan):
+    res = run_plan(studies, plan, with_sensitivity=False)
+    analysed = {a.outcome for a in res.analyses}
+    unpooled = {name for name, _ in res.unpooled}
+    assert analysed | unpooled == set(studies.outcomes())
+    tab = res.results_table()
+    leak = tab[tab.outcome == "cement_leakage"].iloc[0]
+    assert leak["k"] == 3 and leak["n"] == 288 and leak["unit"] == "lesions"
+    assert all(res.results_table()["i2"].dropna() >= 0)
+    assert all(res.results_table()["tau2"].dropna() >= 0)
+    sentence = next(a for a in res.analyses if a.outcome == "cement_leakage").sentence()
+    assert sentence.startswith("Pooled cement leakage was 29.2% (95% CI 24.2–34.7%; 3 studies, 288 lesions")
+
+
+def test_default_plan_covers_counts_and_changes(studies):
+    p = default_plan(studies)
+    by = {o.name: o for o in p.outcomes}
+    assert by["cement_leakage"].model == "GLMM" and by["pain_vas"].measure == "MC"
+    assert "odi" in dict(p.not_pooled)
+    assert math.isclose(p.windows["about_1_month"][1], 42.0)
+    assert np.isfinite(p.level)
