@@ -362,6 +362,7 @@ class BayesResult:
     tau_prior: Any = field(repr=False)
     mu_prior: Any = field(repr=False)
     notes: tuple = ()
+    data: pd.DataFrame | None = field(default=None, repr=False)  # the effect_sizes frame, if given
     _post: Any = field(default=None, repr=False)
 
     # ---- probabilities, densities, quantiles (used by the plots)
@@ -483,7 +484,8 @@ class BayesResult:
         for name, s in (("μ", self.mu), ("τ", self.tau), ("θ_new", self.predictive)):
             lines.append(f"{name:12}{num(s.mean):>10}{num(s.median):>10}{num(s.sd):>10}   "
                          f"{ci(s.ci_lb, s.ci_ub)}")
-        lines.append(f"P(μ > 0 | data) = {pval(self.prob_mu_greater(0.0))}")
+        prob = pval(self.prob_mu_greater(0.0))
+        lines.append(f"P(μ > 0 | data) {prob if prob.startswith('<') else '= ' + prob}")
         if self.measure is not None:
             try:
                 bt = self.back_transform().iloc[0]
@@ -690,7 +692,7 @@ def pool_bayes(yi, vi=None, *, tau_prior: Any = "auto", mu_prior: Any = None,
         shrinkage=shrink, yi=y, vi=v, labels=labels, measure=measure, ni=ni, level=level,
         interval="shortest" if shortest else "equal-tailed", prior_text=tp.text,
         mu_prior_text=_priors.describe(mu_prior), tau_prior=tau_prior, mu_prior=mu_prior,
-        notes=tuple(notes), _post=post,
+        notes=tuple(notes), data=yi if isinstance(yi, pd.DataFrame) else None, _post=post,
     )
 
 

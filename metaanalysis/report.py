@@ -25,6 +25,7 @@ written.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import re
 import shutil
@@ -259,10 +260,13 @@ def _figures(results, folder: Path, formats, dpi, say) -> dict:
             entry = made.setdefault(a.key, {})
             prop = a.measure in PROPORTIONS
             is_bayes = isinstance(a.result, BayesResult)
-            res = _bayes_as_pool(a) if is_bayes else a.result
             title = a.label.split(" (")[0] + (f", {a.window.replace('_', ' ')}" if a.window else "") + f" ({a.unit})"
-            ax = forest(res, percent=prop, heterogeneity=not is_bayes,
-                        prediction=not is_bayes, title=title)
+            if is_bayes and "shrinkage" in inspect.signature(forest).parameters:
+                ax = forest(a.result, percent=prop, title=title)  # forest draws BayesResults
+            else:
+                res = _bayes_as_pool(a) if is_bayes else a.result
+                ax = forest(res, percent=prop, heterogeneity=not is_bayes,
+                            prediction=not is_bayes, title=title)
             save_figure(ax.figure, folder / "forest" / a.key, formats, dpi=dpi)
             _close(ax.figure)
             entry["forest"] = f"forest/{a.key}"

@@ -486,11 +486,11 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
     if shrinkage and bayes is None:
         raise InputError("shrinkage: got True but no Bayesian fit; pass a BayesResult as "
                          "result or bayes=")
-    if bayes is not None and bayes is not result:
-        if bayes.k != result.k or not np.allclose(np.asarray(bayes.yi, float),
-                                                  np.asarray(result.yi, float)):
-            raise InputError(f"bayes: a fit of {bayes.k} studies with other yi than result "
-                             f"({result.k} studies); expected pool_bayes on the same data")
+    if bayes is not None and bayes is not result and (
+            bayes.k != result.k
+            or not np.allclose(np.asarray(bayes.yi, float), np.asarray(result.yi, float))):
+        raise InputError(f"bayes: a fit of {bayes.k} studies with other yi than result "
+                         f"({result.k} studies); expected pool_bayes on the same data")
     if percent and not transform:
         raise InputError("percent: got True with transform=False; percentages are a "
                          "natural-scale display")
