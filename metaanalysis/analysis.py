@@ -148,7 +148,7 @@ def _apply_overlap(inc: list[dict], out: list[dict], plan: Plan, notes: list[str
         if plan.overlap == "all":
             notes.append(f"overlap group {g} ({ids}): all pooled; patients may be counted twice")
             continue
-        best = sorted(members, key=lambda m: (-m["ni"], m["study"]))[0]
+        best = min(members, key=lambda m: (-m["ni"], m["study"]))
         for m in members:
             if m is not best:
                 drop.add(m["study"])
@@ -470,8 +470,7 @@ class Analysis:
             est = f"{num(s['estimate'], 2)} ({lv} {'CrI' if 'Bayes' in self.model else 'CI'} " \
                   f"{num(s['ci_lb'], 2)} to {num(s['ci_ub'], 2)}"
         het = f"I² = {pct(s['i2'])}" if not math.isnan(s["i2"]) else f"τ = {num(math.sqrt(s['tau2']), 2)}"
-        verb = "was" if self.measure in PROPORTIONS else "was"
-        return (f"Pooled {label.lower()}{where} {verb} {est}; {k} studies, {self.total_n} "
+        return (f"Pooled {label.lower()}{where} was {est}; {k} studies, {self.total_n} "
                 f"{unitw}; {het}; {self.model}).")
 
 
@@ -662,5 +661,16 @@ def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: 
     return PlanResults(plan, tuple(analyses), tuple(unpooled))
 
 
-__all__ = ["Selection", "Analysis", "PlanResults", "select", "effect_data", "fit", "summarise",
-           "sensitivity", "analyse", "run_plan", "units_of"]
+__all__ = [
+    "Analysis",
+    "PlanResults",
+    "Selection",
+    "analyse",
+    "effect_data",
+    "fit",
+    "run_plan",
+    "select",
+    "sensitivity",
+    "summarise",
+    "units_of",
+]

@@ -42,6 +42,7 @@ _DEFAULTS = {
     "median_conversion": "luo-shi",
     "median_sd": "exclude",
     "funnel_min_k": 10,
+    "assumed_denominator_min_fraction": 0.5,
 }
 
 
@@ -59,6 +60,7 @@ class OutcomePlan:
     r_sensitivity: tuple[float, ...] = ()
     timecourse: bool = False
     tau_prior: tuple[str, float] = ("halfnormal", 0.5)
+    study_sets: tuple[str, ...] | None = None  # names of plan.study_sets; None: every set
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class Plan:
     arms: tuple[tuple[str, str, str], ...] = ()  # (study id, arm pooled, reason)
     not_pooled: tuple[tuple[str, str], ...] = ()  # (outcome, reason)
     funnel_min_k: int = 10
+    study_sets: dict = field(default_factory=dict)  # name -> tuple of study ids
+    assumed_denominator_min_fraction: float = 0.5
     text: str = ""  # the plan file as read, recorded with the outputs
 
     def outcome(self, name: str) -> OutcomePlan:
@@ -90,6 +94,10 @@ class Plan:
                 return o
         raise KeyError(name)
 
+    def sets_for(self, op: OutcomePlan) -> list[str]:
+        """Names of the study sets run as sensitivity analyses for outcome ``op``."""
+        return list(self.study_sets) if op.study_sets is None else list(op.study_sets)
+
     def describe(self) -> list[str]:
         """One line per method choice, as printed in the report."""
         return [
@@ -98,10 +106,15 @@ class Plan:
             f"confidence level: {self.level:g}",
             f"fewer than 3 studies: {'Bayesian normal-normal model' if self.few_studies == 'bayes' else 'pooled as usual'}",
             f"overlapping cohorts: {'largest study per overlap group' if self.overlap == 'one_per_group' else 'all studies'}",
-            f"percent without denominator: {self.percent_without_denominator}",
+            f"percent without denominator: {self.percent_without_denominator}; sensitivity: "
+            f"smallest and largest candidate denominator from "
+            f"{100 * self.assumed_denominator_min_fraction:g}% to 100% of the units treated "
+            "(all units treated when the percent is 0% or 100%)",
             f"median conversion: {self.median_conversion}; 'median ± SD': {self.median_sd}",
             f"funnel plots: drawn when k ≥ {self.funnel_min_k}",
-        ]
+        ] + [f"study set {name} ({', '.join(ids)}): pooled alone as a sensitivity analysis "
+             "when at least two of its studies are in an analysis"
+             for name, ids in self.study_sets.items()]
 
 
 def _choice(problems, file, where, key, value, allowed):
@@ -123,7 +136,7 @@ def _prior(problems, file, where, value):
     return (name, float(scale))
 
 
-def _outcome(problems, file, i, raw, windows) -> OutcomePlan | None:
+def _outcome(problems, file, i, raw, windows, sets=None) -> OutcomePlan | None:
     where = f"outcomes[{i}]"
     if not isinstance(raw, dict):
         problems.append(Problem(file, where, "", f"expected a mapping, got {type(raw).__name__}"))
@@ -147,6 +160,12 @@ def _outcome(problems, file, i, raw, windows) -> OutcomePlan | None:
             problems.append(Problem(file, where, "r", f"{val!r}: a correlation must be a number in [-1, 1]"))
             r, rs = 0.5, []
             break
+    use = raw.get("study_sets")
+    if use is not None and (not isinstance(use, list)
+                            or any(not isinstance(x, str) or x not in (sets or {}) for x in use)):
+        problems.append(Problem(file, where, "study_sets", f"{use!r}: expected a list of names "
+                                f"defined under 'study_sets' ({', '.join(sets or {}) or 'none'})"))
+        use = None
     return OutcomePlan(
         name=name,
         label=str(raw.get("label", name)),
@@ -158,6 +177,7 @@ def _outcome(problems, file, i, raw, windows) -> OutcomePlan | None:
         r_sensitivity=tuple(float(x) for x in rs),
         timecourse=bool(raw.get("timecourse", False)),
         tau_prior=_prior(problems, file, where, raw.get("tau_prior", {"halfnormal": 0.5})),
+        study_sets=None if use is None else tuple(use),
     )
 
 
@@ -219,13 +239,33 @@ def load_plan(path) -> Plan:
             continue
         windows[str(name)] = (float(val[0]), float(val[1]))
 
+    frac = d["assumed_denominator_min_fraction"]
+    if not isinstance(frac, (int, float)) or isinstance(frac, bool) or not 0 < frac <= 1:
+        problems.append(Problem(file, "defaults", "assumed_denominator_min_fraction",
+                                f"{frac!r}: expected a number in (0, 1], e.g. 0.5"))
+        frac = 0.5
+
+    study_sets = {}
+    raw_sets = raw.get("study_sets") or {}
+    if not isinstance(raw_sets, dict):
+        problems.append(Problem(file, "study_sets", "", f"{raw_sets!r}: expected a mapping "
+                                "{name: [study id, ...]}"))
+        raw_sets = {}
+    for name, ids in raw_sets.items():
+        if (not isinstance(ids, list) or len(ids) < 2
+                or any(not isinstance(x, str) or not x for x in ids) or len(set(ids)) != len(ids)):
+            problems.append(Problem(file, "study_sets", str(name), f"{ids!r}: expected a list of "
+                                    "at least two different study ids"))
+            continue
+        study_sets[str(name)] = tuple(ids)
+
     outcomes = []
     raw_outcomes = raw.get("outcomes")
     if not isinstance(raw_outcomes, list) or not raw_outcomes:
         problems.append(Problem(file, "outcomes", "", "expected a non-empty list of outcomes"))
         raw_outcomes = []
     for i, item in enumerate(raw_outcomes):
-        o = _outcome(problems, file, i, item, windows)
+        o = _outcome(problems, file, i, item, windows, study_sets)
         if o is not None:
             outcomes.append(o)
 
@@ -269,6 +309,8 @@ def load_plan(path) -> Plan:
         arms=tuple(arms),
         not_pooled=tuple(not_pooled),
         funnel_min_k=int(fmk),
+        study_sets=study_sets,
+        assumed_denominator_min_fraction=float(frac),
         text=text,
     )
 

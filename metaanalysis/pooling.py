@@ -165,6 +165,10 @@ def pool(
         )
     if not bool(r["converged"]):
         notes.append(f"the {method} iteration did not converge; the numbers are the last iterate")
+    if measure in ("PR", "PLO", "PAS", "PFT") and data is not None and {"events", "total"} <= set(data.columns):
+        from .proportions import proportion_notes  # guidance: PFT caveat, when to prefer the GLMM
+
+        notes.extend(proportion_notes(data["events"], data["total"], measure, labels))
     if method in ("EB",):
         notes.append(
             "the empirical Bayes estimator equals Paule–Mandel (both solve Q(τ²) = k − 1)"

@@ -45,6 +45,7 @@ from scipy import stats
 
 from .errors import ConvergenceWarning, InputError
 from .formatting import ci, num, pct, pval
+from .tau2 import scan_interior, score_bound_hi
 
 CORE_METHODS = ("EE", "FE", "DL", "HE", "PM", "ML", "REML")
 TESTS = ("z", "knha", "adhoc")
@@ -215,6 +216,29 @@ def _tau2_fisher(y, v, X, reml: bool, tol=1e-12, maxiter=500):
     if interior.any():
         better0 = _loglik(y, v, X, zero, reml) > _loglik(y, v, X, t, reml)
         t = np.where(interior & better0, 0.0, t)
+    # score <= 0 at 0: 0 is a local maximum, but the likelihood can have a
+    # higher one inside; scan for it (shared helper of the pooling engine)
+    bnd = np.flatnonzero(~interior)
+    if bnd.size:
+        k, p = X.shape[1], X.shape[2]
+        yb, vb, Xb = y[bnd], v[bnd], X[bnd]
+        Xty = np.einsum("bki,bk->bi", Xb, yb)  # X has orthonormal columns here
+        rss = np.maximum(np.einsum("bk,bk->b", yb, yb) - np.einsum("bi,bi->b", Xty, Xty), 0.0)
+        vmin, vmax = vb.min(axis=1), vb.max(axis=1)
+        hi_b = score_bound_hi(rss, vmin, vmax, np.full(bnd.size, float(k - p if reml else k)))
+        lo_b = vmin / 16.0
+
+        def sc(tt, yy, vv, XX):
+            val, info = _score(yy, vv, XX, tt, reml)
+            return val, -info
+
+        def ll(tt, yy, vv, XX):
+            return _loglik(yy, vv, XX, tt, reml)
+
+        sel = np.flatnonzero(hi_b > lo_b)
+        if sel.size:
+            tb, better = scan_interior(sc, ll, (yb[sel], vb[sel], Xb[sel]), lo_b[sel], hi_b[sel])
+            t[bnd[sel[better]]] = tb[better]
     return np.maximum(t, 0.0), converged
 
 

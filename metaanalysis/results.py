@@ -56,7 +56,9 @@ SCALARS = (
 def _model_line(k, method, test, df) -> str:
     model = "Common-effect model" if method == "EE" else "Random-effects model"
     head = f"{model} (k = {int(k)})"
-    if method != "EE":
+    if method == "GLMM":
+        head += "; binomial-normal GLMM (ML, adaptive Gauss–Hermite)"
+    elif method != "EE":
         head += f"; τ² estimator: {method}"
     if test == "z" or df is None or not np.isfinite(df):
         head += f"; CI: {TEST_NAMES.get(test, test) if test != 'z' else 'Wald-type'}, normal"
@@ -164,9 +166,27 @@ class PoolResult:
                 lines.append("  (τ² and I² intervals: Q-profile, Viechtbauer 2007)")
         else:
             lines.append("Heterogeneity: undefined")
+        natural = self._natural_line(lv)
+        if natural:
+            lines.append(natural)
         for note in self.notes:
             lines.append(f"Note: {note}")
         return "\n".join(lines)
+
+    def _natural_line(self, lv: str) -> str:
+        """Estimate, CI and PI back on the natural scale (proportions, ratios, r), if any."""
+        from .transforms import NATURAL_MEASURES, natural_label
+
+        if self.measure not in NATURAL_MEASURES or not np.isfinite(self.estimate):
+            return ""
+        try:
+            b = self.back_transform().iloc[0]
+        except Exception:  # display must never fail
+            return ""
+        line = f"{natural_label(self.measure)}: {num(b['estimate'])}, {lv} CI {ci(b['ci_lb'], b['ci_ub'])}"
+        if np.isfinite(b["pi_lb"]):
+            line += f", {lv} PI {ci(b['pi_lb'], b['pi_ub'])}"
+        return line
 
     def __repr__(self) -> str:
         return self.summary()

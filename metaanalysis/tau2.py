@@ -38,6 +38,8 @@ __all__ = [
     "ESTIMATORS",
     "clean",
     "q_stat",
+    "scan_interior",
+    "score_bound_hi",
     "solve_decreasing",
     "tau2_dl",
     "tau2_eb",
@@ -372,31 +374,154 @@ def _lik_parts(y, v, m, t, reml):
     return ypp - sw, s2 - 2 * yppp
 
 
+def score_bound_hi(ss, vmin, vmax, c):
+    """A τ² beyond which the (RE)ML score is negative for sure.
+
+    With w_i = 1/(v_i + τ²) and weighted residuals r: y'PPy = Σw²r² ≤
+    w_max Σw r² ≤ w_max² RSS (RSS of the unweighted least-squares fit), while
+    tr(P) ≥ (k − p) w_min (REML; P = W^½(I − H)W^½) and tr(W) ≥ k w_min (ML).
+    The score is therefore negative once RSS (v_max + τ²) < c (v_min + τ²)²,
+    with c = k − p (REML) or k (ML): the larger root of that quadratic.
+    """
+    c = np.maximum(np.asarray(c, float), 1.0)
+    b = ss - 2 * c * vmin
+    disc = np.sqrt(np.maximum(ss * (ss + 4 * c * (vmax - vmin)), 0.0))
+    return np.maximum((b + disc) / (2 * c), 0.0) * (1 + 1e-9) + 1e-300
+
+
+def scan_interior(score, loglik, data, lo, hi, ratio=2.0, maxpts=200, value=None):
+    """Look for an interior maximum of the likelihood on rows whose score at 0 is ≤ 0.
+
+    The (restricted) likelihood in τ² can have two maxima, one on the
+    boundary 0 and one inside; a root finder started at 0 then stops at the
+    boundary.  On each row this scans ``score`` on the log-spaced grid
+    ``lo, lo·ratio, lo·ratio², …`` up to ``hi`` (beyond which the score is
+    negative, :func:`score_bound_hi`), in batch, dropping rows as soon as the
+    score turns positive there; those rows get the down-crossing (a local
+    maximum) in ``[τ_j, hi]`` with :func:`solve_decreasing`, kept when its
+    likelihood beats the boundary's.  ``score(t, *data)`` returns
+    ``(value, slope)``; ``loglik(t, *data)`` the log-likelihood; ``value``
+    (optional) the score alone, cheaper, for the scan.
+
+    Returns ``(tau2, better)``: ``better`` marks the rows whose interior
+    maximum is the global one (tau2 is 0 elsewhere).
+    """
+    n = lo.shape[0]
+    out = np.zeros(n)
+    better = np.zeros(n, dtype=bool)
+    found = np.full(n, np.nan)
+    rows = np.arange(n)
+    t = np.array(lo, dtype=float)
+    h = np.asarray(hi, dtype=float)
+    d = data
+    act = np.ones(n, dtype=bool)
+    for _ in range(maxpts):
+        act &= t < h
+        na = np.count_nonzero(act)
+        if na == 0:
+            break
+        if na < 0.6 * act.size:  # compact now and then, not every step (copies cost)
+            d = tuple(x[act] for x in d)
+            rows, t, h, act = rows[act], t[act], h[act], act[act]
+        s = value(t, *d) if value is not None else score(t, *d)[0]
+        pos = (s > 0) & act
+        if pos.any():
+            found[rows[pos]] = t[pos]
+            act &= ~pos
+        t = t * ratio
+    cand = np.flatnonzero(np.isfinite(found))
+    if cand.size == 0:
+        return out, better
+    dc = tuple(x[cand] for x in data)
+    a = found[cand]
+    root, conv = solve_decreasing(score, dc, a, np.asarray(hi, float)[cand], a)
+    win = conv & (loglik(root, *dc) > loglik(np.zeros(cand.size), *dc))
+    out[cand[win]] = root[win]
+    better[cand[win]] = True
+    return out, better
+
+
+def _score_only(y, v, m, t, reml):
+    """The score of :func:`_lik_parts` without its derivative (fewer passes)."""
+    w = m / (v + t[:, None])
+    sw = _rs(w)
+    wr = w * (y - (np.einsum("ij,ij->i", w, y) / sw)[:, None])
+    val = np.einsum("ij,ij->i", wr, wr) - sw
+    return val + np.einsum("ij,ij->i", w, w) / sw if reml else val
+
+
+def _loglik_re(y, v, m, t, reml):
+    """(Restricted) log-likelihood of the random-effects model, up to a constant."""
+    s = v + t[:, None]
+    w = m / s
+    sw = _rs(w)
+    mu = np.einsum("ij,ij->i", w, y) / sw
+    r = y - mu[:, None]
+    ll = -0.5 * (_rs(m * np.log(s)) + np.einsum("ij,ij->i", w * r, r))
+    return ll - 0.5 * np.log(sw) if reml else ll
+
+
 def _lik_root(yi, vi, mask, reml, x0=None):
+    """Global maximiser of the (restricted) likelihood in τ² ≥ 0 on a batch.
+
+    Rows with a positive score at 0: the safeguarded Newton root in
+    ``[0, hi]`` (a local maximum; started at DL).  Rows with score ≤ 0 at 0
+    (0 is a local maximum): :func:`scan_interior` looks for a higher interior
+    maximum, which the likelihood can have when the vi differ a lot.
+    """
     y, v, m, k = clean(yi, vi, mask)
     n = y.shape[0]
-    t0 = np.zeros(n)
-    s0, _ = _lik_parts(y, v, m, t0, reml)
+    # one pass at τ² = 0 gives the score there and the DL start
+    w0 = m / v
+    sw0 = _rs(w0)
+    ybar0 = np.einsum("ij,ij->i", w0, y) / sw0
+    wr0 = w0 * (y - ybar0[:, None])
+    q0 = np.einsum("ij,ij->i", wr0, y - ybar0[:, None])
+    a0 = np.einsum("ij,ij->i", wr0, wr0)
+    s20 = np.einsum("ij,ij->i", w0, w0)
+    s0 = a0 - sw0 + s20 / sw0 if reml else a0 - sw0
     out = np.zeros(n)
     conv = np.ones(n, dtype=bool)
-    act = np.flatnonzero((s0 > 0) & (k > 1))
-    if act.size == 0:
-        return out, conv
-    ya, va, ma = y[act], v[act], m[act]
+    many = k > 1
+    present = m > 0
+    vmin = np.where(present, v, np.inf).min(axis=1)
+    vmax = np.where(present, v, -np.inf).max(axis=1)
+    kf = np.maximum(k, 1)
+    ybar = _rs(y * m) / kf
+    ss = _rs(m * (y - ybar[:, None]) ** 2)
+    c = (k - 1) if reml else k
 
     def g(t, ya, va, ma):
         return _lik_parts(ya, va, ma, t, reml)
 
-    data = (ya, va, ma)
-    rng = np.where(ma > 0, ya, -np.inf).max(axis=1) - np.where(ma > 0, ya, np.inf).min(axis=1)
-    hi = np.maximum(rng**2, 1e-300) * (2.0 + _rs(ma))
-    hi = _bracket_hi(g, data, hi)
-    if x0 is None:
-        x0, _ = tau2_dl(y, v, m > 0)
-    start = np.asarray(x0, float)[act]
-    start = np.where((start >= 0) & (start < hi), start, 0.0)
-    x, c = solve_decreasing(g, data, np.zeros(act.size), hi, start, scale=_scale(va, ma, None))
-    out[act], conv[act] = x, c
+    def ll(t, ya, va, ma):
+        return _loglik_re(ya, va, ma, t, reml)
+
+    act = np.flatnonzero((s0 > 0) & many)
+    if act.size:
+        ya, va, ma = y[act], v[act], m[act]
+        hi = score_bound_hi(ss[act], vmin[act], vmax[act], c[act])
+        if x0 is None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x0 = (q0 - (k - 1)) / (sw0 - s20 / sw0)
+        start = np.asarray(x0, float)[act]
+        start = np.where((start >= 0) & (start < hi), start, 0.0)
+        x, cv = solve_decreasing(g, (ya, va, ma), np.zeros(act.size), hi, start,
+                                 scale=_scale(va, ma, None))
+        out[act], conv[act] = x, cv
+    # boundary rows: is there a higher interior maximum?
+    bnd = np.flatnonzero((s0 <= 0) & many)
+    if bnd.size:
+        hi = score_bound_hi(ss[bnd], vmin[bnd], vmax[bnd], c[bnd])
+        lo = vmin[bnd] / 16.0
+        scan = np.flatnonzero(hi > lo)
+        if scan.size:
+            rows = bnd[scan]
+            t, better = scan_interior(
+                g, ll, (y[rows], v[rows], m[rows]), lo[scan], hi[scan],
+                value=lambda t, ya, va, ma: _score_only(ya, va, ma, t, reml),
+            )
+            out[rows[better]] = t[better]
     return out, conv
 
 

@@ -25,9 +25,11 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["harmonic_mean", "ipft", "natural_label", "pft", "to_natural"]
+__all__ = ["NATURAL_MEASURES", "harmonic_mean", "ipft", "natural_label", "pft", "to_natural"]
 
 _EXP = frozenset({"RR", "OR", "ROM", "MNLN"})
+#: measures whose analysis scale differs from the natural one (back-transform is not identity)
+NATURAL_MEASURES = frozenset({"PLO", "PAS", "PFT", "ZCOR"}) | _EXP
 
 _LABELS = {
     "PR": "Proportion",
