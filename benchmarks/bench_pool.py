@@ -7,7 +7,8 @@ Run with ``python benchmarks/bench_pool.py`` (options: ``--batch``, ``--pymare-b
 * ``pool_many(method="REML")`` on 100,000 simulated meta-analyses of k = 10
   (Q-profile off, the pool_many default; also timed with it on);
 * PyMARE's vectorised ``VarianceBasedLikelihoodEstimator(method="REML")`` on the
-  first ``--pymare-batch`` rows of the same data (per-fit time);
+  first ``--pymare-batch`` rows of the same data (default: all of them, so both
+  run on the same batch; per-fit time);
 * a loop of metafor ``rma(method="REML")`` over the first ``--r-fits`` rows via
   ``Rscript`` (timed inside R; the row is skipped when Rscript or metafor is missing);
 * one ``pool()`` call on the BCG data (k = 13, REML, with Q-profile intervals).
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=100_000)
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--pymare-batch", type=int, default=10_000)
+    ap.add_argument("--pymare-batch", type=int, default=100_000)
     ap.add_argument("--r-fits", type=int, default=200)
     args = ap.parse_args(argv)
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -57,6 +58,95 @@ from .studies import StudySet
 PROPORTIONS = ("PR", "PLO", "PAS", "PFT")
 UNIT_WORDS = {"patients": "patients", "lesions": "lesions"}
 _MODEL_NAMES = {"GLMM": "GLMM (binomial-normal, ML)", "bayes": "Bayesian normal-normal"}
+
+# ---------------------------------------------------------------- display labels and flags
+
+_CITATION = re.compile(r"^\s*([^\W\d_][\w'’-]*)(?:\s+[A-Z]{1,3}\.?)*\s+et\s+al\.?,?\s+"
+                       r"((?:19|20)\d\d)")
+_ID = re.compile(r"^([A-Za-z]+)[-_]?((?:19|20)\d\d)[a-z]?$")
+
+
+def display_label(study) -> str:
+    """First author and year from a study's ``citation``, e.g. ``"Chen 2022"``.
+
+    ``"Motaghi M et al. 2022, J Clin Neurosci ..."`` gives ``"Motaghi 2022"``.
+    A citation without a first author (``"... J Vasc Interv Radiol 2014
+    (author not verified)"``) falls back to the id's letters in capitals and
+    its year (``jvir2014`` → ``"JVIR 2014"``); anything else to the id.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as S
+    >>> display_label(S(id="chen2022", citation="Chen et al. 2022, AJNR 43(3):501-506"))
+    'Chen 2022'
+    >>> display_label(S(id="jvir2014", citation="Microwave ablation, J Vasc Interv Radiol 2014"))
+    'JVIR 2014'
+    """
+    m = _CITATION.match(str(getattr(study, "citation", "") or ""))
+    if m:
+        return f"{m.group(1)} {m.group(2)}"
+    m = _ID.match(study.id)
+    if m:
+        return f"{m.group(1).upper()} {m.group(2)}"
+    return study.id
+
+
+def display_labels(studies) -> dict[str, str]:
+    """``{study id: display label}``; equal labels get ``a``, ``b``... in id order.
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> display_labels(ma.load_studies("studies"))["khan2018"]  # doctest: +SKIP
+    'Khan 2018'
+    """
+    raw = {s.id: display_label(s) for s in sorted(studies, key=lambda s: s.id)}
+    out = {}
+    for sid, lab in raw.items():
+        same = [i for i, v in raw.items() if v == lab]
+        out[sid] = lab if len(same) == 1 else lab + "abcdefghijklmnopqrstuvwxyz"[same.index(sid) % 26]
+    return out
+
+
+#: marker -> meaning; a row carries the markers of every estimate or assumption behind it
+FLAG_MARKS = ("†", "‡", "§", "¶")
+_CONVERSION_SOURCES = {"luo-shi": "Luo 2018; Shi 2020", "wan": "Wan 2014", "hozo": "Hozo 2005"}
+
+
+def flag_text(mark: str, plan: Plan | None = None, conversion: str | None = None) -> str:
+    """What a flag marker means, e.g. ``"† mean and SD estimated from the median ..."``.
+
+    Examples
+    --------
+    >>> flag_text("†", conversion="luo-shi")
+    '† mean and SD estimated from the median and range/IQR (Luo 2018; Shi 2020)'
+    """
+    conv = conversion or (plan.median_conversion if plan is not None else "luo-shi")
+    texts = {
+        "†": f"mean and SD estimated from the median and range/IQR "
+             f"({_CONVERSION_SOURCES.get(conv, conv)})",
+        "‡": "'median ± SD' used as mean ± SD (assumption)",
+        "§": "n (or total) not reported for this time point, the study's sample size assumed",
+        "¶": "denominator not reported, assumed (sensitivity analysis only)",
+    }
+    return f"{mark} {texts[mark]}"
+
+
+def flags_of(included: pd.DataFrame) -> dict[str, list[str]]:
+    """``{marker: [study label, ...]}`` over the rows of a selection, markers in order."""
+    out: dict[str, list[str]] = {}
+    if "flags" not in included.columns:
+        return out
+    for mark in FLAG_MARKS:
+        who = [lab for lab, f in zip(included["label"], included["flags"]) if mark in str(f)]
+        if who:
+            out[mark] = who
+    return out
+
+
+def flags_summary(included: pd.DataFrame) -> str:
+    """``"† Chen 2022, Motaghi 2022; § Chen 2022"`` (empty when nothing is flagged)."""
+    return "; ".join(f"{m} {', '.join(who)}" for m, who in flags_of(included).items())
 
 
 # ---------------------------------------------------------------- selection
@@ -195,6 +285,7 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
     from .checks import candidate_denominators, compact, matching_counts
 
     assumed = assumed or {}
+    labels = display_labels(studies)
     recs, out = _base_filter(studies, plan, op, unit)
     notes: list[str] = []
     pending = []
@@ -230,9 +321,12 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
                             "reason": f"{o.time}: the latest time point ({chosen.time}) is used"})
         st = _stats(chosen)
         tp = chosen.timepoint
-        row = {"study": sid, "arm": chosen.arm, "time": chosen.time,
-               "days": tp.days if tp.defined else math.nan, "unit": unit,
-               "overlap_group": s.overlap_group, "assumption": ""}
+        row = {"study": sid, "label": labels.get(sid, sid), "arm": chosen.arm,
+               "time": chosen.time, "days": tp.days if tp.defined else math.nan, "unit": unit,
+               "overlap_group": s.overlap_group, "assumption": "", "flags": ""}
+        flags = set()
+        if {"n", "total"} & set(chosen.assumed):
+            flags.add("§")
         if is_prop:
             if _has(st, "events", "total"):
                 row.update(events=st["events"], total=st["total"], ni=st["total"])
@@ -258,6 +352,7 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
                     e = e[-1] if e else round(st["percent"] * t / 100)
                     row.update(events=float(e), total=float(t), ni=float(t),
                                assumption=f"assumed denominator {t} ({st['percent']:g}% → {e}/{t})")
+                    flags.add("¶")
                 else:
                     pending.append((sid, chosen.time, st["percent"], dec, upper, tuple(cands)))
                     out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
@@ -294,14 +389,22 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
                 continue
             notes.extend(local)
             conv = sorted({h for h in (how0, how1) if h != "reported"})
+            if "n" in b.assumed or "n" in chosen.assumed:
+                flags.add("§")
+            if "median-as-mean" in conv:
+                flags.add("‡")
+            if set(conv) - {"median-as-mean"}:
+                flags.add("†")
             row.update(mean_pre=m0, sd_pre=s0, mean_post=m1, sd_post=s1, n=n, ni=n,
                        baseline_time=b.time, assumption="; ".join(conv))
             if st["n"] != sb["n"]:
                 notes.append(f"{sid} ({chosen.time}): n = {n:g}, the smaller of the baseline "
                              f"({sb['n']:g}) and follow-up ({st['n']:g}) counts")
+        row["flags"] = "".join(m for m in FLAG_MARKS if m in flags)
         inc.append(row)
     inc = _apply_overlap(inc, out, plan, notes)
-    cols = ["study", "arm", "time", "days", "unit", "overlap_group", "ni", "assumption"]
+    cols = ["study", "label", "arm", "time", "days", "unit", "overlap_group", "ni", "assumption",
+            "flags"]
     stat_cols = (["events", "total"] if is_prop else
                  ["baseline_time", "mean_pre", "sd_pre", "mean_post", "sd_post", "n"])
     included = pd.DataFrame(inc, columns=cols + stat_cols).sort_values("study", kind="stable")
@@ -355,7 +458,8 @@ def fit(sel: Selection, op: OutcomePlan, plan: Plan, *, model: str = "plan", r: 
     if k == 0:
         return None, "no study with usable data"
     if k == 1:
-        return None, f"one study ({labels[0]}): nothing to pool"
+        who = sel.included["label"].iloc[0] if "label" in sel.included.columns else labels[0]
+        return None, f"one study ({who}): nothing to pool"
     if model == "plan":
         model = plan_model(k, op, plan)
     with warnings.catch_warnings():
@@ -372,8 +476,7 @@ def fit(sel: Selection, op: OutcomePlan, plan: Plan, *, model: str = "plan", r: 
 
             measure = "PLO" if op.measure in PROPORTIONS else op.measure
             es = effect_data(sel, op, r=r, measure=measure)
-            res = pool_bayes(es["yi"].to_numpy(float), es["vi"].to_numpy(float),
-                             tau_prior=_prior(op), level=plan.level, labels=labels,
+            res = pool_bayes(es, tau_prior=_prior(op), level=plan.level, labels=labels,
                              measure=measure, ni=es["ni"].to_numpy(float))
             return res, f"Bayesian normal-normal, τ ~ {res.prior_text}, flat μ prior"
         from .pooling import pool
@@ -437,6 +540,17 @@ class Analysis:
     def total_n(self) -> int:
         return int(self.selection.included["ni"].sum()) if len(self.selection.included) else 0
 
+    def labels(self, flags: bool = True) -> list[str]:
+        """Display labels of the included studies, e.g. ``["Chen 2022 †§", "Wu 2021"]``."""
+        inc = self.selection.included
+        if not flags:
+            return list(inc["label"])
+        return [f"{lab} {f}" if f else lab for lab, f in zip(inc["label"], inc["flags"])]
+
+    def footnotes(self, plan: Plan | None = None) -> list[str]:
+        """One line per flag marker used in this analysis, stating what it means."""
+        return [flag_text(m, plan) for m in flags_of(self.selection.included)]
+
     def row(self) -> dict:
         """One row of the results table."""
         base = {"outcome": self.outcome, "label": self.label, "window": self.window or "any",
@@ -445,6 +559,8 @@ class Analysis:
                 "measure": self.measure,
                 "scale": "proportion" if self.measure in PROPORTIONS else "raw mean change (pre − post)",
                 "studies": ", ".join(self.selection.included["study"]),
+                "study_labels": ", ".join(self.labels()),
+                "flags": flags_summary(self.selection.included),
                 "model": self.model if self.pooled else "not pooled",
                 "estimate": math.nan, "ci_lb": math.nan, "ci_ub": math.nan, "pi_lb": math.nan,
                 "pi_ub": math.nan, "tau2": math.nan, "i2": math.nan,
@@ -474,15 +590,52 @@ class Analysis:
                 f"{unitw}; {het}; {self.model}).")
 
 
-def _sens_row(name, res, measure, sel, note=""):
-    if res is None:
-        return {"analysis": name, "k": len(sel.included), "n": int(sel.included["ni"].sum()),
-                "estimate": math.nan, "ci_lb": math.nan, "ci_ub": math.nan, "tau2": math.nan,
-                "i2": math.nan, "note": note}
-    s = summarise(res, measure)
-    return {"analysis": name, "k": s["k"], "n": int(sel.included["ni"].sum()),
-            "estimate": s["estimate"], "ci_lb": s["ci_lb"], "ci_ub": s["ci_ub"],
-            "tau2": s["tau2"], "i2": s["i2"], "note": note}
+def _sens_row(name, res, measure, sel, note="", **extra):
+    inc = sel.included
+    row = {"analysis": name, "k": len(inc), "n": int(inc["ni"].sum()),
+           "estimate": math.nan, "ci_lb": math.nan, "ci_ub": math.nan, "tau2": math.nan,
+           "i2": math.nan, "note": note, "flags": flags_summary(inc),
+           "studies": ", ".join(inc["study"]), "left_out": "", "study_set": ""}
+    row.update(extra)
+    if res is not None:
+        s = summarise(res, measure)
+        row.update(k=s["k"], estimate=s["estimate"], ci_lb=s["ci_lb"], ci_ub=s["ci_ub"],
+                   tau2=s["tau2"], i2=s["i2"])
+    return row
+
+
+def _count(pct_dec, total) -> int:
+    """The event count matching a percent of ``total`` (as :func:`select` assumes it)."""
+    from .checks import matching_counts
+
+    p_, dec = pct_dec
+    e = matching_counts(p_, dec, int(total))
+    return int(e[-1]) if e else int(round(p_ * total / 100))
+
+
+def plausible_denominators(percent: float, upper: int | None, candidates, min_fraction: float = 0.5):
+    """Denominators assumed in the sensitivity analysis of a percent without a denominator.
+
+    The rule, stated in the output: among the denominators consistent with the
+    reported percent (:func:`metaanalysis.checks.candidate_denominators`), those
+    from ``min_fraction`` of the units treated (``upper``) to all of them; for
+    0% or 100% (every denominator is consistent) the number treated.  Returns
+    ``(smallest, largest)`` or None when no candidate qualifies.
+
+    Examples
+    --------
+    >>> plausible_denominators(94.8, 140, [58, 77, 96, 97, 115, 116, 134, 135])
+    (77, 135)
+    >>> plausible_denominators(100, 33, range(1, 34))
+    (33, 33)
+    """
+    cands = sorted(int(c) for c in candidates)
+    if not cands or not upper:
+        return None
+    if percent in (0, 100) and int(upper) in cands:
+        return int(upper), int(upper)
+    keep = [c for c in cands if c >= math.ceil(min_fraction * upper - 1e-9)]
+    return (keep[0], keep[-1]) if keep else None
 
 
 def _subset(sel: Selection, drop: str) -> Selection:
@@ -519,7 +672,8 @@ def sensitivity(studies: StudySet, plan: Plan, op: OutcomePlan, window, unit,
         for sid in sel.included["study"]:
             sub = _subset(sel, sid)
             res, lab = fit(sub, op, plan, model=spec)
-            rows.append(_sens_row(f"leave out {sid}", res, m, sub, lab))
+            lab_s = sel.included.set_index("study").loc[sid, "label"]
+            rows.append(_sens_row(f"leave out {lab_s}", res, m, sub, lab, left_out=sid))
     # pre-post correlation
     if m == "MC" and main is not None:
         for r in op.r_sensitivity:
@@ -535,15 +689,36 @@ def sensitivity(studies: StudySet, plan: Plan, op: OutcomePlan, window, unit,
         alt = "wan" if plan.median_conversion != "wan" else "luo-shi"
         variants.append((f"median conversion: {alt}", dataclasses.replace(plan, median_conversion=alt), None))
     if sel.pending_denominators:
-        for which, pick in (("largest", -1), ("smallest", 0)):
-            assumed = {(s, t): c[pick] for s, t, _, _, _, c in sel.pending_denominators if c}
+        labels = display_labels(studies)
+        frac = plan.assumed_denominator_min_fraction
+        picks, pct_of = {}, {}
+        for sid, t, p_, dec_, upper, c in sel.pending_denominators:
+            pct_of[(sid, t)] = (p_, dec_)
+            pl = plausible_denominators(p_, upper, c, frac)
+            if pl:
+                picks[(sid, t)] = pl
+        for which, j in (("smallest", 0), ("largest", 1)):
+            assumed = {key: pl[j] for key, pl in picks.items()}
             if assumed:
-                desc = ", ".join(f"{s} {c}" for (s, _), c in assumed.items())
-                variants.append((f"assumed denominators ({which} candidate): {desc}", plan, assumed))
+                desc = ", ".join(f"{labels.get(s_, s_)} {_count(pct_of[key], c)}/{c}"
+                                 for key, c in assumed.items() for s_ in [key[0]])
+                variants.append((f"assumed denominators ({which} plausible, "
+                                 f"{100 * frac:g}–100% of units treated): {desc}", plan, assumed))
     for name, p2, assumed in variants:
         s2 = select(studies, p2, op, window, unit, assumed=assumed)
         res, lab = fit(s2, op, p2)
-        rows.append(_sens_row(name, res, m, s2, lab + f"; studies: {', '.join(s2.included['study'])}"))
+        rows.append(_sens_row(name, res, m, s2, lab))
+    # named study sets pooled alone (e.g. the two anchor series), when >= 2 are in the analysis
+    for set_name in plan.sets_for(op):
+        ids = plan.study_sets.get(set_name, ())
+        inc = sel.included[sel.included["study"].isin(ids)].reset_index(drop=True)
+        if len(inc) < 2 or len(inc) == k:
+            continue
+        sub = dataclasses.replace(sel, included=inc)
+        res, lab = fit(sub, op, plan)
+        name = (f"study set {set_name} only ({', '.join(inc['label'])}): k = {len(inc)} → "
+                + ("Bayesian normal-normal" if lab.startswith("Bayes") else lab.split(",")[0]))
+        rows.append(_sens_row(name, res, m, sub, lab, study_set=set_name))
     df = pd.DataFrame(rows)
     return df
 
@@ -576,6 +751,7 @@ class PlanResults:
     plan: Plan
     analyses: tuple[Analysis, ...]
     unpooled: tuple[tuple[str, str], ...]  # (outcome, reason) not analysed at all
+    labels: dict = field(default_factory=dict)  # study id -> display label ("Chen 2022")
 
     def results_table(self) -> pd.DataFrame:
         """One row per analysis (natural scale for proportions)."""
@@ -639,6 +815,13 @@ def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: 
     >>> out = run_plan(ma.load_studies("studies"), ma.load_plan("studies/plan.yaml"))  # doctest: +SKIP
     >>> print(out.analyses[0].sentence())                                              # doctest: +SKIP
     """
+    from .errors import PlanError, Problem
+
+    bad = [Problem(plan.path or "plan", "study_sets", name, f"{sid!r} is not a study id "
+                   f"({', '.join(studies.ids)})")
+           for name, ids in plan.study_sets.items() for sid in ids if sid not in studies.ids]
+    if bad:
+        raise PlanError(bad)
     analyses = []
     present = set(studies.outcomes())
     unpooled = []
@@ -658,16 +841,23 @@ def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: 
     reasons = dict(plan.not_pooled)
     for name in sorted(present - planned):
         unpooled.append((name, reasons.get(name, "not in the analysis plan")))
-    return PlanResults(plan, tuple(analyses), tuple(unpooled))
+    return PlanResults(plan, tuple(analyses), tuple(unpooled), display_labels(studies))
 
 
 __all__ = [
+    "FLAG_MARKS",
     "Analysis",
     "PlanResults",
     "Selection",
     "analyse",
+    "display_label",
+    "display_labels",
     "effect_data",
     "fit",
+    "flag_text",
+    "flags_of",
+    "flags_summary",
+    "plausible_denominators",
     "run_plan",
     "select",
     "sensitivity",

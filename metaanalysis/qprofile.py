@@ -67,14 +67,16 @@ def tau2_ci(yi, vi, mask, tau2, level: float = 0.95):
     df = np.maximum(k - 1, 1).astype(float)
     hi_t = special.chdtri(df, alpha / 2)  # upper alpha/2 quantile -> lower limit
     lo_t = special.chdtri(df, 1 - alpha / 2)
-    cap = np.maximum(TAU2_MAX, 10.0 * np.nan_to_num(np.asarray(tau2, float), nan=0.0))
+    t_hat = np.nan_to_num(np.asarray(tau2, float), nan=0.0)
+    cap = np.maximum(TAU2_MAX, 10.0 * t_hat)
     # both limits in one vectorised solve: stack the batch twice
     yy = np.concatenate([y, y])
     vv = np.concatenate([v, v])
     mm = np.concatenate([m, m])
     kk = np.concatenate([k, k])
     t, conv, hit = _q_root(
-        yy, vv, mm, kk, np.concatenate([hi_t, lo_t]), x0=None, cap=np.concatenate([cap, cap])
+        yy, vv, mm, kk, np.concatenate([hi_t, lo_t]), x0=np.concatenate([0.5 * t_hat, 2.0 * t_hat]),
+        cap=np.concatenate([cap, cap]),
     )
     lb, ub = t[:B], t[B:]
     bad = k < 2

@@ -86,11 +86,20 @@ def display_results(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             "I²": pct(r["i2"]) if pooled else "—",
             "Model": r["model"] if pooled else f"not pooled: {r['note']}",
         })
+        if "study_labels" in df.columns:
+            rows[-1]["Studies"] = r["study_labels"] or "—"
     return pd.DataFrame(rows)
 
 
 def display_sensitivity(df: pd.DataFrame, measures: dict) -> pd.DataFrame:
-    """Formatted sensitivity table; ``measures`` maps outcome -> measure code."""
+    """Formatted sensitivity table; ``measures`` maps outcome -> measure code.
+
+    With a ``flags`` column (:meth:`PlanResults.sensitivity_table`) the table
+    gets an "Estimated/assumed data" column naming, per marker, the studies
+    whose data were estimated or assumed in that analysis (†: mean and SD from
+    a median; ‡: "median ± SD" used as mean ± SD; §: assumed n; ¶: assumed
+    denominator).
+    """
     rows = []
     for _, r in df.iterrows():
         prop = measures.get(r["outcome"]) in PROPORTIONS
@@ -101,6 +110,9 @@ def display_sensitivity(df: pd.DataFrame, measures: dict) -> pd.DataFrame:
             "CI": _interval(r["ci_lb"], r["ci_ub"], prop),
             "τ²": num(r["tau2"], 4), "I²": pct(r["i2"]), "Note": r["note"] or "",
         })
+        if "flags" in df.columns:
+            f = r["flags"]
+            rows[-1]["Estimated/assumed data"] = f if isinstance(f, str) and f else "—"
     return pd.DataFrame(rows)
 
 

@@ -71,7 +71,16 @@ def test_percent_without_denominator_excluded_then_assumed(studies, plan):
     a = analyse(studies, plan, op, None, "lesions")
     assert not a.pooled and "no study with usable data" in a.model
     names = a.sensitivity["analysis"].tolist()
-    assert any("assumed denominators (largest candidate): chen2022 135, wu2021 33" in n for n in names)
+    # rule: candidates from half of the treated units to all of them; 100% -> all treated
+    # (94.8% of <= 140: 77 (73/77) .. 135 (128/135); wu2021 100% of 33 lesions: 33/33)
+    assert any("(largest plausible, 50–100% of units treated): Chen 2022 128/135, Wu 2021 33/33"
+               in n for n in names)
+    assert any("(smallest plausible, 50–100% of units treated): Chen 2022 73/77, Wu 2021 33/33"
+               in n for n in names)
+    assert not any("wu2021 1" in n.lower() or "/1," in n for n in names)  # no 1/1 study
+    smallest = a.sensitivity.set_index("analysis").loc[[n for n in names if "smallest" in n][0]]
+    assert smallest["k"] == 2 and smallest["n"] == 77 + 33
+    assert "¶ Chen 2022, Wu 2021" in smallest["flags"]
 
 
 def test_windows_pick_one_record_per_study_and_need_a_baseline(studies, plan):
@@ -123,8 +132,8 @@ def test_glmm_main_and_alternative_proportion_models(studies, plan):
     assert row["estimate"] == pytest.approx(5 / 244, rel=0.02)  # τ² = 0: close to the raw pooled rate
     names = set(a.sensitivity["analysis"])
     assert {"model: logit two-step", "model: Freeman–Tukey two-step", "model: Bayesian (logit)",
-            "leave out jvir2014"} <= names
-    loo = a.sensitivity.set_index("analysis").loc["leave out jvir2014"]
+            "leave out JVIR 2014"} <= names
+    loo = a.sensitivity.set_index("analysis").loc["leave out JVIR 2014"]
     assert loo["k"] == 3 and "GLMM" in loo["note"]  # same model as the main analysis
 
 
@@ -149,3 +158,54 @@ def test_default_plan_covers_counts_and_changes(studies):
     assert "odi" in dict(p.not_pooled)
     assert math.isclose(p.windows["about_1_month"][1], 42.0)
     assert np.isfinite(p.level)
+
+
+def test_display_labels_from_citation(studies):
+    from metaanalysis.analysis import display_labels
+
+    lab = display_labels(studies)
+    # "Chen et al. 2022, ..." / "Motaghi M et al. 2022, ..." -> first author + year
+    assert lab["chen2022"] == "Chen 2022" and lab["motaghi2022"] == "Motaghi 2022"
+    assert lab["khan2018"] == "Khan 2018" and lab["wang2022"] == "Wang 2022"
+    # citation without an author: the id's letters and year
+    assert lab["jvir2014"] == "JVIR 2014"
+
+
+def test_plausible_denominator_rule():
+    from metaanalysis.analysis import plausible_denominators
+
+    # issue 2 item 4: 94.8% of at most 140 vertebrae -> 58, 77, ..., 135; half of 140 = 70
+    assert plausible_denominators(94.8, 140, [58, 77, 96, 97, 115, 116, 134, 135]) == (77, 135)
+    # 100% with no denominator: every count fits; the number treated is used, never 1/1
+    assert plausible_denominators(100, 33, range(1, 34)) == (33, 33)
+    assert plausible_denominators(50, 10, [2, 4], 0.5) is None
+
+
+def test_study_sets_in_plan(tmp_path, studies, plan):
+    import dataclasses
+
+    from metaanalysis.errors import PlanError
+    from metaanalysis.plan import load_plan
+
+    assert plan.study_sets == {"anchor_series": ("chen2022", "khan2018")}
+    assert plan.sets_for(plan.outcome("complications")) == ["anchor_series"]
+    text = (Path(plan.path)).read_text()
+    bad = tmp_path / "plan.yaml"
+    bad.write_text(text.replace("anchor_series: [chen2022, khan2018]", "anchor_series: [chen2022]"))
+    with pytest.raises(PlanError, match="at least two different study ids"):
+        load_plan(bad)
+    per = text.replace("  - name: complications\n", "  - name: complications\n    study_sets: []\n")
+    bad.write_text(per)
+    assert load_plan(bad).sets_for(load_plan(bad).outcome("complications")) == []
+    bad.write_text(text.replace("  - name: complications\n",
+                                "  - name: complications\n    study_sets: [nope]\n"))
+    with pytest.raises(PlanError, match="study_sets"):
+        load_plan(bad)
+    # an unknown study id in a set is a plan error when the plan is run
+    p2 = dataclasses.replace(plan, study_sets={"x": ("chen2022", "nobody2020")})
+    with pytest.raises(PlanError, match="nobody2020"):
+        run_plan(studies, p2, with_sensitivity=False)
+    # the set row: complications of the two anchors (1/91, 2/69), k = 2, Bayesian with its prior
+    a = analyse(studies, plan, plan.outcome("complications"), None, "patients")
+    row = a.sensitivity[a.sensitivity["study_set"] == "anchor_series"].iloc[0]
+    assert row["k"] == 2 and row["n"] == 160 and "half-normal(scale=0.5)" in row["note"]

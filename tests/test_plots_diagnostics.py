@@ -99,10 +99,53 @@ def test_timecourse_band_and_studies():
     assert list(line.get_xdata()) == [0, 30, 180]
     assert list(line.get_ydata()) == [7.1, 2.9, 2.1]
     assert _gid(ax, "ci-band")
-    assert [t.get_text() for t in ax.texts] == ["k = 3", "k = 3", "k = 2"]
+    # k in one row under the tick labels (number-at-risk style), headed "k"
+    assert [t.get_text() for t in ax.texts] == ["3", "3", "2", "k"]
+    ax_above = ma.timecourse(pooled, k_position="above")
+    assert [t.get_text() for t in ax_above.texts] == ["k = 3", "k = 3", "k = 2"]
     ax2 = ma.timecourse(pooled.assign(estimate=[0.0, -1.0, -2.0], ci_lb=[-0.5, -1.5, -2.5],
                                       ci_ub=[0.5, -0.5, -1.5]), measure="PLO", percent=True)
     assert list(_gid(ax2, "pooled-line")[0].get_ydata()) == pytest.approx(
         [50.0, 26.894142, 11.920292])
     with pytest.raises(InputError, match="missing column"):
         ma.timecourse(pooled.drop(columns="days"))
+
+
+def test_timecourse_k_row_and_study_labels_never_overlap():
+    # days 1 and 7 (the two early windows that used to collide), sqrt axis, named ticks
+    pooled = pd.DataFrame({"days": [1.2, 7.0, 29.0, 90.0, 180.0],
+                           "estimate": [4.1, 4.4, 4.8, 4.7, 5.0], "ci_lb": [1.4, 1.8, 3.4, 2.9, 3.4],
+                           "ci_ub": [6.9, 7.0, 6.2, 6.5, 6.6], "k": [5, 4, 5, 4, 5]})
+    studies = pd.DataFrame({"study": ["a", "a", "b", "b", "c", "c"],
+                            "days": [1, 180, 1, 180, 7, 180], "yi": [5.0, 5.0, 5.05, 5.1, 3, 5.02]})
+    ticks = {1: "1 d", 7: "1 wk", 30: "1 mo", 90: "3 mo", 180: "6 mo"}
+    ax = ma.timecourse(pooled, studies, xscale="sqrt", xticks=ticks,
+                       study_labels={"a": "Chen 2022", "b": "Khan 2018", "c": "Wu 2021"})
+    fig = ax.figure
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    ks = [t for t in ax.texts if t.get_gid() == "k-label"]
+    assert [t.get_text() for t in ks] == ["5", "4", "5", "4", "5"]
+    boxes = [t.get_window_extent(r) for t in ks]
+    assert all(not b1.overlaps(b2) for b1, b2 in zip(boxes, boxes[1:]))
+    # the k row sits under the tick labels, above the x label
+    tick_bottom = min(t.get_window_extent(r).y0 for t in ax.get_xticklabels() if t.get_text())
+    assert max(b.y1 for b in boxes) < tick_bottom
+    assert ax.xaxis.label.get_window_extent(r).y1 < min(b.y0 for b in boxes)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(ticks.values())
+    # sqrt axis: day 7 is sqrt(7) / sqrt(180) of the way, not 7/180
+    x0, x1 = ax.transData.transform([(1, 0), (7, 0)])[:, 0]
+    assert x1 - x0 > 20  # pixels apart at 100 dpi
+    labels = [t for t in ax.texts if t.get_gid() == "study-label"]
+    assert sorted(t.get_text() for t in labels) == ["Chen 2022", "Khan 2018", "Wu 2021"]
+    lb = [t.get_window_extent(r) for t in labels]
+    assert all(not a.overlaps(b) for i, a in enumerate(lb) for b in lb[i + 1:])
+    # each label has its line's colour
+    lines = {tuple(map(float, ln.get_ydata()))[-1]: ln.get_color() for ln in _gid(ax, "study-line")}
+    assert {t.get_color() for t in labels} == set(lines.values())
+    with pytest.raises(InputError, match="k_position"):
+        ma.timecourse(pooled, k_position="top")
+    with pytest.raises(InputError, match="xscale"):
+        ma.timecourse(pooled, xscale="log2")
+    import matplotlib.pyplot as plt
+    plt.close("all")

@@ -246,3 +246,31 @@ def test_bad_arguments_raise_input_error(cement):
         ma.forest(ma.pool([0.1, 0.2], [0.01, 0.02]), percent=True)
     with pytest.raises(InputError, match="result"):
         ma.forest([1, 2, 3])
+
+
+def test_footnotes_are_written_under_the_plot(cement):
+    _, res = cement
+    note = "† mean and SD estimated from the median and range (Luo 2018; Shi 2020)"
+    ax = ma.forest(res.with_(labels=tuple(f"{lab} †" for lab in res.labels)), footnotes=[note])
+    texts = [t.get_text() for t in ax.texts]
+    assert note in texts
+    assert sum(t.endswith(" †") for t in texts) == res.k  # the marker on every study label
+    # the footnote is the last line, under the heterogeneity lines
+    ys = {t.get_text(): t.get_position()[1] for t in ax.texts}
+    het = next(v for k, v in ys.items() if k.startswith("Heterogeneity"))
+    assert ys[note] > het  # rows grow downwards (inverted y)
+    with pytest.raises(InputError, match="footnotes"):
+        ma.forest(res, footnotes="† one string")
+
+
+def test_mean_change_text_columns_from_data():
+    # two studies with pre/post means: the reader sees the data behind each effect
+    es = ma.effect_sizes("MC", mean_pre=[6.1, 7.4], sd_pre=[1.2, 1.2], mean_post=[3.1, 1.9],
+                         sd_post=[1.0, 1.6], n=[91, 17], r=0.5)
+    ax = ma.forest(ma.pool(es, method="REML", labels=["Chen 2022", "JVIR 2014"]))
+    texts = [t.get_text() for t in ax.texts]
+    for h in ("Baseline mean (SD)", "Follow-up mean (SD)", "n"):
+        assert h in texts
+    assert {"6.1 (1.2)", "3.1 (1.0)", "91", "7.4 (1.2)", "1.9 (1.6)", "17"} <= set(texts)
+    # effect = pre − post (metafor escalc MC): 6.1 − 3.1 = 3.00
+    assert any(t.startswith("3.00 [") for t in texts)

@@ -85,11 +85,50 @@ def test_sensitivity_table_content(report):
     sens = pd.read_csv(out / "sensitivity.csv")
     leak = sens[sens.outcome == "cement_leakage"].set_index("analysis")
     assert {"model: logit two-step", "model: Freeman–Tukey two-step", "model: Bayesian (logit)",
-            "overlap: all studies of each group", "leave out chen2022"} <= set(leak.index)
+            "overlap: all studies of each group", "leave out Chen 2022"} <= set(leak.index)
+    # display label in the analysis name, the study id kept in its own column
+    assert leak.loc["leave out Chen 2022", "left_out"] == "chen2022"
     # all four leakage studies: 373 vertebrae
     assert leak.loc["overlap: all studies of each group", "n"] == 373
     pain = sens[(sens.outcome == "pain_vas") & (sens.window == "about_1_month")]["analysis"]
     assert {"r = 0.3", "r = 0.7", "'median ± SD' used as mean ± SD"} <= set(pain)
+    # flagged rows: mean/SD from medians (†), the "median ± SD" read as a mean (‡)
+    pain_rows = sens[(sens.outcome == "pain_vas") & (sens.window == "about_1_month")].set_index("analysis")
+    assert pain_rows.loc["r = 0.3", "flags"].startswith("† Chen 2022, Motaghi 2022;")
+    assert "‡ Khan 2018" in pain_rows.loc["'median ± SD' used as mean ± SD", "flags"]
+    assert "‡" not in pain_rows.loc["r = 0.3", "flags"]
+
+
+def test_anchor_series_study_set_gives_bayesian_k2_with_prior(report):
+    # issue 7's done-when: complications 1/91 (Chen 2022) and 2/69 (Khan 2018), k = 2, Bayesian
+    out, _ = report
+    sens = pd.read_csv(out / "sensitivity.csv", keep_default_na=False)
+    row = sens[(sens.outcome == "complications") & (sens.study_set == "anchor_series")]
+    assert len(row) == 1
+    row = row.iloc[0]
+    assert row["analysis"] == ("study set anchor_series only (Chen 2022, Khan 2018): k = 2 → "
+                               "Bayesian normal-normal")
+    assert row["k"] == 2 and row["n"] == 91 + 69 and row["studies"] == "chen2022, khan2018"
+    assert "τ ~ half-normal(scale=0.5)" in row["note"]  # the prior is printed
+    # the crude rate 3/160 = 1.9% lies inside the credible interval
+    assert float(row["ci_lb"]) < 3 / 160 < float(row["ci_ub"])
+    md = (out / "report.md").read_text()
+    assert ("Study set anchor_series only (Chen 2022, Khan 2018): " in md
+            and "k = 2, 160 patients; Bayesian normal-normal, τ ~ half-normal(scale=0.5)" in md)
+
+
+def test_display_labels_and_markers_in_report(report):
+    out, _ = report
+    md = (out / "report.md").read_text()
+    # labels from the citation field, with markers, and the legend of the markers
+    assert "Chen 2022 †§, JVIR 2014 §, Motaghi 2022 †§, Wang 2022 §, Wu 2021 §" in md
+    assert "† mean and SD estimated from the median and range/IQR (Luo 2018; Shi 2020)" in md
+    res = pd.read_csv(out / "results.csv", keep_default_na=False)
+    leak = res[res.outcome == "cement_leakage"].iloc[0]
+    assert leak["studies"] == "chen2022, wang2022, wu2021"  # ids kept in the CSV
+    assert leak["study_labels"] == "Chen 2022, Wang 2022, Wu 2021 §"
+    sens_md = (out / "sensitivity.md").read_text()
+    assert "Estimated/assumed data" in sens_md and "leave out Chen 2022" in sens_md
 
 
 def test_provenance_records_plan_version_and_checksums(report):

@@ -108,6 +108,17 @@ def _study_text_columns(res, events, total):
         if n2 is not None:
             cols.append(("n (2)", [fmt.num(v, 0) for v in n2]))
         return cols, None, None
+    mp, sp = _col(data, ["mean_pre"]), _col(data, ["sd_pre"])
+    mq, sq = _col(data, ["mean_post"]), _col(data, ["sd_post"])
+    if mp is not None and sp is not None and mq is not None and sq is not None:  # MC, SMCR
+        cols.append(("Baseline mean (SD)", [f"{fmt.num(a, 1)} ({fmt.num(b, 1)})"
+                                            for a, b in zip(mp, sp)]))
+        cols.append(("Follow-up mean (SD)", [f"{fmt.num(a, 1)} ({fmt.num(b, 1)})"
+                                             for a, b in zip(mq, sq)]))
+        n = _col(data, ["n", "ni"])
+        if n is not None:
+            cols.append(("n", [fmt.num(v, 0) for v in n]))
+        return cols, None, None
     m, s, n = _col(data, ["mean"]), _col(data, ["sd"]), _col(data, ["n"])
     if m is not None and s is not None:
         cols.append(("Mean ± SD", [f"{fmt.num(a, 1)} ± {fmt.num(b, 1)}" for a, b in zip(m, s)]))
@@ -357,7 +368,7 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
            xlabel: str | None = None, digits: int | None = None, weights: bool = True,
            study_ci: str = "auto", events=None, total=None, columns=None,
            measure: str | None = None, overall=None, width=None, title: str | None = None,
-           bayes=None, shrinkage: bool | None = None, **kwargs):
+           bayes=None, shrinkage: bool | None = None, footnotes=None, **kwargs):
     """Draw a forest plot of a pooled result, a subgroup analysis or a sensitivity table.
 
     Parameters
@@ -426,6 +437,10 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
         interval of θᵢ | data, as an open circle just below the observed
         estimate, with its own text column.  Default: True for a BayesResult,
         False with ``bayes=``.
+    footnotes : list of str, optional
+        Lines written under the plot, after the heterogeneity lines, e.g. the
+        meaning of a marker added to study labels (``"† mean and SD estimated
+        from the median and range (Luo 2018; Shi 2020)"``).
     **kwargs
         ``color`` of the study boxes, ``diamond_color``, ``pi_color``,
         ``bayes_color``, ``fontsize``.
@@ -454,6 +469,11 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
                               or _is_bayes(result)):
         raise InputError(f"bayes: given with a {type(result).__name__} result; expected "
                          "result to be a PoolResult of the same studies")
+    if footnotes is not None and (isinstance(footnotes, str) or not all(
+            isinstance(f, str) for f in footnotes)):
+        raise InputError(f"footnotes: got {footnotes!r}; expected a list of strings")
+    if footnotes is not None and isinstance(result, pd.DataFrame):
+        raise InputError("footnotes: not supported for leave-one-out/cumulative DataFrames")
     if shrinkage is not None and not isinstance(shrinkage, (bool, np.bool_)):
         raise InputError(f"shrinkage: got {shrinkage!r}; expected True, False or None")
     if isinstance(result, pd.DataFrame):
@@ -667,6 +687,9 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
         bayes_text(result)
     else:
         pooled_rows(overall)
+    for i, line in enumerate(footnotes or ()):
+        rows.next(1.0 if i == 0 else 0.85)
+        table.add_span(rows.y, line, italic=False)
     n_rows = rows.y - header_y + 1.2  # the y-axis span, in rows
 
     # --- axes --------------------------------------------------------------

@@ -19,6 +19,31 @@ from . import _layout
 __all__ = ["timecourse"]
 
 _BLUE = "#0072B2"
+#: Okabe–Ito colours (colour-blind safe) for labelled study lines; blue is the pooled line's
+STUDY_COLORS = ("#E69F00", "#009E73", "#D55E00", "#CC79A7", "#000000", "#999999", "#56B4E9",
+                "#F0E442")
+
+
+def _spread(y, gap):
+    """Positions as near ``y`` as possible but at least ``gap`` apart (order kept)."""
+    y = np.asarray(y, float)
+    order = np.argsort(y, kind="stable")
+    out = y[order].copy()
+    for i in range(1, len(out)):
+        out[i] = max(out[i], out[i - 1] + gap)
+    # centre the block on the wanted positions so labels move both ways
+    shift = np.mean(out - y[order])
+    out -= shift
+    for i in range(1, len(out)):
+        out[i] = max(out[i], out[i - 1] + gap)
+    res = np.empty_like(out)
+    res[order] = out
+    return res
+
+
+def _sqrt_scale(ax):
+    ax.set_xscale("function", functions=(lambda v: np.sign(v) * np.sqrt(np.abs(v)),
+                                         lambda v: np.sign(v) * np.square(v)))
 
 
 def _split(df, studies, study):
@@ -34,7 +59,8 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
                study: str = "study", band: bool = True, measure: str | None = None,
                percent: bool = False, xscale: str = "linear", show_k: bool = True,
                xlabel: str = "Days after treatment", ylabel: str | None = None,
-               label: str = "Pooled", **kwargs):
+               label: str = "Pooled", k_position: str = "row", xticks=None,
+               study_labels=None, **kwargs):
     """Plot a pooled outcome across time points with its CI band and the studies.
 
     Parameters
@@ -56,10 +82,22 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
         proportions); identity when omitted.
     percent : bool
         Show proportions as percentages.
-    xscale : {"linear", "symlog"}
-        ``"symlog"`` spreads early follow-up (days) when the last is a year away.
+    xscale : {"linear", "sqrt", "symlog"}
+        ``"sqrt"`` (square-root axis) or ``"symlog"`` spread early follow-up
+        (days 1 and 7) when the last time point is months away.
     show_k : bool
-        Write the number of studies above each pooled point (needs ``k``).
+        Write the number of studies of each pooled point (needs ``k``).
+    k_position : {"row", "above"}
+        ``"row"`` (default): the k values in one row under the x tick labels,
+        headed "k", like a number-at-risk table, so they never overlap the
+        data or each other; ``"above"``: "k = N" above each point's CI.
+    xticks : dict or sequence, optional
+        Tick positions in days, or ``{day: label}`` such as ``{7: "1 wk"}``.
+    study_labels : bool or dict, optional
+        Label each study line at the right edge of the axes (labels moved
+        apart so they never overlap), in its own colour; a dict maps study ids
+        to display labels (e.g. ``{"chen2022": "Chen 2022"}``).  Default: no
+        labels, grey lines.
     xlabel, ylabel, label : str
         Axis labels and legend label of the pooled line.
     **kwargs
@@ -86,8 +124,13 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
                          f"'ci_ub' (have {list(pooled.columns)})")
     if len(pooled) == 0:
         raise InputError("df: no pooled rows (rows with an empty or 'pooled' study)")
-    if xscale not in ("linear", "symlog"):
-        raise InputError(f"xscale: got {xscale!r}; expected 'linear' or 'symlog'")
+    if xscale not in ("linear", "sqrt", "symlog"):
+        raise InputError(f"xscale: got {xscale!r}; expected 'linear', 'sqrt' or 'symlog'")
+    if k_position not in ("row", "above"):
+        raise InputError(f"k_position: got {k_position!r}; expected 'row' or 'above'")
+    if study_labels is not None and not isinstance(study_labels, (bool, dict)):
+        raise InputError(f"study_labels: got {type(study_labels).__name__}; expected True, "
+                         "False or a dict of study id -> label")
     scale = _layout.axis_scale(measure, transform=True, percent=percent,
                                ni=np.array([1.0]) if measure == "PFT" else None)
     color = kwargs.pop("color", _BLUE)
@@ -106,14 +149,20 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
         w = width_inches("single")
         fig, ax = _layout.new_figure(w, w * 0.75)
         fig.set_layout_engine("constrained")
+    ends = []  # (last y, label, colour) of labelled study lines
     if srows is not None and len(srows):
         col = "yi" if "yi" in srows.columns else y
+        names = study_labels if isinstance(study_labels, dict) else {}
         for i, (name, g) in enumerate(srows.groupby(study, sort=True)):
             g = g.sort_values(x)
-            ax.plot(g[x].to_numpy(float), scale(g[col].to_numpy(float)), color="#9A9A9A",
-                    linewidth=0.6, marker="o", markersize=2.5, markerfacecolor="white",
+            gy = scale(g[col].to_numpy(float))
+            c = STUDY_COLORS[i % len(STUDY_COLORS)] if study_labels else "#9A9A9A"
+            ax.plot(g[x].to_numpy(float), gy, color=c, linewidth=0.6 if not study_labels else 0.8,
+                    marker="o", markersize=2.5, markerfacecolor="white",
                     markeredgewidth=0.6, zorder=2, gid="study-line",
-                    label="Individual studies" if i == 0 else None)
+                    label="Individual studies" if i == 0 and not study_labels else None)
+            if study_labels:
+                ends.append((float(gy[-1]), str(names.get(name, name)), c))
     if band and {"ci_lb", "ci_ub"} <= set(pooled.columns):
         lb = scale(pooled["ci_lb"].to_numpy(float))
         ub = scale(pooled["ci_ub"].to_numpy(float))
@@ -122,12 +171,8 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
                         gid="ci-band", label=f"{fmt.num(100 * lvl, 0)}% CI")
     ax.plot(px, py, color=color, linewidth=1.4, marker="o", markersize=4, zorder=4,
             gid="pooled-line", label=label)
-    if show_k and "k" in pooled.columns:
-        top = scale(pooled["ci_ub"].to_numpy(float)) if "ci_ub" in pooled.columns else py
-        for xi, ti, k in zip(px, top, pooled["k"]):
-            ax.annotate(f"k = {fmt.num(k, 0)}", (xi, ti), xytext=(0, 3),
-                        textcoords="offset points", ha="center", va="bottom",
-                        fontsize="x-small", color="#404040", gid="k-label")
+    if xscale == "sqrt":
+        _sqrt_scale(ax)
     if xscale == "symlog":
         from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
@@ -137,7 +182,60 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    if xticks is not None:
+        from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
+
+        pos = list(xticks.keys()) if isinstance(xticks, dict) else list(xticks)
+        ax.xaxis.set_major_locator(FixedLocator([float(v) for v in pos]))
+        ax.xaxis.set_minor_locator(NullLocator())
+        if isinstance(xticks, dict):
+            ax.xaxis.set_major_formatter(FixedFormatter([str(v) for v in xticks.values()]))
+    if xscale == "sqrt":
+        xs_all = [px] + ([srows[x].to_numpy(float)] if srows is not None and len(srows) else [])
+        xa = np.concatenate(xs_all)
+        lo_t, hi_t = np.sqrt(max(float(np.nanmin(xa)), 0.0)), np.sqrt(float(np.nanmax(xa)))
+        pad = 0.04 * (hi_t - lo_t)
+        ax.set_xlim(np.sign(lo_t - pad) * (lo_t - pad) ** 2, (hi_t + pad) ** 2)
+    if show_k and "k" in pooled.columns:
+        if k_position == "above":
+            top = scale(pooled["ci_ub"].to_numpy(float)) if "ci_ub" in pooled.columns else py
+            for xi, ti, k in zip(px, top, pooled["k"]):
+                ax.annotate(f"k = {fmt.num(k, 0)}", (xi, ti), xytext=(0, 3),
+                            textcoords="offset points", ha="center", va="bottom",
+                            fontsize="x-small", color="#404040", gid="k-label")
+        else:
+            import matplotlib as mpl
+            from matplotlib.font_manager import FontProperties
+
+            tick_pt = FontProperties(size=mpl.rcParams["xtick.labelsize"]).get_size_in_points()
+            below = (mpl.rcParams["xtick.major.size"] + mpl.rcParams["xtick.major.pad"]
+                     + tick_pt + 3.0)
+            trans = ax.get_xaxis_transform()
+            for xi, k in zip(px, pooled["k"]):
+                ax.annotate(fmt.num(k, 0), (xi, 0), xycoords=trans, xytext=(0, -below),
+                            textcoords="offset points", ha="center", va="top",
+                            fontsize="x-small", color="#404040", gid="k-label",
+                            annotation_clip=False)
+            ax.annotate("k", (0, 0), xycoords="axes fraction", xytext=(-6, -below),
+                        textcoords="offset points", ha="right", va="top", fontsize="x-small",
+                        color="#404040", fontweight="bold", gid="k-header",
+                        annotation_clip=False)
+            ax.xaxis.labelpad = mpl.rcParams["axes.labelpad"] + tick_pt + 2.0
+    if ends:
+        import matplotlib as mpl
+        from matplotlib.font_manager import FontProperties
+
+        lo_, hi_ = ax.get_ylim()
+        h_pt = max(_layout.axes_height_points(ax), 1.0)
+        fs = FontProperties(size="x-small").get_size_in_points()
+        gap = (hi_ - lo_) * 1.15 * fs / h_pt
+        ys = _spread([e[0] for e in ends], gap)
+        for (yend, text, c), yl in zip(ends, ys):
+            ax.annotate(text, (1.0, yl), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                        textcoords="offset points", ha="left", va="center",
+                        fontsize="x-small", color=c, gid="study-label",
+                        annotation_clip=False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel or scale.label)
-    ax.legend(frameon=False, loc="best")
+    ax.legend(frameon=False, loc="best", fontsize="x-small" if ends else None)
     return ax
