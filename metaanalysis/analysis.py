@@ -610,7 +610,7 @@ def _count(pct_dec, total) -> int:
 
     p_, dec = pct_dec
     e = matching_counts(p_, dec, int(total))
-    return int(e[-1]) if e else int(round(p_ * total / 100))
+    return int(e[-1]) if e else round(p_ * total / 100)
 
 
 def plausible_denominators(percent: float, upper: int | None, candidates, min_fraction: float = 0.5):
@@ -702,8 +702,9 @@ def sensitivity(studies: StudySet, plan: Plan, op: OutcomePlan, window, unit,
             if assumed:
                 desc = ", ".join(f"{labels.get(s_, s_)} {_count(pct_of[key], c)}/{c}"
                                  for key, c in assumed.items() for s_ in [key[0]])
-                variants.append((f"assumed denominators ({which} plausible, "
-                                 f"{100 * frac:g}–100% of units treated): {desc}", plan, assumed))
+                name = (f"assumed denominators ({which} plausible, "
+                        f"{100 * frac:g}–100% of units treated): {desc}")
+                variants.append((name, plan, assumed))
     for name, p2, assumed in variants:
         s2 = select(studies, p2, op, window, unit, assumed=assumed)
         res, lab = fit(s2, op, p2)

@@ -37,7 +37,6 @@ Orwin RG (1983). A fail-safe N for effect size in meta-analysis. *J Educ Stat*
 
 from __future__ import annotations
 
-import html
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -46,9 +45,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._display import TextDisplay
 from .errors import InputError, StatisticalWarning
 from .formatting import ci, num, pval
-from .regression import CORE_METHODS, fit_mixed
+from .mixed import CORE_METHODS, fit_mixed
 
 MIN_K = 10
 
@@ -81,17 +81,13 @@ def _warn_small_k(k: int, what: str) -> str | None:
     return None
 
 
-def _html(text: str) -> str:
-    return f"<pre>{html.escape(text)}</pre>"
-
-
 # ---------------------------------------------------------------------------
 # Regression tests: Egger (rma / lm), PET, PEESE
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RegressionTestResult:
+@dataclass(frozen=True, repr=False)
+class RegressionTestResult(TextDisplay):
     """Result of :func:`egger_test` or :func:`peese` (immutable).
 
     ``stat`` and ``p`` test the slope on the predictor (z, or t on ``df``
@@ -144,15 +140,6 @@ class RegressionTestResult:
         keys = ("model", "predictor", "k", "stat", "p", "df", "slope", "slope_se",
                 "limit_estimate", "limit_se", "limit_ci_lb", "limit_ci_ub")
         return pd.DataFrame([{k: getattr(self, k) for k in keys}], index=[self.name])
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        try:
-            return _html(self.summary())
-        except Exception:  # noqa: BLE001 - display must not fail
-            return "<pre>RegressionTestResult</pre>"
 
 
 def _predictor_values(res, predictor: str, v: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -268,8 +255,8 @@ def peese(res, model: str = "lm") -> RegressionTestResult:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RankTestResult:
+@dataclass(frozen=True, repr=False)
+class RankTestResult(TextDisplay):
     """Result of :func:`begg_test`: Kendall's ``tau`` (τ-b) and its ``p``-value."""
 
     k: int
@@ -287,15 +274,6 @@ class RankTestResult:
                  f"tau = {num(self.tau)}, p = {pval(self.p)} ({how})"]
         lines.extend(self.notes)
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        try:
-            return _html(self.summary())
-        except Exception:  # noqa: BLE001 - display must not fail
-            return "<pre>RankTestResult</pre>"
 
 
 def begg_test(res) -> RankTestResult:
@@ -336,8 +314,8 @@ def begg_test(res) -> RankTestResult:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TrimFillResult:
+@dataclass(frozen=True, repr=False)
+class TrimFillResult(TextDisplay):
     """Result of :func:`trim_and_fill` (immutable).
 
     ``k0`` studies estimated missing on ``side``; ``pooled`` is the
@@ -378,15 +356,6 @@ class TrimFillResult:
             rows.append({"k": k, "estimate": r.estimate, "se": r.se, "ci_lb": r.ci_lb,
                          "ci_ub": r.ci_ub, "tau2": r.tau2})
         return pd.DataFrame(rows, index=["observed", "trim and fill"])
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        try:
-            return _html(self.summary())
-        except Exception:  # noqa: BLE001 - display must not fail
-            return "<pre>TrimFillResult</pre>"
 
 
 def _k0_estimate(centered: np.ndarray, estimator: str) -> float:
@@ -510,7 +479,7 @@ def trim_and_fill(res, estimator: str = "L0", side: str | None = None,
 # ---------------------------------------------------------------------------
 
 
-class FailSafeN(int):
+class FailSafeN(TextDisplay, int):
     """Fail-safe N: an ``int`` (the number of studies) that also carries the
     method choices (``method, alpha, target, p, mean``) and prints them."""
 
@@ -545,15 +514,6 @@ class FailSafeN(int):
                      f"Observed mean effect of the {self.k} studies: {num(self.mean)}"]
         lines.extend(self.notes)
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        try:
-            return _html(self.summary())
-        except Exception:  # noqa: BLE001 - display must not fail
-            return "<pre>FailSafeN</pre>"
 
 
 def fail_safe_n(res, method: str = "rosenthal", *, alpha: float = 0.05,

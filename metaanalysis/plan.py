@@ -106,10 +106,10 @@ class Plan:
             f"confidence level: {self.level:g}",
             f"fewer than 3 studies: {'Bayesian normal-normal model' if self.few_studies == 'bayes' else 'pooled as usual'}",
             f"overlapping cohorts: {'largest study per overlap group' if self.overlap == 'one_per_group' else 'all studies'}",
-            f"percent without denominator: {self.percent_without_denominator}; sensitivity: "
-            f"smallest and largest candidate denominator from "
-            f"{100 * self.assumed_denominator_min_fraction:g}% to 100% of the units treated "
-            "(all units treated when the percent is 0% or 100%)",
+            (f"percent without denominator: {self.percent_without_denominator}; sensitivity: "
+             f"smallest and largest candidate denominator from "
+             f"{100 * self.assumed_denominator_min_fraction:g}% to 100% of the units treated "
+             "(all units treated when the percent is 0% or 100%)"),
             f"median conversion: {self.median_conversion}; 'median ± SD': {self.median_sd}",
             f"funnel plots: drawn when k ≥ {self.funnel_min_k}",
         ] + [f"study set {name} ({', '.join(ids)}): pooled alone as a sensitivity analysis "

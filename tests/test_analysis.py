@@ -78,7 +78,7 @@ def test_percent_without_denominator_excluded_then_assumed(studies, plan):
     assert any("(smallest plausible, 50–100% of units treated): Chen 2022 73/77, Wu 2021 33/33"
                in n for n in names)
     assert not any("wu2021 1" in n.lower() or "/1," in n for n in names)  # no 1/1 study
-    smallest = a.sensitivity.set_index("analysis").loc[[n for n in names if "smallest" in n][0]]
+    smallest = a.sensitivity.set_index("analysis").loc[next(n for n in names if "smallest" in n)]
     assert smallest["k"] == 2 and smallest["n"] == 77 + 33
     assert "¶ Chen 2022, Wu 2021" in smallest["flags"]
 

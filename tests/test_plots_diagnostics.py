@@ -4,6 +4,7 @@ Baujat and radial coordinates are checked against R metafor 3.8-1
 (tests/data/plots_baujat_bcg.R -> plots_baujat_bcg.json).
 """
 
+import itertools
 import json
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def test_timecourse_k_row_and_study_labels_never_overlap():
     ks = [t for t in ax.texts if t.get_gid() == "k-label"]
     assert [t.get_text() for t in ks] == ["5", "4", "5", "4", "5"]
     boxes = [t.get_window_extent(r) for t in ks]
-    assert all(not b1.overlaps(b2) for b1, b2 in zip(boxes, boxes[1:]))
+    assert all(not b1.overlaps(b2) for b1, b2 in itertools.pairwise(boxes))
     # the k row sits under the tick labels, above the x label
     tick_bottom = min(t.get_window_extent(r).y0 for t in ax.get_xticklabels() if t.get_text())
     assert max(b.y1 for b in boxes) < tick_bottom

@@ -65,168 +65,6 @@ def forest_size(n_rows: int, left_in: float = 2.0, right_in: float = 1.6,
 
 
 # ---------------------------------------------------------------------------
-# input handling
-# ---------------------------------------------------------------------------
-
-def _col(data, names):
-    if data is None:
-        return None
-    for n in names:
-        if n in data.columns:
-            return np.asarray(data[n])
-    return None
-
-
-def _study_text_columns(res, events, total):
-    """Extra text columns from the effect-size data: events/total or mean ± SD and n."""
-    data = getattr(res, "data", None)
-    cols: list[tuple[str, list[str]]] = []
-    k = int(res.k)
-    if events is not None or total is not None:
-        ev = np.asarray(events if not isinstance(events, str) else data[events])
-        tot = np.asarray(total if not isinstance(total, str) else data[total])
-        return [("Events/Total", [f"{int(e)}/{int(t)}" for e, t in zip(ev, tot)])], ev, tot
-    if data is None or len(data) != k:
-        return cols, None, None
-    ev, tot = _col(data, ["events", "xi"]), _col(data, ["total", "ni"])
-    if ev is not None and tot is not None and getattr(res, "measure", None) in PROPORTION_MEASURES:
-        cols.append(("Events/Total", [f"{int(e)}/{int(t)}" for e, t in zip(ev, tot)]))
-        return cols, ev.astype(float), tot.astype(float)
-    e1, t1 = _col(data, ["events1", "ai"]), _col(data, ["total1", "n1i"])
-    e2, t2 = _col(data, ["events2", "ci"]), _col(data, ["total2", "n2i"])
-    if e1 is not None and e2 is not None and t1 is not None and t2 is not None:
-        cols.append(("Exp.", [f"{int(a)}/{int(b)}" for a, b in zip(e1, t1)]))
-        cols.append(("Ctrl.", [f"{int(a)}/{int(b)}" for a, b in zip(e2, t2)]))
-        return cols, None, None
-    m1, s1, n1 = _col(data, ["mean1"]), _col(data, ["sd1"]), _col(data, ["n1"])
-    m2, s2, n2 = _col(data, ["mean2"]), _col(data, ["sd2"]), _col(data, ["n2"])
-    if m1 is not None and s1 is not None and m2 is not None and s2 is not None:
-        cols.append(("Mean ± SD (1)", [f"{fmt.num(a, 1)} ± {fmt.num(b, 1)}" for a, b in zip(m1, s1)]))
-        if n1 is not None:
-            cols.append(("n (1)", [fmt.num(v, 0) for v in n1]))
-        cols.append(("Mean ± SD (2)", [f"{fmt.num(a, 1)} ± {fmt.num(b, 1)}" for a, b in zip(m2, s2)]))
-        if n2 is not None:
-            cols.append(("n (2)", [fmt.num(v, 0) for v in n2]))
-        return cols, None, None
-    mp, sp = _col(data, ["mean_pre"]), _col(data, ["sd_pre"])
-    mq, sq = _col(data, ["mean_post"]), _col(data, ["sd_post"])
-    if mp is not None and sp is not None and mq is not None and sq is not None:  # MC, SMCR
-        cols.append(("Baseline mean (SD)", [f"{fmt.num(a, 1)} ({fmt.num(b, 1)})"
-                                            for a, b in zip(mp, sp)]))
-        cols.append(("Follow-up mean (SD)", [f"{fmt.num(a, 1)} ({fmt.num(b, 1)})"
-                                             for a, b in zip(mq, sq)]))
-        n = _col(data, ["n", "ni"])
-        if n is not None:
-            cols.append(("n", [fmt.num(v, 0) for v in n]))
-        return cols, None, None
-    m, s, n = _col(data, ["mean"]), _col(data, ["sd"]), _col(data, ["n"])
-    if m is not None and s is not None:
-        cols.append(("Mean ± SD", [f"{fmt.num(a, 1)} ± {fmt.num(b, 1)}" for a, b in zip(m, s)]))
-        if n is not None:
-            cols.append(("n", [fmt.num(v, 0) for v in n]))
-    return cols, None, None
-
-
-def _order(res, sort, year):
-    k = int(res.k)
-    if sort is None or sort is False:
-        return np.arange(k)
-    if isinstance(sort, str):
-        if sort == "weight":
-            w = getattr(res, "weights", None)
-            if w is None:  # Bayesian result: order by precision 1/vᵢ
-                w = 1.0 / np.asarray(res.vi, float)
-            return np.argsort(-np.asarray(w, float), kind="stable")
-        if sort == "effect":
-            return np.argsort(np.asarray(res.yi, float), kind="stable")
-        if sort == "year":
-            y = year
-            if y is None:
-                y = _col(getattr(res, "data", None), ["year"])
-            elif isinstance(y, str):
-                y = _col(res.data, [y])
-            if y is None or len(y) != k:
-                raise InputError("sort: got 'year' but no 'year' column in res.data and no "
-                                 "year= array of length k was given")
-            return np.argsort(np.asarray(y), kind="stable")
-        raise InputError(f"sort: got {sort!r}; expected 'weight', 'effect', 'year', None "
-                         "or a permutation of the study indices")
-    idx = np.asarray(sort)
-    if idx.shape != (k,) or sorted(idx.tolist()) != list(range(k)):
-        raise InputError(f"sort: got {sort!r}; expected a permutation of 0..{k - 1}")
-    return idx.astype(int)
-
-
-def _zcrit(level):
-    return float(stats.norm.ppf(0.5 + level / 2.0))
-
-
-def _study_intervals(res, scale, ev, tot, study_ci):
-    """Point estimates and CIs of the studies on the axis scale."""
-    yi = np.asarray(res.yi, float)
-    se = np.sqrt(np.asarray(res.vi, float))
-    z = _zcrit(float(res.level))
-    est, lb, ub = scale(yi), scale(yi - z * se), scale(yi + z * se)
-    used_exact = False
-    want = study_ci
-    if want == "auto":
-        want = "exact" if (ev is not None and tot is not None and scale.natural
-                           and scale.measure in PROPORTION_MEASURES) else "model"
-    if want in ("exact", "wilson"):
-        if ev is None or tot is None:
-            raise InputError(f"study_ci: got {study_ci!r} but no events/total are available "
-                             "(pass events= and total=, or pool an effect_sizes DataFrame)")
-        from ..proportions import proportion_ci
-
-        plb, pub = proportion_ci(ev, tot, method=want, level=float(res.level))
-        f = 100.0 if scale.percent else 1.0
-        est = np.asarray(ev, float) / np.asarray(tot, float) * f
-        lb, ub = np.asarray(plb, float) * f, np.asarray(pub, float) * f
-        used_exact = want
-    elif want != "model":
-        raise InputError(f"study_ci: got {study_ci!r}; expected 'auto', 'exact', 'wilson' "
-                         "or 'model'")
-    return est, lb, ub, used_exact
-
-
-def _is_subgroups(obj) -> bool:
-    return hasattr(obj, "q_between")
-
-
-def _is_bayes(obj) -> bool:
-    return hasattr(obj, "shrinkage") and hasattr(obj, "mu") and hasattr(obj, "prior_text")
-
-
-def _bayes_prior_text(b) -> str:
-    """``Bayesian model: τ ~ half-normal(scale=0.5); μ ~ flat; 95% equal-tailed CrI``."""
-    mu = "flat" if b.mu_prior is None else b.mu_prior_text
-    return (f"Bayesian model: priors τ ~ {b.prior_text}, μ ~ {mu}; "
-            f"{fmt.num(100 * b.level, 0)}% {b.interval} credible intervals")
-
-
-def _bayes_tau_text(b) -> str:
-    """Posterior median of τ with its credible interval, on the analysis scale."""
-    scale = _layout._MODEL_LABELS.get(b.measure)
-    where = f" ({scale.lower()} scale)" if scale else ""
-    return (f"Posterior τ{where}: median {fmt.num(b.tau.median, 2)} "
-            f"{fmt.ci(b.tau.ci_lb, b.tau.ci_ub, 2)}")
-
-
-def _subgroup_parts(sg):
-    """(name, PoolResult) pairs of a subgroups result, in its order."""
-    for attr in ("results", "groups", "fits"):
-        g = getattr(sg, attr, None)
-        if isinstance(g, dict):
-            return list(g.items())
-        if isinstance(g, (list, tuple)) and g and hasattr(g[0], "estimate"):
-            names = getattr(sg, "names", None) or [getattr(r, "label", str(i))
-                                                  for i, r in enumerate(g)]
-            return list(zip(names, g))
-    raise InputError("result: a subgroups result without per-group PoolResults "
-                     "(expected a .results dict of name -> PoolResult)")
-
-
-# ---------------------------------------------------------------------------
 # drawing primitives
 # ---------------------------------------------------------------------------
 
@@ -300,10 +138,6 @@ def _set_xaxis(ax, scale, xlim, xticks):
         ax.spines[side].set_visible(False)
 
 
-def _effect_text(est, lb, ub, digits):
-    return f"{fmt.num(est, digits)} {fmt.ci(lb, ub, digits)}"
-
-
 def _model_name(res, common=False):
     if common or res.method == "EE":
         return "Common-effect model"
@@ -344,22 +178,6 @@ def p_eq(p) -> str:
 # ---------------------------------------------------------------------------
 # the figure
 # ---------------------------------------------------------------------------
-
-class _Rows:
-    """Accumulates what goes on each row before anything is drawn."""
-
-    def __init__(self):
-        self.y = 0.0
-        self.studies = []  # (y, est, lb, ub, weight)
-        self.diamonds = []  # (y, est, lb, ub, kind)
-        self.pis = []  # (y, lb, ub)
-        self.xvalues = []
-        self.overall = None  # (y, estimate) of the overall diamond
-        self.shrink = []  # (y, est, lb, ub) of Bayesian shrinkage estimates
-
-    def next(self, step=1.0):
-        self.y += step
-        return self.y
 
 
 def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
@@ -763,13 +581,6 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
     if title:
         ax.set_title(title, loc="left")
     return ax
-
-
-def _f(x):
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 def _refit_common(res):

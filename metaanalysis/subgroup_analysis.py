@@ -1,0 +1,227 @@
+"""Subgroup analysis: pooling within subgroups and testing their differences.
+
+:func:`subgroups` pools each subgroup with the package engine (separate τ²),
+or fits one τ² common to all subgroups by meta-regression on the subgroup
+dummies; Q-between is a common-effect fit of the subgroup estimates
+(Borenstein et al. 2009, ch. 19) or the moderator test of that regression.
+
+References
+----------
+Borenstein M, Hedges LV, Higgins JPT, Rothstein HR (2009). *Introduction to
+Meta-Analysis*. Wiley, ch. 19.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._display import TextDisplay
+from .errors import InputError
+from .formatting import ci, num, pct, pval
+from .mixed import CORE_METHODS, fit_mixed
+
+
+@dataclass(frozen=True, repr=False)
+class SubgroupResult(TextDisplay):
+    """Result of :func:`subgroups` (immutable).
+
+    ``groups`` maps each level to its :class:`PoolResult`; ``q_between`` is the
+    test for subgroup differences on ``q_between_df`` degrees of freedom (an F
+    statistic on ``(q_between_df, q_between_df2)`` df when ``tau2="common"`` and
+    ``test="knha"``).  ``tau2`` says whether τ² was estimated separately per
+    subgroup or once, in common.
+    """
+
+    groups: dict
+    q_between: float
+    q_between_df: int
+    q_between_p: float
+    tau2: str
+    method: str
+    test: str
+    level: float
+    overall: Any = field(repr=False)
+    q_between_df2: float | None = None
+    tau2_common: float | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per subgroup: k, estimate, se, p, CI, τ², I², Q and its p."""
+        rows = {str(g): {"k": r.k, "estimate": r.estimate, "se": r.se, "p": r.p,
+                         "ci_lb": r.ci_lb, "ci_ub": r.ci_ub, "tau2": r.tau2, "i2": r.i2,
+                         "q": r.q, "q_p": r.q_p} for g, r in self.groups.items()}
+        out = pd.DataFrame.from_dict(rows, orient="index")
+        out.index.name = "group"
+        return out
+
+    def summary(self) -> str:
+        lvl = f"{100 * self.level:g}%"
+        how = ("τ² estimated separately in each subgroup" if self.tau2 == "separate"
+               else f"one τ² common to all subgroups (τ² = {num(self.tau2_common)}, "
+                    "from the meta-regression on subgroup)")
+        lines = [f"Subgroup analysis ({len(self.groups)} subgroups, k = {self.overall.k})",
+                 f"τ² estimator: {self.method}; {how}",
+                 f"CI: {'normal (z)' if self.test == 'z' else 'Knapp-Hartung (t)'}", ""]
+        w = max(8, max(len(str(g)) for g in self.groups))
+        lines.append(f"{'group':<{w}}  {'k':>3}  {'estimate':>9}  {lvl + ' CI':>20}  "
+                     f"{'τ²':>8}  {'I²':>6}")
+        for g, r in self.groups.items():
+            lines.append(f"{g!s:<{w}}  {r.k:>3}  {num(r.estimate):>9}  "
+                         f"{ci(r.ci_lb, r.ci_ub):>20}  {num(r.tau2):>8}  {pct(r.i2):>6}")
+        lines.append("")
+        if self.tau2 == "separate":
+            lines.append(f"Test for subgroup differences (Q-between, common-effect fit of the "
+                         f"subgroup estimates): Q({self.q_between_df}) = {num(self.q_between)}, "
+                         f"p = {pval(self.q_between_p)}")
+        elif self.q_between_df2 is not None:
+            lines.append(f"Test for subgroup differences (moderator test, common τ²): "
+                         f"F({self.q_between_df}, {num(self.q_between_df2, 0)}) = "
+                         f"{num(self.q_between)}, p = {pval(self.q_between_p)}")
+        else:
+            lines.append(f"Test for subgroup differences (moderator test, common τ²): "
+                         f"QM({self.q_between_df}) = {num(self.q_between)}, "
+                         f"p = {pval(self.q_between_p)}")
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+    def _html_extra(self) -> str:
+        return self.to_frame().to_html(float_format=lambda x: num(x))
+
+
+def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z",
+              level: float = 0.95, tau2: str = "separate", labels=None) -> SubgroupResult:
+    """Pool within subgroups and test for differences between them.
+
+    Parameters
+    ----------
+    yi, vi : array_like
+        Effect sizes and sampling variances (``yi`` may be an ``effect_sizes``
+        DataFrame; then ``groups`` may be a column name).
+    groups : array_like or str
+        Subgroup of each study.  Subgroups are ordered as a pandas
+        ``Categorical`` orders them (sorted, unless the categories are given).
+    method, test, level :
+        As in :func:`metaanalysis.pool`.
+    tau2 : {"separate", "common"}
+        ``"separate"`` (default): an independent model per subgroup; Q-between
+        is the heterogeneity Q of a common-effect fit of the subgroup estimates
+        (with their standard errors), on G − 1 df (Borenstein et al. 2009, ch.
+        19).  ``"common"``: one τ² for all subgroups, from the meta-regression
+        on subgroup dummies; subgroup estimates and the test of differences
+        (QM, or F with Knapp-Hartung) come from that model.
+
+    Returns
+    -------
+    SubgroupResult
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> sg = ma.subgroups([0.1, 0.3, 0.2, 0.6, 0.5], [0.01, 0.02, 0.02, 0.03, 0.02],
+    ...                   ["a", "a", "a", "b", "b"], method="DL")
+    >>> sorted(sg.groups)
+    ['a', 'b']
+    """
+    from . import engine
+    from .pooling import pool
+    from .regression import _as_yi_vi_mods, meta_regression
+
+    if tau2 not in ("separate", "common"):
+        raise InputError(f"tau2={tau2!r} is not known; expected 'separate' or 'common'")
+    if isinstance(yi, pd.DataFrame) and isinstance(groups, str):
+        if groups not in yi.columns:
+            raise InputError(f"groups={groups!r} is not a column of the DataFrame")
+        if labels is None:
+            for col in ("study", "label", "id"):
+                if col in yi.columns:
+                    labels = [str(x) for x in yi[col]]
+                    break
+        groups = yi[groups]
+    if groups is None:
+        raise InputError("groups is required (one subgroup label per study)")
+    measure = yi.attrs.get("measure") if isinstance(yi, pd.DataFrame) else None
+    y, v, _ = _as_yi_vi_mods(yi, vi, None if not isinstance(yi, pd.DataFrame) else [])
+    g = pd.Series(groups).reset_index(drop=True)
+    if len(g) != y.size:
+        raise InputError(f"groups has {len(g)} entries but there are {y.size} studies")
+    if g.isna().any():
+        raise InputError(f"groups has missing values in rows "
+                         f"{list(np.flatnonzero(g.isna().to_numpy())[:5])}")
+    cat = g.astype("category") if not isinstance(g.dtype, pd.CategoricalDtype) else g
+    levels = [lv for lv in cat.cat.categories if (cat == lv).any()]
+    if len(levels) < 2:
+        raise InputError(f"groups has a single level {levels!r}; expected at least two subgroups")
+    labels = (tuple(str(x) for x in labels) if labels is not None
+              else tuple(f"Study {i + 1}" for i in range(y.size)))
+    if len(labels) != y.size:
+        raise InputError(f"labels has {len(labels)} entries but there are {y.size} studies")
+    lab = np.asarray(labels, dtype=object)
+    # A DataFrame from effect_sizes travels into every fit, so results keep their
+    # measure, ni and study data (forest text columns, back-transforms).
+    frame = yi.reset_index(drop=True) if isinstance(yi, pd.DataFrame) else None
+
+    def _fit(mk, labs):
+        if frame is None:
+            return pool(y[mk], v[mk], method=method, test=test, level=level, labels=labs,
+                        measure=measure)
+        part = frame.loc[mk].reset_index(drop=True)
+        part.attrs = dict(frame.attrs)
+        return pool(part, method=method, test=test, level=level, labels=labs)
+
+    overall = _fit(np.ones(y.size, dtype=bool), list(labels))
+    notes: list[str] = []
+    fitted: dict = {}
+    masks = {lv: (cat == lv).to_numpy() for lv in levels}
+    if tau2 == "separate":
+        for lv in levels:
+            mk = masks[lv]
+            fitted[lv] = _fit(mk, list(lab[mk]))
+        est = np.array([fitted[lv].estimate for lv in levels])
+        se = np.array([fitted[lv].se for lv in levels])
+        between = engine.fit(est[None, :], (se**2)[None, :], method="EE", test="z",
+                             qprofile=False)
+        qb = float(between["q"][0])
+        qb_df = len(levels) - 1
+        qb_p = float(stats.chi2.sf(qb, qb_df))
+        qb_df2 = None
+        tau2_common = None
+        small = [str(lv) for lv in levels if fitted[lv].k < 2]
+        if small:
+            notes.append(f"Subgroups with a single study (no τ² estimate): {', '.join(small)}.")
+    else:
+        if method not in CORE_METHODS:
+            raise InputError(f"tau2='common' estimates τ² by meta-regression, which does not offer "
+                             f"method={method!r}; expected one of "
+                             f"{', '.join(m for m in CORE_METHODS if m != 'FE')}")
+        reg = meta_regression(y, v, pd.DataFrame({"group": cat}), method=method, test=test,
+                              level=level)
+        qb, qb_df, qb_p = reg.qm, reg.qm_df, reg.qm_p
+        qb_df2 = reg.qm_df2 if test != "z" else None
+        tau2_common = reg.tau2
+        Xg = np.column_stack([masks[lv].astype(float) for lv in levels])
+        cell = fit_mixed(y, v, Xg, method=method, test=test, level=level,
+                         tau2=np.array([tau2_common]))
+        for j, lv in enumerate(levels):
+            mk = masks[lv]
+            base = _fit(mk, list(lab[mk]))
+            fixed = engine.fit(y[mk][None, :], v[mk][None, :], method=method, test="z",
+                               level=level, tau2=np.array([tau2_common]), qprofile=False)
+            fitted[lv] = base.with_(
+                estimate=float(cell["beta"][0, j]), se=float(cell["se"][0, j]),
+                stat=float(cell["stat"][0, j]), p=float(cell["p"][0, j]),
+                ci_lb=float(cell["ci_lb"][0, j]), ci_ub=float(cell["ci_ub"][0, j]),
+                tau2=tau2_common, i2=float(fixed["i2"][0]), h2=float(fixed["h2"][0]),
+                pi_lb=float(fixed["pi_lb"][0]), pi_ub=float(fixed["pi_ub"][0]),
+                weights=np.asarray(fixed["weights"][0], float),
+                se_tau2=float("nan"), tau2_ci_lb=float("nan"), tau2_ci_ub=float("nan"),
+                i2_ci_lb=float("nan"), i2_ci_ub=float("nan"),
+                df=float(y.size - len(levels)) if test != "z" else None,
+                notes=base.notes + (f"τ² common to all subgroups ({num(tau2_common)}).",))
+    return SubgroupResult(groups=fitted, q_between=qb, q_between_df=int(qb_df), q_between_p=qb_p,
+                          tau2=tau2, method=method, test=test, level=level, overall=overall,
+                          q_between_df2=qb_df2, tau2_common=tau2_common, notes=tuple(notes))
