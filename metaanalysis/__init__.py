@@ -56,7 +56,7 @@ _EXPORTS = {
     "influence": "sensitivity",
     "gosh": "sensitivity",
     "meta_regression": "regression",
-    "subgroups": "regression",
+    "subgroups": "subgroup_analysis",
     # figures (matplotlib imported only when one is used)
     "forest": "plots.forest",
     "funnel": "plots.funnel",

@@ -42,7 +42,7 @@ from scipy import special
 
 from .errors import ConvergenceWarning, InputError
 from .qprofile import tau2_ci
-from .tau2 import ESTIMATORS, _rs, clean, q_stat
+from .tau2 import ESTIMATORS, _einsum, _filled, _rs, clean
 
 __all__ = ["KEYS", "METHODS", "TESTS", "fit"]
 
@@ -134,30 +134,34 @@ def _trPSPS(a, s_a, sig):
     return _rs(b * b) - 2 * _rs(a * b * b) / s_a + (_rs(a * b) / s_a) ** 2
 
 
-def _se_tau2(method, y, v, m, k, t):
-    sig = v + t[:, None]
+def _se_tau2(method, y, v, m, k, t, w=None, sw=None):
+    """SE of τ̂² per row; ``w = m/(v + τ̂²)`` and its row sums ``sw`` when known."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        if method in ("DL", "HS", "HSk"):
+        if method in ("DL", "HS", "HSk", "HE", "SJ"):
+            sig = v + t[:, None]
+            if method == "HE":
+                return np.sqrt(2 * _trPSPS(m, k.astype(float), sig)) / (k - 1)
+            if method == "SJ":
+                ybar = _rs(y * m) / k
+                t0 = _rs(m * (y - ybar[:, None]) ** 2) / k
+                a = m / (v + t0[:, None])
+                return t0 * np.sqrt(2 * _trPSPS(a, _rs(a), sig)) / (k - 1)
             a = m / v
             sa = _rs(a)
             num = np.sqrt(2 * _trPSPS(a, sa, sig))
             if method == "DL":
                 return num / (sa - _rs(a * a) / sa)
             return num / sa * (k / (k - 1) if method == "HSk" else 1.0)
-        if method == "HE":
-            return np.sqrt(2 * _trPSPS(m, k.astype(float), sig)) / (k - 1)
-        if method == "SJ":
-            ybar = _rs(y * m) / k
-            t0 = _rs(m * (y - ybar[:, None]) ** 2) / k
-            a = m / (v + t0[:, None])
-            return t0 * np.sqrt(2 * _trPSPS(a, _rs(a), sig)) / (k - 1)
-        w = m / sig
-        sw = _rs(w)
+        if w is None:
+            w = m / (v + t[:, None])
+            sw = _rs(w)
         if method == "ML":
             return np.sqrt(2 / _rs(w * w))
         if method == "REML":
-            s2 = _rs(w * w)
-            trpp = s2 - 2 * _rs(w * w * w) / sw + (s2 / sw) ** 2
+            w2 = w * w
+            s2 = _rs(w2)
+            s2w = s2 / sw
+            trpp = s2 - 2 * _einsum("ij,ij->i", w2, w) / sw + s2w * s2w
             return np.sqrt(2 / trpp)
         # EB, PM, PMM (Morris 1983)
         return np.sqrt(2 * k**2 / (k - 1)) / sw
@@ -215,19 +219,24 @@ def fit(
 
 
 def _fit(yi, vi, method, test, level, tau2, qprofile):
+    # A single pool() is a batch of one, so this body is written to keep the
+    # number of array calls low: counts instead of .any(), shared sums, no
+    # redundant passes over (B, k).
     yi = _as2d(yi, "yi")
     vi = _as2d(vi, "vi")
     if yi.shape != vi.shape:
         raise InputError(f"yi, vi: shapes {yi.shape} and {vi.shape} differ; expected equal shapes")
-    mask = np.isfinite(yi) & np.isfinite(vi)
-    with np.errstate(invalid="ignore"):
-        badv = mask & (vi <= 0)
-    if badv.any():
+    mask = np.isfinite(yi)
+    mask &= np.isfinite(vi)
+    badv = vi <= 0  # NaN compares False
+    badv &= mask
+    if np.count_nonzero(badv):
         r, c = np.argwhere(badv)[0]
         raise InputError(
             f"vi: got {float(vi[r, c])!r} (row {r}, study {c}); expected sampling variances > 0"
         )
     y, v, m, k = clean(yi, vi, mask)
+    full = np.count_nonzero(k != y.shape[1]) == 0  # no absent study
     B = y.shape[0]
     kf = k.astype(float)
 
@@ -243,71 +252,83 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
     else:
         t, converged = ESTIMATORS[method](y, v, mask)
     one = k < 2
-    t = np.where(one, 0.0, t)
+    n_one = np.count_nonzero(one)
+    if n_one:
+        t = np.where(one, 0.0, t)
 
     # ---- pooled estimate
     w = m / (v + t[:, None])
     sw = _rs(w)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mu = _rs(w * y) / sw
-        se = 1.0 / np.sqrt(sw)
-        w0 = m / v
-        sw0 = _rs(w0)
-        q, _ = q_stat(y, v, m)
-        qdf = kf - 1
-        q_p = np.where(qdf > 0, _chi2_sf(np.maximum(qdf, 1), q), np.nan)
-        df = np.full(B, np.nan)
-        if test != "z":
-            s2 = _rs(w * (y - mu[:, None]) ** 2) / qdf
-            if test == "adhoc":
-                s2 = np.maximum(s2, 1.0)
-            se = np.where(one, se, se * np.sqrt(s2))
+    mu = _rs(w * y) / sw
+    se = 1.0 / np.sqrt(sw)
+    r = y - mu[:, None]
+    wr = w * r
+    q_t = _einsum("ij,ij->i", wr, r)  # generalised Q at τ̂²
+    # Q at τ² = 0 (as tau2.q_stat)
+    w0 = m / v
+    sw0 = _rs(w0)
+    r0 = y - (_einsum("ij,ij->i", w0, y) / sw0)[:, None]
+    q = _einsum("ij,ij->i", w0 * r0, r0)
+    qdf = kf - 1
+    q_p = _chi2_sf(np.maximum(qdf, 1), q)
+    if n_one:
+        q_p = np.where(qdf > 0, q_p, np.nan)
+    nan = _filled(B, np.nan)
+    df = nan
+    if test != "z":
+        s2 = q_t / qdf
+        if test == "adhoc":
+            s2 = np.maximum(s2, 1.0)
+        se = se * np.sqrt(s2)
+        df = qdf
+        if n_one:
+            se = np.where(one, 1.0 / np.sqrt(sw), se)
             df = np.where(one, np.nan, qdf)
-        stat = mu / se
-        alpha = 1 - level
-        if test == "z":
-            crit = np.full(B, special.ndtri(1 - alpha / 2))
-            p = 2 * special.ndtr(-np.abs(stat))
-        else:
-            crit = np.where(
-                one,
-                special.ndtri(1 - alpha / 2),
-                special.stdtrit(np.maximum(qdf, 1), 1 - alpha / 2),
-            )
-            p = np.where(
-                one,
-                2 * special.ndtr(-np.abs(stat)),
-                2 * special.stdtr(np.maximum(qdf, 1), -np.abs(stat)),
-            )
-        ci_lb, ci_ub = mu - crit * se, mu + crit * se
+    stat = mu / se
+    alpha = 1 - level
+    z_crit = special.ndtri(1 - alpha / 2)
+    if test == "z":
+        crit = z_crit
+        p = 2 * special.ndtr(-np.abs(stat))
+    else:
+        dft = np.maximum(qdf, 1)
+        crit = special.stdtrit(dft, 1 - alpha / 2)
+        p = 2 * special.stdtr(dft, -np.abs(stat))
+        if n_one:
+            crit = np.where(one, z_crit, crit)
+            p = np.where(one, 2 * special.ndtr(-np.abs(stat)), p)
+    ci_lb, ci_ub = mu - crit * se, mu + crit * se
 
-        # ---- heterogeneity
-        nan = np.full(B, np.nan)
-        if method == "EE" and tau2 is None:
-            pi_lb = pi_ub = nan
-            i2 = np.where(q > 0, 100 * np.maximum(0.0, (q - qdf) / q), 0.0)
-            h2 = q / qdf
-            se_t = tau2_lb = tau2_ub = i2_lb = i2_ub = nan
-            capped = np.zeros(B, bool)
+    # ---- heterogeneity
+    if method == "EE" and tau2 is None:
+        pi_lb = pi_ub = nan
+        i2 = np.where(q > 0, 100 * np.maximum(0.0, (q - qdf) / q), 0.0)
+        h2 = q / qdf
+        se_t = tau2_lb = tau2_ub = i2_lb = i2_ub = nan
+        capped = np.zeros(B, bool)
+    else:
+        ps = np.sqrt(se * se + t)
+        pi_lb, pi_ub = mu - crit * ps, mu + crit * ps
+        s2typ = qdf * sw0 / (sw0 * sw0 - _einsum("ij,ij->i", w0, w0))
+        ts = t + s2typ
+        i2 = 100 * t / ts
+        h2 = ts / s2typ
+        se_t = nan if tau2 is not None else _se_tau2(method, y, v, m, k, t, w, sw)
+        if qprofile:
+            tau2_lb, tau2_ub, qconv, capped = tau2_ci(y, v, mask, t, level, q0=q, q_hat=q_t)
+            converged = converged & (qconv | one)
+            i2_lb = 100 * tau2_lb / (tau2_lb + s2typ)
+            i2_ub = 100 * tau2_ub / (tau2_ub + s2typ)
         else:
-            ps = np.sqrt(se**2 + t)
-            pi_lb, pi_ub = mu - crit * ps, mu + crit * ps
-            s2typ = qdf * sw0 / (sw0**2 - _rs(w0 * w0))
-            i2 = 100 * t / (t + s2typ)
-            h2 = (t + s2typ) / s2typ
-            se_t = nan if tau2 is not None else _se_tau2(method, y, v, m, k, t)
-            if qprofile:
-                tau2_lb, tau2_ub, qconv, capped = tau2_ci(y, v, mask, t, level)
-                converged = converged & (qconv | one)
-                i2_lb = 100 * tau2_lb / (tau2_lb + s2typ)
-                i2_ub = 100 * tau2_ub / (tau2_ub + s2typ)
-            else:
-                tau2_lb = tau2_ub = i2_lb = i2_ub = nan
-                capped = np.zeros(B, bool)
-        weights = np.where(mask, 100 * w / sw[:, None], np.nan)
+            tau2_lb = tau2_ub = i2_lb = i2_ub = nan
+            capped = np.zeros(B, bool)
+    weights = 100 * w
+    weights /= sw[:, None]
+    if not full:
+        weights = np.where(mask, weights, np.nan)
 
     none = k == 0
-    if none.any():  # no study at all: nothing is defined
+    if np.count_nonzero(none):  # no study at all: nothing is defined
         se = np.where(none, np.nan, se)
         stat = np.where(none, np.nan, stat)
         p = np.where(none, np.nan, p)
@@ -321,14 +342,14 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
         "converged": converged, "weights": weights, "tau2_ci_capped": capped,
     }  # fmt: skip
     # k = 1: the pooled value is the study; heterogeneity is undefined
-    if one.any():
+    if n_one:
         undefined = ("pi_lb", "pi_ub", "tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub",
                      "i2", "i2_ci_lb", "i2_ci_ub", "h2", "q_p")  # fmt: skip
         for key in undefined:
             out[key] = np.where(one, np.nan, out[key])
         out["q"] = np.where(one & (k == 1), 0.0, out["q"])
         out["q_df"] = np.where(one, np.maximum(qdf, 0), qdf)
-    if not converged.all():
+    if np.count_nonzero(converged) != B:
         bad = np.flatnonzero(~converged)
         warnings.warn(  # stacklevel: caller of fit()
             f"{method}: the iteration did not converge for {bad.size} of {B} rows "

@@ -11,6 +11,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -124,19 +126,20 @@ def pool(
     if y.size == 0:
         raise InputError("yi: got no studies; expected at least one")
     for name, a in (("yi", y), ("vi", v)):
-        bad = np.flatnonzero(~np.isfinite(a))
-        if bad.size:
+        if np.count_nonzero(np.isfinite(a)) != a.size:  # one cheap test; details only on error
+            bad = np.flatnonzero(~np.isfinite(a))
             raise InputError(
                 f"{name}: got {float(a[bad[0]])!r} for study {bad[0] + 1}; expected finite numbers (drop the study instead)"
             )
-    bad = np.flatnonzero(v <= 0)
-    if bad.size:
+    if np.count_nonzero(v <= 0):
+        bad = np.flatnonzero(v <= 0)
         raise InputError(
             f"vi: got {float(v[bad[0]])!r} for study {bad[0] + 1}; expected sampling variances > 0"
         )
     if labels is None:
-        labels = [f"Study {i + 1}" for i in range(y.size)]
-    labels = tuple(str(x) for x in labels)
+        labels = tuple([f"Study {i}" for i in range(1, y.size + 1)])
+    else:
+        labels = tuple([str(x) for x in labels])
     if len(labels) != y.size:
         raise InputError(
             f"labels: got {len(labels)} labels for {y.size} studies; expected one per study"
@@ -149,7 +152,7 @@ def pool(
             )
 
     out = engine.fit(y[None, :], v[None, :], method=method, test=test, level=level, qprofile=True)
-    r = {key: out[key][0] for key in engine.KEYS}
+    r = {key: out[key].item(0) for key in engine.KEYS}  # Python scalars
     k = int(r["k"])
     notes = []
     if k == 1:
@@ -158,7 +161,7 @@ def pool(
         )
         if test != "z":
             notes.append(f"test={test!r} needs k ≥ 2; the normal (Wald-type) interval is used")
-    if bool(out["tau2_ci_capped"][0]):
+    if out["tau2_ci_capped"].item(0):
         notes.append(
             f"the upper Q-profile limit for τ² lies beyond the search bound and is shown as that bound "
             f"({num(r['tau2_ci_ub'])} = max(100, 10 τ̂²), as metafor)"
@@ -173,7 +176,7 @@ def pool(
         notes.append(
             "the empirical Bayes estimator equals Paule–Mandel (both solve Q(τ²) = k − 1)"
         )
-    df = float(r["df"]) if np.isfinite(r["df"]) else None
+    df = float(r["df"]) if math.isfinite(r["df"]) else None
     return PoolResult(
         k=k, method=method, test=test, level=float(level),
         estimate=float(r["estimate"]), se=float(r["se"]), stat=float(r["stat"]), p=float(r["p"]),

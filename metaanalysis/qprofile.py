@@ -33,14 +33,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .tau2 import _q_root, clean
+from .tau2 import _q_root, clean, q_stat
 
 __all__ = ["TAU2_MAX", "tau2_ci"]
 
 TAU2_MAX = 100.0
 
 
-def tau2_ci(yi, vi, mask, tau2, level: float = 0.95):
+def tau2_ci(yi, vi, mask, tau2, level: float = 0.95, *, q0=None, q_hat=None):
     """Q-profile limits for τ² on a batch.
 
     Parameters
@@ -49,9 +49,12 @@ def tau2_ci(yi, vi, mask, tau2, level: float = 0.95):
     mask : ndarray of bool, shape (B, k)
         ``True`` where a study is present.
     tau2 : ndarray, shape (B,)
-        The point estimate (used only for the search bound ``max(100, 10 τ̂²)``).
+        The point estimate (used for the search bound ``max(100, 10 τ̂²)`` and
+        to start the search).
     level : float
         Confidence level.
+    q0, q_hat : ndarray, shape (B,), optional
+        Q(0) and Q(τ̂²) when the caller has them already (computed otherwise).
 
     Returns
     -------
@@ -60,26 +63,45 @@ def tau2_ci(yi, vi, mask, tau2, level: float = 0.95):
     converged : ndarray of bool (B,)
     capped : ndarray of bool (B,)
         ``True`` where the upper limit hit the search bound.
+
+    Notes
+    -----
+    1/Q(τ²) is nearly linear in τ² (exactly so for equal vi), so each search
+    starts where the secant of 1/Q through τ² = 0 and τ² = τ̂² reaches its
+    target (the tangent at 0 when τ̂² = 0), usually within a few percent of
+    the root.
     """
     y, v, m, k = clean(yi, vi, mask)
     B = y.shape[0]
     alpha = 1.0 - level
     df = np.maximum(k - 1, 1).astype(float)
-    hi_t = special.chdtri(df, alpha / 2)  # upper alpha/2 quantile -> lower limit
-    lo_t = special.chdtri(df, 1 - alpha / 2)
-    t_hat = np.nan_to_num(np.asarray(tau2, float), nan=0.0)
+    # row 0: upper α/2 quantile -> lower limit; row 1: lower α/2 quantile -> upper limit
+    target = special.chdtri(df, np.array([[0.5 * alpha], [1.0 - 0.5 * alpha]]))
+    t_hat = np.fmax(np.asarray(tau2, float), 0.0)  # NaN -> 0
     cap = np.maximum(TAU2_MAX, 10.0 * t_hat)
-    # both limits in one vectorised solve: stack the batch twice
-    yy = np.concatenate([y, y])
-    vv = np.concatenate([v, v])
-    mm = np.concatenate([m, m])
-    kk = np.concatenate([k, k])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if q0 is None:
+            q0, dq0 = q_stat(y, v, m)
+        else:
+            dq0 = None
+        if q_hat is None:
+            q_hat, _ = q_stat(y, v, m, t_hat)
+        iq0 = 1.0 / q0
+        slope = (1.0 / q_hat - iq0) / t_hat
+        flat = ~(t_hat > 0)
+        if np.count_nonzero(flat):  # τ̂² = 0: the tangent of 1/Q at 0
+            if dq0 is None:
+                _, dq0 = q_stat(y, v, m)
+            np.copyto(slope, dq0 * iq0 * iq0, where=flat)
+        x0 = ((1.0 / target - iq0) / slope).ravel()
+    # both limits in one vectorised solve: the batch stacked twice
     t, conv, hit = _q_root(
-        yy, vv, mm, kk, np.concatenate([hi_t, lo_t]), x0=np.concatenate([0.5 * t_hat, 2.0 * t_hat]),
-        cap=np.concatenate([cap, cap]),
+        np.concatenate([y, y]), np.concatenate([v, v]), np.concatenate([m, m]), None,
+        target.ravel(), x0=x0, cap=np.concatenate([cap, cap]), q0=np.concatenate([q0, q0]),
     )
     lb, ub = t[:B], t[B:]
     bad = k < 2
-    lb = np.where(bad, np.nan, lb)
-    ub = np.where(bad, np.nan, ub)
+    if np.count_nonzero(bad):
+        lb = np.where(bad, np.nan, lb)
+        ub = np.where(bad, np.nan, ub)
     return lb, ub, conv[:B] & conv[B:], hit[B:] & ~bad

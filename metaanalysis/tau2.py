@@ -56,18 +56,33 @@ __all__ = [
 TOL = 1e-12
 MAXITER = 200
 
+try:  # np.einsum's C core without its Python dispatch layer (~1.5 µs per call saved)
+    from numpy._core.multiarray import c_einsum as _einsum
+except ImportError:  # pragma: no cover - older numpy
+    try:
+        from numpy.core.multiarray import c_einsum as _einsum
+    except ImportError:
+        _einsum = np.einsum
+
 
 def _rs(a):
     """Row sums of a (B, k) array (einsum: faster than .sum(axis=1) for short rows)."""
-    return np.einsum("ij->i", a)
+    return _einsum("ij->i", a)
+
+
+def _filled(shape, value, dtype=float):
+    """``np.full`` without its Python-level overhead (it matters for a batch of one)."""
+    a = np.empty(shape, dtype)
+    a.fill(value)
+    return a
 
 
 def clean(yi, vi, mask):
     """Return ``(y, v, m, k)``: absent entries set to y = 0, v = 1, m = 0.0."""
     m = np.asarray(mask, dtype=bool)
-    if m.all():  # nothing absent: no copies needed
+    if np.count_nonzero(m) == m.size:  # nothing absent: no copies needed
         yi = np.asarray(yi, dtype=float)
-        return yi, np.asarray(vi, dtype=float), np.ones(m.shape), np.full(m.shape[0], m.shape[1])
+        return yi, np.asarray(vi, dtype=float), _filled(m.shape, 1.0), _filled(m.shape[0], m.shape[1], int)
     y = np.where(m, yi, 0.0)
     v = np.where(m, vi, 1.0)
     return y, v, m.astype(float), np.count_nonzero(m, axis=1)
@@ -83,13 +98,27 @@ def q_stat(y, v, m, tau2=0.0):
 
     Also returns ``sum w^2 (y - mu_w)^2`` (minus the derivative of Q in τ²).
     """
+    q, dq, _ = _q_parts(y, v, m, tau2, False)
+    return q, dq
+
+
+def _q_parts(y, v, m, tau2, second):
+    """Q(τ²), −dQ/dτ² and (when ``second``) d²Q/dτ² on a (B, k) batch.
+
+    With w = 1/(v + τ²), r = y − μ_w: dQ/dτ² = −Σw²r² (∂Q/∂μ = 0) and, as
+    dμ_w/dτ² = −Σw²r/Σw, d²Q/dτ² = 2Σw³r² − 2(Σw²r)²/Σw.
+    """
     t = np.asarray(tau2, dtype=float)
     w = m / (v + (t[:, None] if t.ndim else t))
-    sw = _rs(w)
-    mu = np.einsum("ij,ij->i", w, y) / sw
-    r = y - mu[:, None]
+    sw = _einsum("ij->i", w)
+    r = y - (_einsum("ij,ij->i", w, y) / sw)[:, None]
     wr = w * r
-    return np.einsum("ij,ij->i", wr, r), np.einsum("ij,ij->i", wr, wr)
+    q = _einsum("ij,ij->i", wr, r)
+    dq = _einsum("ij,ij->i", wr, wr)
+    if not second:
+        return q, dq, None
+    w2r = _einsum("ij,ij->i", wr, w)
+    return q, dq, 2.0 * (_einsum("ij,ij,ij->i", wr, wr, w) - w2r * w2r / sw)
 
 
 # --------------------------------------------------------------------------- solver
@@ -127,68 +156,80 @@ def solve_decreasing(
     """
     L = np.array(lo, dtype=float)
     H = np.array(hi, dtype=float)
-    X = np.clip(np.array(x0, dtype=float), L, H)
+    X = np.minimum(np.maximum(np.asarray(x0, dtype=float), L), H)
     n = X.shape[0]
-    S = np.zeros(n) if scale is None else np.array(scale, dtype=float)
-    x_out = X.copy()
-    conv = np.zeros(n, dtype=bool)
-    rows = np.arange(n)
+    S = np.zeros(n) if scale is None else np.asarray(scale, dtype=float)
+    rows = None  # original row numbers once finished rows have been dropped
     DX = H - L  # the step before the last one (rtsafe's "dxold")
-    DX1 = DX.copy()  # the last step
+    DX1 = DX  # the last step
     NEWT = np.zeros(n)  # the last step if it was a Newton step, else 0 (quadratic rule)
     fin = np.zeros(n, dtype=bool)
     nfin = 0
-    err = np.seterr(all="ignore")
-    try:
+    newt = False  # any Newton step last time (else the quadratic rule cannot fire)
+    sc = np.abs(X) + S
+    tolx = tol * sc
+    # Every pass costs a fixed number of array calls, so the loop body keeps
+    # their count low (it dominates a batch of one): count_nonzero rather than
+    # .any(), in-place updates, no np.clip.
+    with np.errstate(all="ignore"):
         for _ in range(maxiter):
             val, slope = g(X, *data)
             pos = val > 0
-            L = np.where(pos, X, L)
-            H = np.where(pos, H, X)
+            np.copyto(L, X, where=pos)
+            np.copyto(H, X, where=~pos)
             step = val / slope
             xn = X - step
             # a Newton step below the tolerance means converged (even if
             # rounding puts it a hair outside the bracket)
             ast = np.abs(step)
-            sc = np.abs(X) + S
-            tolx = tol * sc
-            small = (ast <= tolx) | (val == 0)
-            if quadratic:
+            small = ast <= tolx
+            if newt:
                 # Newton step inside the asymptotic regime: the next one would be
                 # ~ step³/step_prev² (quadratic convergence); apply it and stop
-                small |= (ast <= 1e-3 * sc) & (NEWT <= 1e-2 * sc) & (ast**3 <= tolx * NEWT * NEWT)
+                # (with NEWT <= 0.1 sc this implies |step| <= 2.2e-5 sc)
+                small |= (NEWT <= 0.1 * sc) & (ast * ast * ast <= tolx * NEWT * NEWT)
             # bisect when Newton leaves the bracket or would not halve the
             # step before last (rtsafe), unless already converged
-            bad = ~((xn > L) & (xn < H) & (ast <= 0.5 * DX)) & ~small  # NaN steps bisect
+            bad = ~(((xn > L) & (xn < H) & (ast <= 0.5 * DX)) | small)  # NaN steps bisect
+            nbad = np.count_nonzero(bad)
             if quadratic:
-                NEWT = np.where(bad, 0.0, ast)
-            if bad.any():
+                if nbad:
+                    np.copyto(ast, 0.0, where=bad)
+                NEWT = ast
+                newt = nbad < bad.size
+            if nbad:
                 # midpoint; geometric when the bracket spans orders of magnitude
                 mid = np.where((L > 0) & (H > 16 * L), np.sqrt(L * H), 0.5 * (L + H))
-                xn = np.where(bad, mid, xn)
-            if small.any():
-                xn = np.where(small, np.clip(xn, L, H), xn)
+                np.copyto(xn, mid, where=bad)
+            if np.count_nonzero(small):
+                np.copyto(xn, np.minimum(np.maximum(xn, L), H), where=small)
             if nfin:
-                xn = np.where(fin, X, xn)
+                np.copyto(xn, X, where=fin)
             DX = DX1
             DX1 = np.abs(xn - X)
-            tolx = tol * (np.abs(xn) + S)
+            sc = np.abs(xn) + S  # carried to the next pass (X = xn there)
+            tolx = tol * sc
             fin |= small | (DX1 <= tolx) | (H - L <= tolx)
             X = xn
             nfin = np.count_nonzero(fin)
             if nfin == fin.size:
                 break
-            if nfin * 4 > fin.size:  # compact: drop finished rows
+            if nfin * 4 > fin.size >= 64:  # compact: drop finished rows (small batches: freeze them)
+                if rows is None:
+                    rows = np.arange(n)
+                    x_out = np.empty(n)
+                    conv = np.zeros(n, dtype=bool)
                 x_out[rows[fin]] = X[fin]
                 conv[rows[fin]] = True
                 keep = ~fin
                 rows, X, L, H, S = rows[keep], X[keep], L[keep], H[keep], S[keep]
+                sc, tolx = sc[keep], tolx[keep]
                 DX, DX1, NEWT = DX[keep], DX1[keep], NEWT[keep]
                 data = tuple(d[keep] if row_axis == 0 else d.compress(keep, -1) for d in data)
                 fin = fin[keep]
                 nfin = 0
-    finally:
-        np.seterr(**err)
+    if rows is None:
+        return X, fin
     x_out[rows] = X
     conv[rows] = fin
     return x_out, conv
@@ -206,11 +247,6 @@ def _bracket_hi(g, data, hi, maxgrow=60):
     return hi
 
 
-def _scale(v, m, k):
-    """A per-row variance scale for absolute tolerances: the smallest vi."""
-    return np.where(m > 0, v, np.inf).min(axis=1) * 1e-6
-
-
 # ------------------------------------------------------------ closed-form estimators
 def tau2_dl(yi, vi, mask):
     """DerSimonian–Laird method-of-moments estimator.
@@ -224,7 +260,7 @@ def tau2_dl(yi, vi, mask):
     sw = _rs(w)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (q - (k - 1)) / (sw - _rs(w * w) / sw)
-    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.ones(len(k), bool)
+    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), _filled(len(k), True, bool)
 
 
 def tau2_he(yi, vi, mask):
@@ -238,7 +274,7 @@ def tau2_he(yi, vi, mask):
     ss = _rs(m * (y - ybar[:, None]) ** 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = ss / (k - 1) - _rs(v * m) / k
-    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.ones(len(k), bool)
+    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), _filled(len(k), True, bool)
 
 
 def tau2_hs(yi, vi, mask):
@@ -250,7 +286,7 @@ def tau2_hs(yi, vi, mask):
     y, v, m, k = clean(yi, vi, mask)
     q, _ = q_stat(y, v, m)
     t = (q - k) / _rs(m / v)
-    return np.maximum(t, 0.0), np.ones(len(k), bool)
+    return np.maximum(t, 0.0), _filled(len(k), True, bool)
 
 
 def tau2_hsk(yi, vi, mask):
@@ -264,7 +300,7 @@ def tau2_hsk(yi, vi, mask):
     q, _ = q_stat(y, v, m)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (q * k / (k - 1) - k) / _rs(m / v)
-    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.ones(len(k), bool)
+    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), _filled(len(k), True, bool)
 
 
 def _sj_parts(y, v, m, k):
@@ -285,51 +321,84 @@ def tau2_sj(yi, vi, mask):
     q, _ = q_stat(y, v, m, t0)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = t0 * q / (k - 1)
-    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.ones(len(k), bool)
+    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), _filled(len(k), True, bool)
 
 
 # ------------------------------------------------------------ iterative estimators
-def _q_root(y, v, m, k, target, x0=None, cap=None):
+def _q_root(y, v, m, k, target, x0=None, cap=None, q0=None):
     """Solve generalised Q(τ²) = target (Q decreasing in τ²); 0 when Q(0) <= target.
 
-    With ``cap``, solutions above ``cap`` are returned as ``cap``.
+    With ``cap``, solutions above ``cap`` are returned as ``cap``.  ``q0``:
+    Q(0) per row when the caller has it already (``k`` is not used).
     Returns ``(tau2, converged, hit_cap)``.
     """
     n = y.shape[0]
-    target = np.broadcast_to(np.asarray(target, float), (n,))
-    q0, _ = q_stat(y, v, m)
-    out = np.zeros(n)
-    conv = np.ones(n, dtype=bool)
-    hit = np.zeros(n, dtype=bool)
-    act = np.flatnonzero(q0 > target)
-    if act.size == 0:
-        return out, conv, hit
-    ya, va, ma, ta = y[act], v[act], m[act], target[act]
-    ybar = _rs(ya * ma) / _rs(ma)
-    ss = _rs(ma * (ya - ybar[:, None]) ** 2)
-    hi = ss / ta * (1 + 1e-9) + 1e-300  # Q(t) <= SS/t < target beyond this point
+    target = np.asarray(target, float)
+    if target.ndim == 0:
+        target = np.full(n, target)
+    if q0 is None:
+        q0, _ = q_stat(y, v, m)
+    up = q0 > target
+    n_up = np.count_nonzero(up)
+    if n_up == 0:
+        return np.zeros(n), np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+    every = n_up == n  # all rows active: no copies
+    if every:
+        ya, va, ma, ta = y, v, m, target
+    else:
+        act = np.flatnonzero(up)
+        ya, va, ma, ta = y[act], v[act], m[act], target[act]
+    d = ya - (_einsum("ij,ij->i", ya, ma) / _einsum("ij->i", ma))[:, None]
+    d *= d
+    hi = _einsum("ij,ij->i", ma, d) / ta * (1 + 1e-9) + 1e-300  # Q(t) <= SS/t < target beyond
 
     def g(t, ya, va, ma, ta):
-        # 1/Q is close to linear in τ² (exactly so for equal vi): Newton on
-        # 1/target − 1/Q(τ²) converges in a few steps.
-        q, dq = q_stat(ya, va, ma, t)
-        return 1.0 / ta - 1.0 / q, -dq / (q * q)
+        # 1/Q is close to linear in τ² (exactly so for equal vi): Halley's
+        # method (Newton with the second derivative) on 1/target − 1/Q(τ²)
+        # converges in two or three steps.  With f = 1/target − 1/Q:
+        # f' = Q'/Q², f'' = (Q'' − 2Q'²/Q)/Q², Halley slope f' − f f''/(2f').
+        q, dq, d2q = _q_parts(ya, va, ma, t, True)
+        iq = 1.0 / q
+        f = 1.0 / ta - iq
+        iq2 = iq * iq
+        f1 = -dq * iq2
+        f2 = (d2q - 2.0 * dq * dq * iq) * iq2
+        return f, f1 - f * f2 / (2.0 * f1)
 
     data = (ya, va, ma, ta)
+    lo = np.zeros(hi.shape[0])
+    beyond = None
     if cap is not None:
-        capa = np.asarray(cap, float)[act]
-        qc, _ = g(capa, *data)
-        beyond = qc >= 0
+        capa = np.asarray(cap, float)
+        if not every:
+            capa = capa[act]
+        if np.count_nonzero(hi > capa):  # else every root lies below the cap
+            qc, _ = g(capa, *data)
+            beyond = qc >= 0
+            lo[beyond] = capa[beyond]  # root beyond the cap: nothing to solve
         hi = np.minimum(hi, capa)
+    if x0 is None:
+        start = lo
     else:
-        beyond = np.zeros(act.size, bool)
-    lo = np.zeros(act.size)
-    start = np.zeros(act.size) if x0 is None else np.asarray(x0, float)[act]
-    start = np.where((start >= 0) & (start < hi), start, 0.0)
-    x, c = solve_decreasing(g, data, lo, hi, start, scale=_scale(va, ma, None), quadratic=True)
-    x = np.where(beyond, hi, x)
-    c = c | beyond
-    out[act], conv[act], hit[act] = x, c, beyond
+        start = np.asarray(x0, float)
+        if not every:
+            start = start[act]
+        start = np.where((start >= 0) & (start < hi), start, lo)
+    vmin = np.minimum.reduce(np.where(ma > 0, va, np.inf), 1)
+    x, c = solve_decreasing(g, data, lo, hi, start, scale=vmin * 1e-6, quadratic=True)
+    hit = np.zeros(n, dtype=bool)
+    if beyond is not None:
+        x = np.where(beyond, hi, x)
+        c = c | beyond
+        if every:
+            hit = beyond
+        else:
+            hit[act] = beyond
+    if every:
+        return x, c, hit
+    out = np.zeros(n)
+    conv = np.ones(n, dtype=bool)
+    out[act], conv[act] = x, c
     return out, conv, hit
 
 
@@ -388,22 +457,33 @@ def _lik_parts(yT, vT, t, reml):
     w = vT + t
     np.reciprocal(w, out=w)
     sw = np.add.reduce(w, 0)
-    wr = yT - np.einsum("ij,ij->j", w, yT) / sw
-    wr *= w
-    s2 = np.einsum("ij,ij->j", w, w)
-    ypp = np.einsum("ij,ij->j", wr, wr)  # y'PPy = Σw²r²
-    w2r = np.einsum("ij,ij->j", wr, w)
+    wr = yT - _einsum("ij,ij->j", w, yT) / sw
+    wr *= w  # u = Py = w∘r
+    s2 = _einsum("ij,ij->j", w, w)
+    ypp = _einsum("ij,ij->j", wr, wr)  # y'PPy = Σw²r²
+    w2r = _einsum("ij,ij->j", wr, w)
+    z = wr - w2r / sw
+    z *= w  # PPy = w∘(u − Σwu/Σw)
+    y4 = _einsum("ij,ij->j", z, z)  # y'P⁴y
     wr *= wr
-    yppp = np.einsum("ij,ij->j", wr, w) - w2r**2 / sw  # y'P³y
+    yppp = _einsum("ij,ij->j", wr, w) - w2r**2 / sw  # y'P³y
+    np.multiply(w, w, out=wr)
+    s3 = _einsum("ij,ij->j", wr, w)
     if reml:
-        np.multiply(w, w, out=wr)
-        s3 = np.einsum("ij,ij->j", wr, w)
+        s4 = _einsum("ij,ij->j", wr, wr)
         s2w = s2 / sw
         trp, trpp = sw - s2w, s2 - 2 * s3 / sw + s2w * s2w
+        # tr(P³) for P = W − ww'/Σw (expand (W − A)³, A of rank one)
+        trppp = s3 - 3 * s4 / sw + 3 * s2w * s3 / sw - s2w * s2w * s2w
     else:
-        trp, trpp = sw, s2
+        trp, trpp, trppp = sw, s2, s3
     ratio = trp / ypp
-    return 1.0 - ratio, (trpp - 2 * ratio * yppp) / ypp
+    g = 1.0 - ratio
+    g1 = (trpp - 2 * ratio * yppp) / ypp
+    # g'' from d tr(P^j)/dτ² = −j tr(P^{j+1}), d y'P^j y/dτ² = −j y'P^{j+1}y;
+    # the slope returned is Halley's, g' − g g''/(2g'): cubic convergence
+    g2 = (2 * (g1 * yppp - trppp) + 6 * ratio * y4) / ypp + 2 * g1 * yppp / ypp
+    return g, g1 - g * g2 / (2 * g1)
 
 
 def score_bound_hi(ss, vmin, vmax, c):
@@ -480,10 +560,10 @@ def _score_only(yT, vT, t, reml):
     w = vT + t
     np.reciprocal(w, out=w)
     sw = np.add.reduce(w, 0)
-    wr = yT - np.einsum("ij,ij->j", w, yT) / sw
+    wr = yT - _einsum("ij,ij->j", w, yT) / sw
     wr *= w
-    val = np.einsum("ij,ij->j", wr, wr) - sw
-    return val + np.einsum("ij,ij->j", w, w) / sw if reml else val
+    val = _einsum("ij,ij->j", wr, wr) - sw
+    return val + _einsum("ij,ij->j", w, w) / sw if reml else val
 
 
 def _loglik_re(yT, vT, t, reml):
@@ -492,10 +572,24 @@ def _loglik_re(yT, vT, t, reml):
     s = vT + t
     w = 1.0 / s
     sw = np.add.reduce(w, 0)
-    r = yT - np.einsum("ij,ij->j", w, yT) / sw
+    r = yT - _einsum("ij,ij->j", w, yT) / sw
     logs = np.log(s, out=np.zeros_like(s), where=np.isfinite(s))
-    ll = -0.5 * (logs.sum(0) + np.einsum("ij,ij->j", w * r, r))
+    ll = -0.5 * (logs.sum(0) + _einsum("ij,ij->j", w * r, r))
     return ll - 0.5 * np.log(sw) if reml else ll
+
+
+def _lik_newton(g, data, ss, vmin, vmax, c, k, q0, sw0, s20, x0):
+    """Newton root of the likelihood equation on rows with a positive score at 0
+    (started at DL, or ``x0``), inside ``[0, score_bound_hi]``."""
+    hi = score_bound_hi(ss, vmin, vmax, c)
+    if x0 is None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            start = (q0 - (k - 1)) / (sw0 - s20 / sw0)
+    else:
+        start = np.asarray(x0, float)
+    start = np.where((start >= 0) & (start < hi), start, 0.0)
+    return solve_decreasing(g, data, np.zeros(hi.shape[0]), hi, start,
+                            scale=vmin * 1e-6, quadratic=True, row_axis=-1)
 
 
 def _lik_root(yi, vi, mask, reml, x0=None):
@@ -514,42 +608,39 @@ def _lik_root(yi, vi, mask, reml, x0=None):
     full = bool(m.all())
     yT = np.array(np.asarray(yi, dtype=float).T, order="C")
     vT = np.array(np.asarray(vi, dtype=float).T, order="C")
+    n = yT.shape[1]
     if full:
-        k = np.full(m.shape[0], m.shape[1])
+        k = _filled(n, yT.shape[0], int)
     else:
         mT = m.T
         yT[~mT] = 0.0
         vT[~mT] = np.inf  # weight exactly 0
         k = np.count_nonzero(m, axis=1)
-    n = yT.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         # one pass at τ² = 0 gives the score there and the DL start
         w0 = 1.0 / vT
-        sw0 = w0.sum(0)
-        r0 = yT - np.einsum("ij,ij->j", w0, yT) / sw0
+        sw0 = np.add.reduce(w0, 0)
+        r0 = yT - _einsum("ij,ij->j", w0, yT) / sw0
         if not full:
             r0[~mT] = 0.0
         wr0 = w0 * r0
-        q0 = np.einsum("ij,ij->j", wr0, r0)
-        a0 = np.einsum("ij,ij->j", wr0, wr0)
-        s20 = np.einsum("ij,ij->j", w0, w0)
+        q0 = _einsum("ij,ij->j", wr0, r0)
+        a0 = _einsum("ij,ij->j", wr0, wr0)
+        s20 = _einsum("ij,ij->j", w0, w0)
         s0 = a0 - sw0 + s20 / sw0 if reml else a0 - sw0
-    out = np.zeros(n)
-    conv = np.ones(n, dtype=bool)
     many = k > 1
     c = (k - 1) if reml else k
 
     # per-row scale, bound inputs: cheap axis-0 reductions over the whole batch
-    vmin = vT.min(0)
+    vmin = np.minimum.reduce(vT, 0)
     if full:
-        vmax = vT.max(0)
-        d = yT - yT.mean(0)
-        ss = np.einsum("ij,ij->j", d, d)
+        vmax = np.maximum.reduce(vT, 0)
+        d = yT - np.add.reduce(yT, 0) / k
     else:
         vmax = np.where(mT, vT, -np.inf).max(0)
         d = yT - yT.sum(0) / np.maximum(k, 1)
         d[~mT] = 0.0
-        ss = np.einsum("ij,ij->j", d, d)
+    ss = _einsum("ij,ij->j", d, d)
 
     def g(t, ya, va):
         return _lik_parts(ya, va, t, reml)
@@ -557,21 +648,22 @@ def _lik_root(yi, vi, mask, reml, x0=None):
     def ll(t, ya, va):
         return _loglik_re(ya, va, t, reml)
 
-    act = np.flatnonzero((s0 > 0) & many)
-    if act.size:
-        ya, va = (yT, vT) if act.size == n else (yT.take(act, 1), vT.take(act, 1))
-        hi = score_bound_hi(ss[act], vmin[act], vmax[act], c[act])
-        if x0 is None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                start = ((q0[act] - (k[act] - 1)) / (sw0[act] - s20[act] / sw0[act]))
-        else:
-            start = np.asarray(x0, float)[act]
-        start = np.where((start >= 0) & (start < hi), start, 0.0)
-        x, cv = solve_decreasing(g, (ya, va), np.zeros(act.size), hi, start,
-                                 scale=vmin[act] * 1e-6, quadratic=True, row_axis=-1)
-        out[act], conv[act] = x, cv
+    up = s0 > 0
+    up &= many
+    n_up = np.count_nonzero(up)
+    if n_up == n:  # every row: no copies
+        out, conv = _lik_newton(g, (yT, vT), ss, vmin, vmax, c, k, q0, sw0, s20, x0)
+        return out, conv
+    out = np.zeros(n)
+    conv = np.ones(n, dtype=bool)
+    if n_up:
+        act = np.flatnonzero(up)
+        out[act], conv[act] = _lik_newton(
+            g, (yT.take(act, 1), vT.take(act, 1)), ss[act], vmin[act], vmax[act], c[act],
+            k[act], q0[act], sw0[act], s20[act], None if x0 is None else np.asarray(x0, float)[act],
+        )
     # boundary rows: is there a higher interior maximum?
-    bnd = np.flatnonzero((s0 <= 0) & many)
+    bnd = np.flatnonzero(~up & many)
     if bnd.size:
         hi = score_bound_hi(ss[bnd], vmin[bnd], vmax[bnd], c[bnd])
         lo = vmin[bnd] / 16.0

@@ -9,14 +9,11 @@ Data: the cement-leakage series shipped with the metafor reference values
 counts of issue 7 (1/91 and 2/69).
 """
 
-import json
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,22 +25,13 @@ from test_plots_baseline import check_figure
 import metaanalysis as ma
 from metaanalysis.errors import InputError
 
-DATA = Path(__file__).parent / "data" / "metafor"
 HN05 = stats.halfnorm(scale=0.5)  # Friede et al. (2017) half-normal(0.5) on the log-odds scale
 
 
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture(scope="module")
-def cement():
-    d = json.loads((DATA / "mwa_cement_leakage.json").read_text())
-    data = pd.DataFrame(d["data"])
-    es = ma.effect_sizes("PLO", data=data, events="xi", total="ni")
-    return data, ma.pool_bayes(es, tau_prior=HN05)
+def cement(cement_data):
+    d, es = cement_data
+    return pd.DataFrame(d["data"]), ma.pool_bayes(es, tau_prior=HN05)
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,6 @@ from metaanalysis.plots.diagnostics import baujat_coordinates
 REF = json.loads((Path(__file__).parent / "data" / "plots_baujat_bcg.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture(scope="module")
 def res():
     return ma.pool(REF["yi"], REF["vi"], method="REML")

@@ -29,16 +29,9 @@ def _load(name):
     return json.loads((DATA / f"{name}.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture(scope="module")
-def cement():
-    d = _load("mwa_cement_leakage")
-    es = ma.effect_sizes("PLO", data=pd.DataFrame(d["data"]), events="xi", total="ni")
+def cement(cement_data):
+    d, es = cement_data
     return d, ma.pool(es, method="REML")
 
 

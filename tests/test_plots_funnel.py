@@ -21,12 +21,6 @@ from metaanalysis.errors import InputError
 BCG = json.loads((Path(__file__).parent / "data" / "metafor" / "bcg_rr.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture(scope="module")
 def res():
     return ma.pool(BCG["yi"], BCG["vi"], method="REML", measure="RR")

@@ -178,9 +178,9 @@ def test_table_writers():
     assert latex_escape("τ_1 & $ 5%") == r"$\tau$\_1 \& \$ 5\%"
     tex = to_latex(df, caption="Results", label="tab:r").splitlines()
     assert tex[4] == r"a|b & I$^2$ & c \\" and tex[-3] == r"\caption{Results}"
-    row = dict(outcome="pain", window="m1", days="21-42", unit="patients", k=5, n=241, measure="MC",
-               model="REML", estimate=4.824, ci_lb=3.442, ci_ub=6.206, pi_lb=1.49, pi_ub=8.16,
-               tau2=1.19, i2=95.8, note="")
+    row = {"outcome": "pain", "window": "m1", "days": "21-42", "unit": "patients", "k": 5,
+           "n": 241, "measure": "MC", "model": "REML", "estimate": 4.824, "ci_lb": 3.442,
+           "ci_ub": 6.206, "pi_lb": 1.49, "pi_ub": 8.16, "tau2": 1.19, "i2": 95.8, "note": ""}
     d = display_results(pd.DataFrame([row])).iloc[0]
     assert (d["Estimate"], d["95% CI"], d["I²"], d["Window"]) == ("4.82", "3.44 to 6.21", "95.8%",
                                                                  "m1 (21-42 d)")

@@ -59,6 +59,18 @@ def new_figure(width_in: float, height_in: float):
     return fig, ax
 
 
+def single_column_axes(ax, ratio: float):
+    """``ax`` itself, or when it is None the Axes of a new single-column figure
+    (height ``ratio`` × width) laid out by matplotlib's constrained layout."""
+    if ax is None:
+        from .output import width_inches
+
+        w = width_inches("single")
+        fig, ax = new_figure(w, w * ratio)
+        fig.set_layout_engine("constrained")
+    return ax
+
+
 def get_renderer(fig):
     """The figure's renderer, for measuring text before the first draw."""
     canvas = fig.canvas

@@ -7,6 +7,7 @@ import numpy as np
 from .. import formatting as fmt
 from ..errors import InputError
 from . import _layout
+from ._forest_rows import _effect_text
 from ._layout import Column, TextTable
 
 
@@ -58,7 +59,7 @@ def sensitivity_forest(df, *, ax=None, measure=None, overall=None, transform=Tru
         table.add("label", y, ("+ " if cumulative else "− ") + labels[i])
         if "k" in df.columns:
             table.add("k", y, fmt.num(df["k"].iloc[i], 0))
-        table.add("eff", y, fo._effect_text(est[i], lb[i], ub[i], digits))
+        table.add("eff", y, _effect_text(est[i], lb[i], ub[i], digits))
         if has_i2:
             table.add("i2", y, fmt.pct(df["i2"].iloc[i]))
     xvalues = list(lb) + list(ub)
@@ -70,7 +71,7 @@ def sensitivity_forest(df, *, ax=None, measure=None, overall=None, transform=Tru
         diamond = (last, e, l_, u)
         xvalues += [l_, u]
         table.add("label", last, "All studies", bold=True)
-        table.add("eff", last, fo._effect_text(e, l_, u, digits), bold=True)
+        table.add("eff", last, _effect_text(e, l_, u, digits), bold=True)
         if has_i2:
             table.add("i2", last, fmt.pct(overall.i2), bold=True)
     desc = df.attrs.get("description")

@@ -25,16 +25,6 @@ def _check_result(result, name="result"):
         raise InputError(f"{name}: got {type(result).__name__}; expected a PoolResult")
 
 
-def _square_axes(ax, ratio=0.9):
-    if ax is None:
-        from .output import width_inches
-
-        w = width_inches("single")
-        fig, ax = _layout.new_figure(w, w * ratio)
-        fig.set_layout_engine("constrained")
-    return ax
-
-
 def baujat_coordinates(result) -> pd.DataFrame:
     """Coordinates of the Baujat plot (Baujat et al. 2002, Stat Med 21:2641).
 
@@ -98,7 +88,7 @@ def baujat(result, *, ax=None, labels="number", **kwargs):
     >>> ax = ma.baujat(ma.pool(es))  # doctest: +SKIP
     """
     xy = baujat_coordinates(result)
-    ax = _square_axes(ax)
+    ax = _layout.single_column_axes(ax, 0.9)
     kwargs.setdefault("color", _BLUE)
     kwargs.setdefault("s", 14)
     ax.scatter(xy["x"], xy["y"], zorder=3, gid="baujat-points", **kwargs)
@@ -152,7 +142,7 @@ def radial(result, *, ax=None, labels: bool = False, level: float | None = None,
     w = 1.0 / np.sqrt(vi + tau2)
     x, y = w, yi * w
     z = float(stats.norm.ppf(0.5 + level / 2))
-    ax = _square_axes(ax)
+    ax = _layout.single_column_axes(ax, 0.9)
     xmax = float(np.max(x)) * 1.08
     xs = np.array([0.0, xmax])
     mu = float(result.estimate)
@@ -230,7 +220,7 @@ def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: 
             if not 0 <= j < incl.shape[1]:
                 raise InputError(f"highlight: got {highlight!r}; expected 0..{incl.shape[1] - 1}")
         mask = np.asarray(incl)[idx, j]
-    ax = _square_axes(ax)
+    ax = _layout.single_column_axes(ax, 0.9)
     alpha = float(np.clip(2000.0 / max(idx.size, 1), 0.08, 0.8))
     kwargs.setdefault("s", 4)
     kwargs.setdefault("alpha", alpha)

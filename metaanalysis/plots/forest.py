@@ -27,11 +27,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.patches import Polygon
-from scipy import stats
 
 from .. import formatting as fmt
 from ..errors import InputError
 from . import _layout
+from ._forest_bayes import _is_bayes, bayes_rows, bayes_text
+from ._forest_rows import (
+    Rows,
+    _effect_text,
+    _f,
+    _is_subgroups,
+    _order,
+    _study_intervals,
+    _study_text_columns,
+    _subgroup_parts,
+)
 from ._layout import PROPORTION_MEASURES, Column, TextTable
 
 __all__ = ["forest", "forest_size"]
@@ -351,7 +361,7 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
         raise InputError(f"unexpected keyword argument(s) {sorted(kwargs)}")
 
     # --- build the table --------------------------------------------------
-    rows = _Rows()
+    rows = Rows(scale=scale, digits=digits)
     header_y = 0.0
     extra_headers: list[str] = []
     blocks = []
@@ -383,46 +393,16 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
                               "% CrI]", "right", "right"))
     if weights:
         colspec.append(Column("w", "Weight", "right", "right"))
-    table = TextTable(colspec)
+    table = rows.table = TextTable(colspec)
     for c in colspec:
         table.add(c.key, header_y, c.header, bold=True,
                   color=bcolor if c.key == "shrink" else None)
     rows.y = header_y
 
-    def bayes_rows(b, first):
-        """Bayesian diamond (posterior median, credible interval) and predictive interval."""
-        rows.next(1.15 if first else 1.0)
-        e, l_, u = scale([b.mu.median, b.mu.ci_lb, b.mu.ci_ub])
-        rows.diamonds.append((rows.y, e, l_, u, "bayes"))
-        if first:
-            rows.overall = (rows.y, e)
-        rows.xvalues += [l_, u]
-        table.add("label", rows.y, "Bayesian random-effects model", bold=True)
-        table.add("eff", rows.y, _effect_text(e, l_, u, digits), bold=True)
-        if prediction and np.isfinite(_f(b.pi_lb)) and np.isfinite(_f(b.pi_ub)):
-            rows.next()
-            pl, pu = scale([b.pi_lb, b.pi_ub])
-            rows.pis.append((rows.y, pl, pu))
-            rows.xvalues += [pl, pu]
-            table.add("label", rows.y, "Predictive interval (Bayesian)")
-            table.add("eff", rows.y, fmt.ci(pl, pu, digits))
-
-    def bayes_text(b):
-        """The priors (always printed) and the posterior of τ."""
-        rows.next(0.9)
-        table.add_span(rows.y, _bayes_prior_text(b))
-        rows.next(0.85)
-        table.add_span(rows.y, _bayes_tau_text(b))
-
     def pooled_rows(res, label_prefix="", subtotal=False):
         rows.next(1.15 if not subtotal else 1.0)
-        e, l_, u = scale([res.estimate, res.ci_lb, res.ci_ub])
-        rows.diamonds.append((rows.y, e, l_, u, "re" if res.method != "EE" else "ce"))
-        if not subtotal:
-            rows.overall = (rows.y, e)
-        rows.xvalues += [l_, u]
-        table.add("label", rows.y, label_prefix + _model_name(res), bold=True)
-        table.add("eff", rows.y, _effect_text(e, l_, u, digits), bold=True)
+        rows.summary(res.estimate, res.ci_lb, res.ci_ub, "re" if res.method != "EE" else "ce",
+                     label_prefix + _model_name(res), overall=not subtotal)
         if weights:
             total_w = share.get(id(res), 100.0) if subtotal else 100.0
             if not subtotal or share:
@@ -430,20 +410,11 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
         if common is not False and not subtotal and res.method != "EE":
             ce = common if hasattr(common, "estimate") else _refit_common(res)
             rows.next()
-            e, l_, u = scale([ce.estimate, ce.ci_lb, ce.ci_ub])
-            rows.diamonds.append((rows.y, e, l_, u, "ce"))
-            rows.xvalues += [l_, u]
-            table.add("label", rows.y, _model_name(ce, common=True), bold=True)
-            table.add("eff", rows.y, _effect_text(e, l_, u, digits), bold=True)
+            rows.summary(ce.estimate, ce.ci_lb, ce.ci_ub, "ce", _model_name(ce, common=True))
         if prediction and res.method != "EE" and np.isfinite(_f(res.pi_lb)) and res.k >= 3:
-            rows.next()
-            pl, pu = scale([res.pi_lb, res.pi_ub])
-            rows.pis.append((rows.y, pl, pu))
-            rows.xvalues += [pl, pu]
-            table.add("label", rows.y, "Prediction interval")
-            table.add("eff", rows.y, fmt.ci(pl, pu, digits))
+            rows.interval(res.pi_lb, res.pi_ub, "Prediction interval")
         if bayes is not None and not subtotal:
-            bayes_rows(bayes, first=False)
+            bayes_rows(rows, bayes, first=False, prediction=prediction)
         if heterogeneity:
             rows.next(0.9)
             table.add_span(rows.y, _het_text(res))
@@ -451,7 +422,7 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
                 rows.next(0.85)
                 table.add_span(rows.y, _overall_text(res))
         if bayes is not None and not subtotal:
-            bayes_text(bayes)
+            bayes_text(rows, bayes)
 
     # weight share of each subgroup in the overall analysis (sum of study weights)
     share = {}
@@ -501,8 +472,8 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
                        f"df = {fmt.num(result.q_between_df, 0)}, "
                        f"{p_eq(result.q_between_p)}")
     elif _is_bayes(result):
-        bayes_rows(result, first=True)
-        bayes_text(result)
+        bayes_rows(rows, result, first=True, prediction=prediction)
+        bayes_text(rows, result)
     else:
         pooled_rows(overall)
     for i, line in enumerate(footnotes or ()):

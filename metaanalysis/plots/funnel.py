@@ -111,12 +111,7 @@ def funnel(result, *, ax=None, contours=True, pseudo_ci: bool = True, trimfill=N
         filled_y = np.asarray(filled["yi"], float)
         filled_se = np.sqrt(np.asarray(filled["vi"], float))
 
-    if ax is None:
-        from .output import width_inches
-
-        w = width_inches("single")
-        _, ax = _layout.new_figure(w, w * 1.05)
-        ax.figure.set_layout_engine("constrained")
+    ax = _layout.single_column_axes(ax, 1.05)
     all_se = sei if filled_se is None else np.concatenate([sei, filled_se])
     se_max = float(np.nanmax(all_se)) * 1.08
     se_grid = np.linspace(0.0, se_max, 200)

@@ -143,12 +143,7 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
                          "(parse them with ma.parse_timepoint)")
     py = scale(pooled[y].to_numpy(float))
 
-    if ax is None:
-        from .output import width_inches
-
-        w = width_inches("single")
-        fig, ax = _layout.new_figure(w, w * 0.75)
-        fig.set_layout_engine("constrained")
+    ax = _layout.single_column_axes(ax, 0.75)
     ends = []  # (last y, label, colour) of labelled study lines
     if srows is not None and len(srows):
         col = "yi" if "yi" in srows.columns else y

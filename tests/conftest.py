@@ -1,0 +1,35 @@
+"""Fixtures shared by the test modules.
+
+* every pyplot figure a test opens is closed after it (only when pyplot is
+  in use, so tests of the numerical layers do not import matplotlib);
+* the MWA cement-leakage series of the metafor reference values
+  (tests/data/metafor/mwa_cement_leakage.json) as the reference dict and its
+  logit-proportion effect sizes.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+METAFOR = Path(__file__).parent / "data" / "metafor"
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close("all")
+
+
+@pytest.fixture(scope="session")
+def cement_data():
+    """``(reference dict, PLO effect sizes)`` of the cement-leakage series."""
+    import metaanalysis as ma
+
+    d = json.loads((METAFOR / "mwa_cement_leakage.json").read_text())
+    es = ma.effect_sizes("PLO", data=pd.DataFrame(d["data"]), events="xi", total="ni")
+    return d, es
