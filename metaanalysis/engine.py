@@ -42,7 +42,7 @@ from scipy import special
 
 from .errors import ConvergenceWarning, InputError
 from .qprofile import tau2_ci
-from .tau2 import ESTIMATORS, _einsum, _filled, _rs, clean
+from .tau2 import ESTIMATORS, _count, _einsum, _filled, _rs, clean
 
 __all__ = ["KEYS", "METHODS", "TESTS", "fit"]
 
@@ -135,36 +135,37 @@ def _trPSPS(a, s_a, sig):
 
 
 def _se_tau2(method, y, v, m, k, t, w=None, sw=None):
-    """SE of τ̂² per row; ``w = m/(v + τ̂²)`` and its row sums ``sw`` when known."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if method in ("DL", "HS", "HSk", "HE", "SJ"):
-            sig = v + t[:, None]
-            if method == "HE":
-                return np.sqrt(2 * _trPSPS(m, k.astype(float), sig)) / (k - 1)
-            if method == "SJ":
-                ybar = _rs(y * m) / k
-                t0 = _rs(m * (y - ybar[:, None]) ** 2) / k
-                a = m / (v + t0[:, None])
-                return t0 * np.sqrt(2 * _trPSPS(a, _rs(a), sig)) / (k - 1)
-            a = m / v
-            sa = _rs(a)
-            num = np.sqrt(2 * _trPSPS(a, sa, sig))
-            if method == "DL":
-                return num / (sa - _rs(a * a) / sa)
-            return num / sa * (k / (k - 1) if method == "HSk" else 1.0)
-        if w is None:
-            w = m / (v + t[:, None])
-            sw = _rs(w)
-        if method == "ML":
-            return np.sqrt(2 / _rs(w * w))
-        if method == "REML":
-            w2 = w * w
-            s2 = _rs(w2)
-            s2w = s2 / sw
-            trpp = s2 - 2 * _einsum("ij,ij->i", w2, w) / sw + s2w * s2w
-            return np.sqrt(2 / trpp)
-        # EB, PM, PMM (Morris 1983)
-        return np.sqrt(2 * k**2 / (k - 1)) / sw
+    """SE of τ̂² per row; ``w = m/(v + τ̂²)`` and its row sums ``sw`` when known.
+
+    Called inside :func:`fit`'s ``np.errstate``."""
+    if method in ("DL", "HS", "HSk", "HE", "SJ"):
+        sig = v + t[:, None]
+        if method == "HE":
+            return np.sqrt(2 * _trPSPS(m, k.astype(float), sig)) / (k - 1)
+        if method == "SJ":
+            ybar = _rs(y * m) / k
+            t0 = _rs(m * (y - ybar[:, None]) ** 2) / k
+            a = m / (v + t0[:, None])
+            return t0 * np.sqrt(2 * _trPSPS(a, _rs(a), sig)) / (k - 1)
+        a = m / v
+        sa = _rs(a)
+        num = np.sqrt(2 * _trPSPS(a, sa, sig))
+        if method == "DL":
+            return num / (sa - _rs(a * a) / sa)
+        return num / sa * (k / (k - 1) if method == "HSk" else 1.0)
+    if w is None:
+        w = m / (v + t[:, None])
+        sw = _rs(w)
+    if method == "ML":
+        return np.sqrt(2 / _rs(w * w))
+    if method == "REML":
+        w2 = w * w
+        s2 = _rs(w2)
+        s2w = s2 / sw
+        trpp = s2 - 2 * _einsum("ij,ij->i", w2, w) / sw + s2w * s2w
+        return np.sqrt(2 / trpp)
+    # EB, PM, PMM (Morris 1983)
+    return np.sqrt(2 * k**2 / (k - 1)) / sw
 
 
 def fit(
@@ -230,13 +231,13 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
     mask &= np.isfinite(vi)
     badv = vi <= 0  # NaN compares False
     badv &= mask
-    if np.count_nonzero(badv):
+    if _count(badv):
         r, c = np.argwhere(badv)[0]
         raise InputError(
             f"vi: got {float(vi[r, c])!r} (row {r}, study {c}); expected sampling variances > 0"
         )
     y, v, m, k = clean(yi, vi, mask)
-    full = np.count_nonzero(k != y.shape[1]) == 0  # no absent study
+    full = _count(k != y.shape[1]) == 0  # no absent study
     B = y.shape[0]
     kf = k.astype(float)
 
@@ -252,7 +253,7 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
     else:
         t, converged = ESTIMATORS[method](y, v, mask)
     one = k < 2
-    n_one = np.count_nonzero(one)
+    n_one = _count(one)
     if n_one:
         t = np.where(one, 0.0, t)
 
@@ -328,7 +329,7 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
         weights = np.where(mask, weights, np.nan)
 
     none = k == 0
-    if np.count_nonzero(none):  # no study at all: nothing is defined
+    if _count(none):  # no study at all: nothing is defined
         se = np.where(none, np.nan, se)
         stat = np.where(none, np.nan, stat)
         p = np.where(none, np.nan, p)
@@ -349,7 +350,7 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
             out[key] = np.where(one, np.nan, out[key])
         out["q"] = np.where(one & (k == 1), 0.0, out["q"])
         out["q_df"] = np.where(one, np.maximum(qdf, 0), qdf)
-    if np.count_nonzero(converged) != B:
+    if _count(converged) != B:
         bad = np.flatnonzero(~converged)
         warnings.warn(  # stacklevel: caller of fit()
             f"{method}: the iteration did not converge for {bad.size} of {B} rows "

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .tau2 import _q_root, clean, q_stat
+from .tau2 import _count, _q_root, clean, q_stat
 
 __all__ = ["TAU2_MAX", "tau2_ci"]
 
@@ -89,7 +89,7 @@ def tau2_ci(yi, vi, mask, tau2, level: float = 0.95, *, q0=None, q_hat=None):
         iq0 = 1.0 / q0
         slope = (1.0 / q_hat - iq0) / t_hat
         flat = ~(t_hat > 0)
-        if np.count_nonzero(flat):  # τ̂² = 0: the tangent of 1/Q at 0
+        if _count(flat):  # τ̂² = 0: the tangent of 1/Q at 0
             if dq0 is None:
                 _, dq0 = q_stat(y, v, m)
             np.copyto(slope, dq0 * iq0 * iq0, where=flat)
@@ -101,7 +101,7 @@ def tau2_ci(yi, vi, mask, tau2, level: float = 0.95, *, q0=None, q_hat=None):
     )
     lb, ub = t[:B], t[B:]
     bad = k < 2
-    if np.count_nonzero(bad):
+    if _count(bad):
         lb = np.where(bad, np.nan, lb)
         ub = np.where(bad, np.nan, ub)
     return lb, ub, conv[:B] & conv[B:], hit[B:] & ~bad

@@ -215,3 +215,86 @@ def test_fit_mixed_global_maximum(method):
                      grid, reml)
         mine = _loglik(y[None], v[None], Q[None], np.array([t]), reml)[0]
         assert mine >= ll.max() - 1e-10
+
+
+# ------------------------------------------------------------ speed-related paths
+def test_halley_slopes_match_finite_differences():
+    """The iterations use Halley's slope g' − g g''/(2g'); check it against
+    central differences of the defining functions (REML/ML: 1 − tr(P)/y'PPy,
+    Viechtbauer 2005; Q-profile: 1/target − 1/Q(τ²), Viechtbauer 2007)."""
+    from metaanalysis.tau2 import _lik_parts, _q_parts
+
+    rng = np.random.default_rng(11)
+    k = 9
+    y = rng.normal(size=k)
+    v = np.exp(rng.uniform(-4, 1, size=k))
+    t, h = 0.37, 1e-4
+
+    def lik(tt, reml):
+        w = 1 / (v + tt)
+        u = w * (y - (w * y).sum() / w.sum())
+        trp = w.sum() - ((w * w).sum() / w.sum() if reml else 0.0)
+        return 1 - trp / (u * u).sum()
+
+    def halley(f):
+        f0, fp, fm = f(t), f(t + h), f(t - h)
+        d1, d2 = (fp - fm) / (2 * h), (fp - 2 * f0 + fm) / h**2
+        return f0, d1 - f0 * d2 / (2 * d1)
+
+    for reml in (True, False):
+        val, slope = _lik_parts(y[:, None], v[:, None], np.array([t]), reml)
+        f0, s_fd = halley(lambda tt, r=reml: lik(tt, r))
+        assert val[0] == pytest.approx(f0, rel=1e-12)
+        assert slope[0] == pytest.approx(s_fd, rel=1e-5)
+
+    def q(tt):
+        return q_stat(y[None], v[None], np.ones((1, k)), np.array([tt]))[0][0]
+
+    q0, dq, d2q = (a[0] for a in _q_parts(y[None], v[None], np.ones((1, k)), np.array([t]), True))
+    assert -dq == pytest.approx((q(t + h) - q(t - h)) / (2 * h), rel=1e-6)
+    assert d2q == pytest.approx((q(t + h) - 2 * q0 + q(t - h)) / h**2, rel=1e-4)
+
+
+def test_qprofile_limit_beyond_cap_is_not_iterated():
+    """k = 2 with far-apart effects: the upper Q-profile limit lies beyond the
+    search bound max(100, 10 τ̂²) (metafor's confint convention), so it is the
+    bound itself, flagged, converged, and found without a bisection run."""
+    import metaanalysis.tau2 as tau2mod
+    from metaanalysis.qprofile import tau2_ci
+
+    y = np.array([[0.0, 10.0]])
+    v = np.array([[0.01, 0.02]])
+    t = np.array([0.0])
+    calls = []
+    orig = tau2mod._q_parts
+
+    def counting(*a):
+        calls.append(1)
+        return orig(*a)
+
+    tau2mod._q_parts = counting
+    try:
+        lb, ub, ok, capped = tau2_ci(y, v, np.isfinite(y), t)
+    finally:
+        tau2mod._q_parts = orig
+    assert ub[0] == 100.0 and capped[0] and ok[0]
+    # k = 2: Q(τ²) = (y₁ − y₂)²/(v₁ + v₂ + 2τ²); lower limit where it equals χ²₀.₉₇₅(1)
+    assert lb[0] == pytest.approx((100 / stats.chi2.ppf(0.975, 1) - 0.03) / 2, rel=1e-10)
+    assert len(calls) < 15  # was > 40 when the capped row was bisected to the bound
+
+
+def test_qprofile_cached_inputs_change_nothing():
+    """Passing Q(0) and Q(τ̂²) from the engine gives the same limits as computing them."""
+    from metaanalysis.qprofile import tau2_ci
+
+    rng = np.random.default_rng(5)
+    v = np.exp(rng.uniform(-5, 0, size=(50, 8)))
+    y = rng.normal(0, np.sqrt(v + 0.1))
+    m = np.isfinite(y)
+    t, _ = ESTIMATORS["REML"](y, v, m)
+    q0, _ = q_stat(y, v, np.ones_like(y))
+    qt, _ = q_stat(y, v, np.ones_like(y), t)
+    a = tau2_ci(y, v, m, t)
+    b = tau2_ci(y, v, m, t, q0=q0, q_hat=qt)
+    for x, z in zip(a, b):
+        np.testing.assert_array_equal(x, z)
