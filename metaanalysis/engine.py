@@ -42,9 +42,9 @@ from scipy import special
 
 from .errors import ConvergenceWarning, InputError
 from .qprofile import tau2_ci
-from .tau2 import ESTIMATORS, _count, _einsum, _filled, _rs, clean
+from .tau2 import ESTIMATORS, _count, _einsum, _filled, _rs, clean, dl_from_sums
 
-__all__ = ["KEYS", "METHODS", "TESTS", "fit"]
+__all__ = ["CORE_KEYS", "KEYS", "METHODS", "OUTPUTS", "TESTS", "fit"]
 
 METHODS = ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM")
 TESTS = ("z", "knha", "adhoc")
@@ -53,6 +53,9 @@ KEYS = (
     "tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub", "i2", "i2_ci_lb", "i2_ci_ub",
     "h2", "q", "q_df", "q_p", "df", "converged",
 )  # fmt: skip
+OUTPUTS = ("all", "core")
+# what ``outputs="core"`` returns: the estimate and heterogeneity of each row
+CORE_KEYS = ("k", "estimate", "se", "tau2", "i2", "h2", "q", "q_df", "converged")
 
 
 def check_names(method, test, level) -> None:
@@ -177,6 +180,8 @@ def fit(
     level: float = 0.95,
     tau2=None,
     qprofile: bool = True,
+    outputs: str = "all",
+    mask=None,
 ) -> dict[str, np.ndarray]:
     """Fit B meta-analyses at once.
 
@@ -197,13 +202,25 @@ def fit(
     qprofile : bool
         Compute Q-profile intervals for τ² and I² (the most expensive part);
         NaN when False or for ``EE``.
+    outputs : {"all", "core"}
+        ``"core"`` computes only :data:`CORE_KEYS` (estimate, its SE, τ², I²,
+        H², Q, k) and skips everything else — test statistics, p-values, CI
+        and prediction intervals, SE of τ², Q-profile intervals, the p-value
+        of Q and the per-study weights — for large batches such as GOSH.  The
+        values it returns are those of ``"all"``, computed the same way.
+    mask : array_like of bool, shape (B, k), optional
+        Studies present in each row.  ``yi`` and ``vi`` are then the k studies
+        (shape ``(k,)``, all finite, ``vi > 0``) and row b fits the studies
+        with ``mask[b]`` True: subsets of one data set (leave-one-out, GOSH)
+        without building NaN-filled copies.
 
     Returns
     -------
     dict of ndarray
         Keys :data:`KEYS` (length B each), ``weights`` (B, k) in percent with
         NaN where absent, and ``tau2_ci_capped`` (bool: upper τ² limit hit the
-        search bound ``max(100, 10 τ̂²)``).
+        search bound ``max(100, 10 τ̂²)``); with ``outputs="core"`` only
+        :data:`CORE_KEYS`.
 
     Examples
     --------
@@ -212,17 +229,53 @@ def fit(
     ...           [[0.01, 0.02, 0.015], [0.02, 0.01, np.nan]], method="REML")
     >>> out["k"].tolist()
     [3, 2]
+    >>> sub = fit([0.1, 0.3, 0.35], [0.01, 0.02, 0.015], method="DL", outputs="core",
+    ...           mask=[[True, True, True], [True, False, True]])
+    >>> sorted(sub) == sorted(CORE_KEYS), sub["k"].tolist()
+    (True, [3, 2])
     """
     check_names(method, test, level)
+    if outputs not in OUTPUTS:
+        raise InputError(f"outputs: got {outputs!r}; expected one of {', '.join(OUTPUTS)}")
     # absent rows (k = 0) give 0/0 = NaN on purpose; no RuntimeWarnings for them
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _fit(yi, vi, method, test, float(level), tau2, qprofile)
+        if mask is None:
+            y, v, m, k, mask = _prepare(yi, vi)
+        else:
+            y, v, m, k, mask = _prepare_masked(yi, vi, mask)
+        return _fit(y, v, m, k, mask, method, test, float(level), tau2, qprofile,
+                    outputs == "core")
 
 
-def _fit(yi, vi, method, test, level, tau2, qprofile):
-    # A single pool() is a batch of one, so this body is written to keep the
-    # number of array calls low: counts instead of .any(), shared sums, no
-    # redundant passes over (B, k).
+def _prepare_masked(yi, vi, mask):
+    """Cleaned ``(y, v, m, k, mask)`` for subsets ``mask`` (B, k) of one set of k studies."""
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.ndim != 2:
+        raise InputError(f"mask: got an array of dtype {mask.dtype} and shape {mask.shape}; "
+                         "expected a boolean (B, k) array")
+    yi = _as2d(yi, "yi")
+    vi = _as2d(vi, "vi")
+    kk = mask.shape[1]
+    for name, a in (("yi", yi), ("vi", vi)):
+        if a.shape != (1, kk):
+            raise InputError(f"{name}: got shape {a.shape[1:] if a.shape[0] == 1 else a.shape} "
+                             f"with a mask; expected ({kk},), one value per study")
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"{name}: got {a[0].tolist()!r}; expected finite numbers")
+    if not np.all(vi > 0):
+        c = int(np.argmin(vi[0] > 0))
+        raise InputError(f"vi: got {float(vi[0, c])!r} (study {c}); "
+                         "expected sampling variances > 0")
+    # as tau2.clean: absent entries y = 0, v = 1, m = 0.0
+    y = np.where(mask, yi, 0.0)
+    v = np.where(mask, vi, 1.0)
+    m = mask.astype(float)
+    k = np.count_nonzero(mask, axis=1)
+    return y, v, m, k, mask
+
+
+def _prepare(yi, vi):
+    """Checked and cleaned ``(y, v, m, k, mask)`` from NaN-marked (B, k) arrays."""
     yi = _as2d(yi, "yi")
     vi = _as2d(vi, "vi")
     if yi.shape != vi.shape:
@@ -237,9 +290,24 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
             f"vi: got {float(vi[r, c])!r} (row {r}, study {c}); expected sampling variances > 0"
         )
     y, v, m, k = clean(yi, vi, mask)
+    return y, v, m, k, mask
+
+
+def _fit(y, v, m, k, mask, method, test, level, tau2, qprofile, core):
+    # A single pool() is a batch of one, so this body is written to keep the
+    # number of array calls low: counts instead of .any(), shared sums, no
+    # redundant passes over (B, k).  ``core``: only CORE_KEYS (GOSH-size batches).
     full = _count(k != y.shape[1]) == 0  # no absent study
     B = y.shape[0]
     kf = k.astype(float)
+
+    # Q at τ² = 0 (as tau2.q_stat) and Σw, Σw² (w = 1/v): for Q, I², H² and DL
+    w0 = m / v
+    sw0 = _rs(w0)
+    r0 = y - (_einsum("ij,ij->i", w0, y) / sw0)[:, None]
+    q = _einsum("ij,ij->i", w0 * r0, r0)
+    sw0sq = _einsum("ij,ij->i", w0, w0)
+    qdf = kf - 1
 
     # ---- τ²
     if tau2 is not None:
@@ -249,6 +317,9 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
         converged = np.ones(B, bool)
     elif method == "EE":
         t = np.zeros(B)
+        converged = np.ones(B, bool)
+    elif method == "DL":  # closed form from the sums above (tau2.tau2_dl's formula)
+        t = dl_from_sums(q, k, sw0, sw0sq)
         converged = np.ones(B, bool)
     else:
         t, converged = ESTIMATORS[method](y, v, mask)
@@ -262,18 +333,10 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
     sw = _rs(w)
     mu = _rs(w * y) / sw
     se = 1.0 / np.sqrt(sw)
-    r = y - mu[:, None]
-    wr = w * r
-    q_t = _einsum("ij,ij->i", wr, r)  # generalised Q at τ̂²
-    # Q at τ² = 0 (as tau2.q_stat)
-    w0 = m / v
-    sw0 = _rs(w0)
-    r0 = y - (_einsum("ij,ij->i", w0, y) / sw0)[:, None]
-    q = _einsum("ij,ij->i", w0 * r0, r0)
-    qdf = kf - 1
-    q_p = _chi2_sf(np.maximum(qdf, 1), q)
-    if n_one:
-        q_p = np.where(qdf > 0, q_p, np.nan)
+    if test != "z" or not core:
+        r = y - mu[:, None]
+        wr = w * r
+        q_t = _einsum("ij,ij->i", wr, r)  # generalised Q at τ̂²
     nan = _filled(B, np.nan)
     df = nan
     if test != "z":
@@ -285,6 +348,29 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
         if n_one:
             se = np.where(one, 1.0 / np.sqrt(sw), se)
             df = np.where(one, np.nan, qdf)
+
+    # ---- heterogeneity
+    ee = method == "EE" and tau2 is None
+    if ee:
+        i2 = np.where(q > 0, 100 * np.maximum(0.0, (q - qdf) / q), 0.0)
+        h2 = q / qdf
+    else:
+        s2typ = qdf * sw0 / (sw0 * sw0 - sw0sq)
+        ts = t + s2typ
+        i2 = 100 * t / ts
+        h2 = ts / s2typ
+    none = k == 0
+    n_none = _count(none)
+    if n_none:  # no study at all: nothing is defined
+        se = np.where(none, np.nan, se)
+    if core:
+        out = {"k": k, "estimate": mu, "se": se, "tau2": t, "i2": i2, "h2": h2, "q": q,
+               "q_df": qdf, "converged": converged}  # fmt: skip
+        return _finish(out, one, n_one, k, qdf, converged, method, B)
+
+    q_p = _chi2_sf(np.maximum(qdf, 1), q)
+    if n_one:
+        q_p = np.where(qdf > 0, q_p, np.nan)
     stat = mu / se
     alpha = 1 - level
     z_crit = special.ndtri(1 - alpha / 2)
@@ -299,21 +385,13 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
             crit = np.where(one, z_crit, crit)
             p = np.where(one, 2 * special.ndtr(-np.abs(stat)), p)
     ci_lb, ci_ub = mu - crit * se, mu + crit * se
-
-    # ---- heterogeneity
-    if method == "EE" and tau2 is None:
+    if ee:
         pi_lb = pi_ub = nan
-        i2 = np.where(q > 0, 100 * np.maximum(0.0, (q - qdf) / q), 0.0)
-        h2 = q / qdf
         se_t = tau2_lb = tau2_ub = i2_lb = i2_ub = nan
         capped = np.zeros(B, bool)
     else:
         ps = np.sqrt(se * se + t)
         pi_lb, pi_ub = mu - crit * ps, mu + crit * ps
-        s2typ = qdf * sw0 / (sw0 * sw0 - _einsum("ij,ij->i", w0, w0))
-        ts = t + s2typ
-        i2 = 100 * t / ts
-        h2 = ts / s2typ
         se_t = nan if tau2 is not None else _se_tau2(method, y, v, m, k, t, w, sw)
         if qprofile:
             tau2_lb, tau2_ub, qconv, capped = tau2_ci(y, v, mask, t, level, q0=q, q_hat=q_t)
@@ -328,9 +406,7 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
     if not full:
         weights = np.where(mask, weights, np.nan)
 
-    none = k == 0
-    if _count(none):  # no study at all: nothing is defined
-        se = np.where(none, np.nan, se)
+    if n_none:
         stat = np.where(none, np.nan, stat)
         p = np.where(none, np.nan, p)
         ci_lb = np.where(none, np.nan, ci_lb)
@@ -342,12 +418,20 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
         "i2_ci_ub": i2_ub, "h2": h2, "q": q, "q_df": qdf, "q_p": q_p, "df": df,
         "converged": converged, "weights": weights, "tau2_ci_capped": capped,
     }  # fmt: skip
+    return _finish(out, one, n_one, k, qdf, converged, method, B)
+
+
+_UNDEFINED_K1 = ("pi_lb", "pi_ub", "tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub",
+                 "i2", "i2_ci_lb", "i2_ci_ub", "h2", "q_p")  # fmt: skip
+
+
+def _finish(out, one, n_one, k, qdf, converged, method, B):
+    """k < 2 conventions and the convergence warning, for both output sets."""
     # k = 1: the pooled value is the study; heterogeneity is undefined
     if n_one:
-        undefined = ("pi_lb", "pi_ub", "tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub",
-                     "i2", "i2_ci_lb", "i2_ci_ub", "h2", "q_p")  # fmt: skip
-        for key in undefined:
-            out[key] = np.where(one, np.nan, out[key])
+        for key in _UNDEFINED_K1:
+            if key in out:
+                out[key] = np.where(one, np.nan, out[key])
         out["q"] = np.where(one & (k == 1), 0.0, out["q"])
         out["q_df"] = np.where(one, np.maximum(qdf, 0), qdf)
     if _count(converged) != B:
@@ -356,6 +440,6 @@ def _fit(yi, vi, method, test, level, tau2, qprofile):
             f"{method}: the iteration did not converge for {bad.size} of {B} rows "
             f"(first: row {bad[0]}); see 'converged'",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return out

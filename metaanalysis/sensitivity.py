@@ -66,12 +66,11 @@ def _describe(res, analysis: str) -> str:
             f"level: {pct(100 * level, 0)}")
 
 
-def _fit_masked(res, yi, vi, include, *, qprofile=False):
+def _fit_masked(res, yi, vi, include, *, qprofile=False, outputs="all"):
     """One engine call on the batch of subsets given by the boolean ``include`` (B, k)."""
-    y = np.where(include, yi[None, :], np.nan)
-    v = np.where(include, vi[None, :], np.nan)
-    fits = engine.fit(y, v, method=res.method, test=getattr(res, "test", "z"),
-                      level=getattr(res, "level", 0.95), tau2=None, qprofile=qprofile)
+    fits = engine.fit(yi, vi, mask=include, method=res.method, test=getattr(res, "test", "z"),
+                      level=getattr(res, "level", 0.95), tau2=None, qprofile=qprofile,
+                      outputs=outputs)
     # a subset of one study: the engine leaves heterogeneity undefined (NaN); report
     # it as metafor's leave1out/cumul/gosh do: τ² = 0, I² = 0 %, H² = 1
     one = np.asarray(fits["k"]) == 1
@@ -363,7 +362,9 @@ class GoshResult:
 
 def _subset_masks(ids: np.ndarray, k: int) -> np.ndarray:
     """Boolean (n, k) inclusion matrix of subsets numbered by the bits of ``ids``."""
-    return ((ids[:, None] >> np.arange(k, dtype=np.int64)) & 1).astype(bool)
+    # the bytes of each id, least significant first, unpacked into bits
+    by = np.ascontiguousarray(ids, dtype="<u8").view(np.uint8).reshape(-1, 8)
+    return np.unpackbits(by, axis=1, count=k, bitorder="little").view(bool)
 
 
 def gosh(res, subsets: int | None = None, *, max_exhaustive: int = 2 ** 20,
@@ -429,10 +430,9 @@ def gosh(res, subsets: int | None = None, *, max_exhaustive: int = 2 ** 20,
             while empty.any():
                 inc[empty] = rng.random((int(empty.sum()), k)) < 0.5
                 empty = ~inc.any(axis=1)
-        fits = _fit_masked(res, yi, vi, inc)
-        for c in _GOSH_COLUMNS[:-1]:
+        fits = _fit_masked(res, yi, vi, inc, outputs="core")
+        for c in _GOSH_COLUMNS:
             out[c][start:stop] = fits[c]
-        out["k"][start:stop] = inc.sum(axis=1)
         incl[start:stop] = inc
     frame = pd.DataFrame(out)
     frame["k"] = frame["k"].astype(int)

@@ -39,6 +39,7 @@ from scipy import stats
 __all__ = [
     "ESTIMATORS",
     "clean",
+    "dl_from_sums",
     "q_stat",
     "scan_interior",
     "score_bound_hi",
@@ -266,10 +267,19 @@ def tau2_dl(yi, vi, mask):
     y, v, m, k = clean(yi, vi, mask)
     w = m / v
     q, _ = q_stat(y, v, m)
-    sw = _rs(w)
+    return dl_from_sums(q, k, _rs(w), _einsum("ij,ij->i", w, w)), _filled(len(k), True, bool)
+
+
+def dl_from_sums(q, k, sw, sw2):
+    """DerSimonian–Laird τ² from Q (at τ² = 0), k, Σw and Σw² (w = 1/v).
+
+    The one implementation of the DL formula, shared by :func:`tau2_dl` and
+    the engine (which has these sums already): τ² = max(0, (Q − (k − 1)) /
+    (Σw − Σw²/Σw)); 0 where undefined (k < 2).
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = (q - (k - 1)) / (sw - _rs(w * w) / sw)
-    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), _filled(len(k), True, bool)
+        t = (q - (k - 1)) / (sw - sw2 / sw)
+    return np.maximum(np.nan_to_num(t, nan=0.0), 0.0)
 
 
 def tau2_he(yi, vi, mask):
