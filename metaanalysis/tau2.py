@@ -357,7 +357,8 @@ def _q_root(y, v, m, k, target, x0=None, cap=None, q0=None):
         target = np.full(n, target)
     if q0 is None:
         q0, _ = q_stat(y, v, m)
-    up = q0 > target
+    # target 0 (k = 1): Q is 0 up to rounding, and no τ² can lower it further
+    up = (q0 > target) & (target > 0)
     n_up = _count(up)
     if n_up == 0:
         return np.zeros(n), np.ones(n, dtype=bool), np.zeros(n, dtype=bool)

@@ -100,3 +100,59 @@ def test_no_warnings_for_regular_input():
         warnings.simplefilter("error")
         for method in engine.METHODS:
             engine.fit([ref["yi"]], [ref["vi"]], method=method)
+
+
+@pytest.mark.parametrize("method", engine.METHODS)
+@pytest.mark.parametrize("test", engine.TESTS)
+def test_core_outputs_with_mask_equal_the_full_fit(method, test):
+    # outputs="core" + mask= (the GOSH path) must give bit-for-bit the numbers of
+    # the full NaN-marked fit, which test_fit_matches_metafor checks against
+    # metafor; data: bcg_rr.json (metafor's dat.bcg), subsets of 1..13 studies
+    ref = json.loads((DATA / "bcg_rr.json").read_text())
+    y, v = np.array(ref["yi"]), np.array(ref["vi"])
+    rng = np.random.default_rng(5)
+    mask = rng.random((200, y.size)) < 0.5
+    mask[0] = True
+    mask[1] = np.arange(y.size) == 3  # one study
+    mask[2] = False  # no study
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = engine.fit(np.where(mask, y, np.nan), np.where(mask, v, np.nan), method=method,
+                          test=test, qprofile=False)
+        core = engine.fit(y, v, mask=mask, method=method, test=test, outputs="core")
+    assert sorted(core) == sorted(engine.CORE_KEYS)
+    for key in engine.CORE_KEYS:
+        assert np.array_equal(core[key], full[key], equal_nan=True), key
+    assert core["k"].tolist()[:3] == [13, 1, 0]
+
+
+def test_engine_dl_is_tau2_dl():
+    # one DL implementation: the engine's closed form (from its own sums) equals
+    # tau2.tau2_dl exactly; and τ̂² = 0.3088 of metafor rma(method="DL") on dat.bcg
+    from metaanalysis.tau2 import tau2_dl
+
+    ref = json.loads((DATA / "bcg_rr.json").read_text())
+    y, v = np.array(ref["yi"]), np.array(ref["vi"])
+    mask = np.random.default_rng(2).random((50, y.size)) < 0.6
+    Y, V = np.where(mask, y, np.nan), np.where(mask, v, np.nan)
+    out = engine.fit(Y, V, method="DL", outputs="core")
+    t, _ = tau2_dl(Y, V, mask)
+    t = np.where(mask.sum(axis=1) < 2, np.nan, t)  # engine: undefined for k < 2
+    assert np.array_equal(out["tau2"], t, equal_nan=True)
+    dl = next(f for f in ref["fits"] if f["method"] == "DL" and f["test"] == "z")
+    assert engine.fit(y, v, mask=np.ones((1, y.size), bool), method="DL",
+                      outputs="core")["tau2"][0] == pytest.approx(dl["tau2"], rel=1e-10)
+
+
+def test_mask_and_outputs_input_errors():
+    y, v = [0.1, 0.2, 0.3], [0.01, 0.02, 0.03]
+    with pytest.raises(InputError, match="outputs: got 'light'"):
+        engine.fit([y], [v], outputs="light")
+    with pytest.raises(InputError, match="mask: got an array of dtype int"):
+        engine.fit(y, v, mask=[[1, 0, 1]])
+    with pytest.raises(InputError, match=r"yi: got shape \(2,\) with a mask; expected \(3,\)"):
+        engine.fit(y[:2], v, mask=[[True, False, True]])
+    with pytest.raises(InputError, match="yi: got .*nan.*expected finite"):
+        engine.fit([0.1, np.nan, 0.3], v, mask=[[True, False, True]])
+    with pytest.raises(InputError, match=r"vi: got -0.02 \(study 1\)"):
+        engine.fit(y, [0.01, -0.02, 0.03], mask=[[True, False, True]])

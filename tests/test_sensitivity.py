@@ -265,6 +265,22 @@ def test_gosh_chunking_does_not_change_results():
     assert list(b.to_frame().columns[-6:]) == list(b.labels)
 
 
+def test_gosh_subset_numbering_and_k():
+    # documented order: row s holds the studies of the bits of s + 1; k = subset size;
+    # each row equals pool() on that subset (hine1989_rd.json, metafor's dat.hine1989)
+    case = _case("hine1989_rd")
+    res = _res(case, "DL")
+    g = ma.gosh(res, chunk=7)
+    s = np.arange(1, 64)
+    np.testing.assert_array_equal(g.incl, (s[:, None] >> np.arange(6)) & 1 == 1)
+    np.testing.assert_array_equal(g.frame["k"], g.incl.sum(axis=1))
+    row = 0b101101 - 1  # studies 1, 3, 4, 6
+    y, v = np.asarray(case["yi"])[g.incl[row]], np.asarray(case["vi"])[g.incl[row]]
+    r = ma.pool(y, v, method="DL")
+    assert g.frame["estimate"].iloc[row] == pytest.approx(r.estimate, rel=1e-12)
+    assert g.frame["q"].iloc[row] == pytest.approx(r.q, rel=1e-12)
+
+
 def test_gosh_rejects_bad_arguments():
     res = _res(_case("hine1989_rd"), "DL")
     with pytest.raises(InputError, match="subsets"):

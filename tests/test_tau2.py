@@ -298,3 +298,25 @@ def test_qprofile_cached_inputs_change_nothing():
     b = tau2_ci(y, v, m, t, q0=q0, q_hat=qt)
     for x, z in zip(a, b):
         np.testing.assert_array_equal(x, z)
+
+
+def test_q_equation_estimators_converge_on_a_single_study():
+    # Found in a GOSH batch (egger2001, PM): a one-study subset has Q(0) = 1.5e-31 from
+    # rounding and the target k − 1 = 0, so no τ² can solve Q(τ²) = 0; it must not be
+    # reported as a non-converged row.
+    import json
+    import warnings
+    from pathlib import Path
+
+    from metaanalysis import engine
+
+    d = json.loads((Path(__file__).parent / "data" / "metafor" / "egger2001_or.json").read_text())
+    y = np.full((1, len(d["yi"])), np.nan)
+    v = np.full_like(y, np.nan)
+    y[0, 14], v[0, 14] = d["yi"][14], d["vi"][14]
+    for method in ("PM", "PMM", "EB"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = engine.fit(y, v, method=method, qprofile=False)
+        assert bool(out["converged"][0]), method
+        assert out["estimate"][0] == pytest.approx(d["yi"][14], rel=1e-12)
