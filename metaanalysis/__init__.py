@@ -73,7 +73,7 @@ _EXPORTS = {
     "run_report": "report",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [*_EXPORTS, "__version__"]  # noqa: PLE0604 -- keys of _EXPORTS are str
 
 
 def __getattr__(name: str):

@@ -181,7 +181,7 @@ class PoolResult:
             return ""
         try:
             b = self.back_transform().iloc[0]
-        except Exception:  # display must never fail
+        except Exception:  # noqa: BLE001 -- display must never fail
             return ""
         line = f"{natural_label(self.measure)}: {num(b['estimate'])}, {lv} CI {ci(b['ci_lb'], b['ci_ub'])}"
         if np.isfinite(b["pi_lb"]):
