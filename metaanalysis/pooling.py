@@ -11,8 +11,6 @@ Examples
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -176,17 +174,9 @@ def pool(
         notes.append(
             "the empirical Bayes estimator equals Paule–Mandel (both solve Q(τ²) = k − 1)"
         )
-    df = float(r["df"]) if math.isfinite(r["df"]) else None
-    return PoolResult(
-        k=k, method=method, test=test, level=float(level),
-        estimate=float(r["estimate"]), se=float(r["se"]), stat=float(r["stat"]), p=float(r["p"]),
-        ci_lb=float(r["ci_lb"]), ci_ub=float(r["ci_ub"]), pi_lb=float(r["pi_lb"]), pi_ub=float(r["pi_ub"]),
-        tau2=float(r["tau2"]), se_tau2=float(r["se_tau2"]),
-        tau2_ci_lb=float(r["tau2_ci_lb"]), tau2_ci_ub=float(r["tau2_ci_ub"]),
-        i2=float(r["i2"]), i2_ci_lb=float(r["i2_ci_lb"]), i2_ci_ub=float(r["i2_ci_ub"]),
-        h2=float(r["h2"]), q=float(r["q"]), q_df=float(r["q_df"]), q_p=float(r["q_p"]),
-        weights=out["weights"][0], yi=y, vi=v, labels=labels, measure=measure, ni=ni, df=df,
-        converged=bool(r["converged"]), unit=unit, notes=tuple(notes), data=data,
+    return PoolResult.from_fit(
+        r, method=method, test=test, level=level, weights=out["weights"][0], yi=y, vi=v,
+        labels=labels, measure=measure, ni=ni, unit=unit, notes=tuple(notes), data=data,
     )  # fmt: skip
 
 

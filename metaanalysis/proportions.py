@@ -558,15 +558,10 @@ def pool_glmm(events, total, *, level: float = 0.95, labels=None, unit: str | No
         {"study": list(labels), "events": x, "total": n, "yi": yi, "vi": vi, "ni": n}
     )
     data.attrs["measure"] = "PLO"
-    return PoolResult(
-        k=k, method="GLMM", test="z", level=level,
-        estimate=r["estimate"], se=r["se"], stat=r["stat"], p=r["p"],
-        ci_lb=r["ci_lb"], ci_ub=r["ci_ub"], pi_lb=r["pi_lb"], pi_ub=r["pi_ub"],
-        tau2=r["tau2"], se_tau2=float("nan"), tau2_ci_lb=float("nan"), tau2_ci_ub=float("nan"),
-        i2=r["i2"], i2_ci_lb=float("nan"), i2_ci_ub=float("nan"), h2=r["h2"],
-        q=r["q_wald"], q_df=float(r["q_df"]) if k > 1 else float("nan"), q_p=r["q_wald_p"],
-        weights=np.full(k, np.nan), yi=yi, vi=vi, labels=labels,
-        measure="PLO", ni=n, df=None, converged=True, unit=unit, notes=tuple(notes), data=data,
+    return PoolResult.from_fit(
+        r, method="GLMM", test="z", level=level, q=r["q_wald"], q_p=r["q_wald_p"],
+        q_df=r["q_df"] if k > 1 else float("nan"), weights=np.full(k, np.nan), yi=yi, vi=vi,
+        labels=labels, measure="PLO", ni=n, unit=unit, notes=tuple(notes), data=data,
     )  # fmt: skip
 
 
@@ -635,6 +630,5 @@ def pool_proportions(
     from .pooling import pool
 
     es = effect_sizes(m, events=x, total=n)
-    res = pool(es, method=method, test=test, level=level, labels=labels, unit=unit)
-    extra = proportion_notes(x, n, m, labels=res.labels)
-    return res.with_(notes=tuple(res.notes) + extra)
+    # pool() adds the proportion_notes guidance itself (the frame carries events and total)
+    return pool(es, method=method, test=test, level=level, labels=labels, unit=unit)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +119,43 @@ class PoolResult:
     unit: str | None = None
     notes: tuple = ()
     data: Any = field(default=None, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_fit(cls, values: Mapping[str, Any], **extra: Any) -> PoolResult:
+        """Build a result from the per-fit values of one analysis.
+
+        ``values`` holds the numbers of one fit (one row of
+        :func:`metaanalysis.engine.fit`, or a dict of Python/NumPy scalars);
+        keys that are not attributes are ignored.  ``extra`` adds or overrides
+        attributes (``method``, ``yi``, ``notes`` ...).  The scalar attributes
+        are converted here, once: ``k`` to ``int``, ``converged`` to ``bool``,
+        ``level`` and the statistics in ``SCALARS`` to ``float`` (NaN when
+        absent), and ``df`` to ``float`` or ``None`` when missing or not
+        finite (normal-theory inference).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from metaanalysis.results import PoolResult
+        >>> res = PoolResult.from_fit(
+        ...     {"k": 2, "estimate": np.float64(0.3), "se": 0.1},
+        ...     method="EE", test="z", level=0.95, weights=np.full(2, 50.0),
+        ...     yi=np.array([0.2, 0.4]), vi=np.array([0.02, 0.02]), labels=("a", "b"),
+        ... )
+        >>> type(res.estimate).__name__, res.k, bool(np.isnan(res.tau2)), res.df
+        ('float', 2, True, None)
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {key: val for key, val in values.items() if key in names}
+        kw.update(extra)
+        for name in SCALARS:
+            kw[name] = int(kw[name]) if name == "k" else float(kw.get(name, math.nan))
+        kw["level"] = float(kw["level"])
+        df = kw.get("df")
+        kw["df"] = float(df) if df is not None and math.isfinite(df) else None
+        kw["converged"] = bool(kw.get("converged", True))
+        return cls(**kw)
 
     # ------------------------------------------------------------------ helpers
     def with_(self, **changes) -> PoolResult:

@@ -19,7 +19,7 @@ import metaanalysis as ma
 from metaanalysis import engine
 from metaanalysis.errors import InputError
 from metaanalysis.pooling import pool, pool_many
-from metaanalysis.results import BatchResult, PoolResult
+from metaanalysis.results import SCALARS, BatchResult, PoolResult
 
 DATA = Path(__file__).parent / "data" / "metafor"
 BCG = json.loads((DATA / "bcg_rr.json").read_text())
@@ -182,3 +182,29 @@ def test_pool_many_rejects_1d():
 def test_public_names():
     assert ma.pool is pool and ma.pool_many is pool_many
     assert engine.METHODS == ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM")
+
+
+def test_from_fit_converts_scalars_once_and_matches_pool():
+    # the engine row of the BCG DL fit, rebuilt by PoolResult.from_fit, gives pool()'s answer;
+    # DL estimate from metafor (tests/data/metafor/bcg_rr.json, fits[method=DL])
+    y, v = np.array(BCG["yi"]), np.array(BCG["vi"])
+    out = engine.fit(y[None, :], v[None, :], method="DL", qprofile=True)
+    row = {key: out[key][0] for key in engine.KEYS}  # NumPy scalars
+    labels = tuple(f"Study {i + 1}" for i in range(y.size))
+    res = PoolResult.from_fit(
+        {**row, "not_an_attribute": 1.0}, method="DL", test="z", level=0.95,
+        weights=out["weights"][0], yi=y, vi=v, labels=labels,
+    )  # fmt: skip
+    assert type(res.k) is int and type(res.converged) is bool
+    assert all(type(getattr(res, name)) is float for name in ("estimate", "tau2", "q_df", "level"))
+    assert res.df is None  # normal-theory test: no t degrees of freedom
+    assert res.estimate == pytest.approx(_ref(BCG, "DL")["estimate"], abs=1e-8)
+    ref = pool(y, v, method="DL")
+    for name in ("k", "method", "test", "level", *SCALARS, "df", "converged"):
+        assert getattr(res, name) == pytest.approx(getattr(ref, name), nan_ok=True), name
+    # absent statistics default to NaN; extra keyword arguments override the values
+    part = PoolResult.from_fit(
+        {"k": 3, "estimate": 0.1, "q": 9.0}, q=2.5, method="EE", test="z", level=0.9,
+        weights=np.ones(3), yi=np.zeros(3), vi=np.ones(3), labels=("a", "b", "c"),
+    )  # fmt: skip
+    assert part.q == 2.5 and np.isnan(part.se_tau2) and part.converged is True

@@ -238,3 +238,12 @@ def test_glmm_via_pool_proportions():
     assert res.estimate == pytest.approx(c["estimate"], abs=1e-6)
     with pytest.raises(InputError, match="measure"):
         pool_proportions(c["xi"], c["ni"], measure="PFT", method="GLMM")
+
+
+def test_pool_proportions_prints_each_guidance_note_once():
+    # pool() already adds proportion_notes for a frame with events/total; the wrapper
+    # must not add them a second time (found by the doctest of pool_proportions).
+    res = pool_proportions([0, 3, 5], [20, 25, 30], measure="PFT", method="DL")
+    heads = [n.split(":")[0] for n in res.notes]
+    assert heads.count("Freeman-Tukey double arcsine") == 1
+    assert heads.count("Studies with 0 or all events") == 1
