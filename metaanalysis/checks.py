@@ -239,9 +239,8 @@ def _record_problems(s: Study, o: OutcomeRecord) -> list[Problem]:
         for k in ("min", "max"):
             if k in st and not float(st[k]).is_integer():
                 add(k, f"{k} {st[k]:g} of a {lo}-{hi} integer scale; expected a whole number")
-        for k in ("median",):
-            if k in st and not float(2 * st[k]).is_integer():
-                add(k, f"median {st[k]:g} of integer scores; expected a multiple of 0.5")
+        if "median" in st and not float(2 * st["median"]).is_integer():
+            add("median", f"median {st['median']:g} of integer scores; expected a multiple of 0.5")
         if "mean" in st and n is not None and n > 0:
             d = dec.get("mean", 0)
             if not grim_consistent(st["mean"], d, n):
@@ -296,8 +295,13 @@ def check_studies(studyset_or_path: StudySet | str | Path = "studies") -> list[P
     if isinstance(studyset_or_path, StudySet):
         found = consistency_problems(studyset_or_path)
         return [w for w in studyset_or_path.warnings if w not in found] + found
-    studies, problems = read_studies(studyset_or_path)
-    return problems + consistency_problems(StudySet(studies, (), str(studyset_or_path)))
+    return _read_and_check(studyset_or_path)[1]
+
+
+def _read_and_check(path: str | Path) -> tuple[list[Study], list[Problem]]:
+    """Read a folder (or file) of studies; return them and every problem found."""
+    studies, problems = read_studies(path)
+    return studies, problems + consistency_problems(StudySet(studies, (), str(path)))
 
 
 def format_problem(p: Problem) -> str:
@@ -313,14 +317,13 @@ def run_check_command(studies_dir: str | Path = "studies") -> int:
     StudyFileError
         With every error (the command line turns it into exit status 2).
     """
-    problems = check_studies(studies_dir)
+    studies, problems = _read_and_check(studies_dir)
     warnings = [p for p in problems if p.severity != "error"]
     errors = [p for p in problems if p.severity == "error"]
     for p in warnings:
         print(format_problem(p), file=sys.stderr)
     if errors:
         raise StudyFileError(errors)
-    studies, _ = read_studies(studies_dir)
     n_rec = sum(len(s.outcomes) for s in studies)
     print(f"{studies_dir}: {len(studies)} studies, {n_rec} outcome records: "
           f"no errors, {len(warnings)} warnings")

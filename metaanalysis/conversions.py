@@ -107,16 +107,14 @@ def _as_float(name: str, value: Any) -> np.ndarray | None:
         ) from None
 
 
-def _order_check(lo_name, lo, hi_name, hi, strict=False):
-    bad = (lo >= hi) if strict else (lo > hi)
-    bad &= ~(np.isnan(lo) | np.isnan(hi))
+def _order_check(lo_name, lo, hi_name, hi):
+    bad = (lo > hi) & ~(np.isnan(lo) | np.isnan(hi))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         where = f"[{i}]" if lo.size > 1 else ""
-        rel = "<" if strict else "<="
         raise InputError(
             f"estimate_mean_sd: {lo_name}{where} = {lo.flat[i]:g} and {hi_name}{where} = {hi.flat[i]:g} "
-            f"are out of order; expected min <= q1 <= median <= q3 <= max ({lo_name} {rel} {hi_name})"
+            f"are out of order; expected min <= q1 <= median <= q3 <= max ({lo_name} <= {hi_name})"
         )
 
 

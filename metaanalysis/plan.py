@@ -19,16 +19,15 @@ from pathlib import Path
 
 import yaml
 
+from .conversions import METHODS as MEDIAN_CONVERSIONS
+from .engine import METHODS, TESTS
 from .errors import PlanError, Problem
 
-METHODS = ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM")
-TESTS = ("z", "knha", "adhoc")
 MEASURES = ("PR", "PLO", "PAS", "PFT", "MN", "MNLN", "MC", "SMCR")
 MODELS = ("two-step", "GLMM")
 FEW_STUDIES = ("bayes", "pool")
 OVERLAP = ("one_per_group", "all")
 PERCENT_RULES = ("exclude", "assume")
-MEDIAN_CONVERSIONS = ("luo-shi", "wan", "hozo")
 MEDIAN_SD_RULES = ("exclude", "as_mean")
 PRIORS = ("halfnormal", "halfcauchy")
 
@@ -350,10 +349,6 @@ def default_plan(studies) -> Plan:
                                         r=0.5, r_sensitivity=(0.3, 0.7), timecourse=True))
         else:
             not_pooled.append((name, "no counts and no baseline with follow-up means or medians"))
-    d = _DEFAULTS
-    return Plan(path="", title="Meta-analysis (built-in default plan)", method=d["method"],
-                test=d["test"], level=d["level"], few_studies=d["few_studies"], overlap=d["overlap"],
-                percent_without_denominator=d["percent_without_denominator"],
-                median_conversion=d["median_conversion"], median_sd=d["median_sd"],
+    return Plan(path="", title="Meta-analysis (built-in default plan)", **_DEFAULTS,
                 windows=dict(DEFAULT_WINDOWS), outcomes=tuple(outcomes),
-                not_pooled=tuple(not_pooled), funnel_min_k=d["funnel_min_k"], text="")
+                not_pooled=tuple(not_pooled), text="")

@@ -267,8 +267,7 @@ def _parse_outcome(c: _Collector, i: int, o, arms: Mapping[str, Arm]) -> Outcome
     p = o.get("p")
     if p is not None and not isinstance(p, (str, int, float)):
         c.error(f"{where}.p", f"got {p!r}; expected a p-value as reported, e.g. '< .01'")
-    if len(c.problems) > n_before and any(
-            q.severity == "error" for q in c.problems[n_before:]):
+    if any(q.severity == "error" for q in c.problems[n_before:]):
         return None
     return OutcomeRecord(
         outcome=name, time=time, timepoint=tp, unit=unit,
@@ -368,7 +367,7 @@ def read_study_file(path: str | Path) -> tuple[Study | None, list[Problem]]:
 
 _FRAME_COLUMNS = ("study", "citation", "doi", "source", "overlap_group", "arm", "outcome",
                   "time", "time_kind", "day_lo", "day_hi", "unit", "patients", "lesions") \
-    + STAT_KEYS[:-1] + ("n", "reported_as", "derived", "assumed", "p", "note")
+    + STAT_KEYS + ("reported_as", "derived", "assumed", "p", "note")
 
 
 class StudySet:

@@ -56,3 +56,23 @@ def test_unreadable_plan_is_one_clear_problem(tmp_path):
     assert "not a readable YAML file" in str(info.value)
     with pytest.raises(PlanError, match="plan file not found"):
         load_plan(tmp_path / "missing.yaml")
+
+
+def test_default_plan_has_the_settings_of_a_plan_file_without_defaults(tmp_path):
+    from metaanalysis.plan import default_plan
+    from metaanalysis.studies import load_studies
+
+    settings = ("method", "test", "level", "few_studies", "overlap",
+                "percent_without_denominator", "median_conversion", "median_sd",
+                "funnel_min_k", "assumed_denominator_min_fraction")
+    written = load_plan(_write(tmp_path, "outcomes:\n  - {name: pain_vas, measure: MC}\n"))
+    built_in = default_plan(load_studies(ROOT / "studies"))
+    assert {k: getattr(built_in, k) for k in settings} == {k: getattr(written, k) for k in settings}
+    assert built_in.level == 0.95 and built_in.funnel_min_k == 10
+
+
+def test_plan_choices_are_the_engine_and_conversion_names():
+    from metaanalysis import conversions, engine, plan
+
+    assert plan.METHODS == engine.METHODS and plan.TESTS == engine.TESTS
+    assert plan.MEDIAN_CONVERSIONS == conversions.METHODS
