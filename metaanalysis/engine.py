@@ -42,7 +42,7 @@ from scipy import special
 
 from .errors import ConvergenceWarning, InputError
 from .qprofile import tau2_ci
-from .tau2 import ESTIMATORS, _count, _einsum, _filled, _rs, clean, dl_from_sums
+from .tau2 import ESTIMATORS, _count, _einsum, _filled, _rs, _ss_mean, clean, dl_from_sums
 
 __all__ = ["CORE_KEYS", "KEYS", "METHODS", "OUTPUTS", "TESTS", "fit"]
 
@@ -64,12 +64,18 @@ def check_names(method, test, level) -> None:
         raise InputError(f"method: got {method!r}; expected one of {', '.join(METHODS)}")
     if test not in TESTS:
         raise InputError(f"test: got {test!r}; expected one of {', '.join(TESTS)}")
+    check_level(level)
+
+
+def check_level(level) -> float:
+    """Return ``level`` as a float; raise :class:`InputError` unless 0 < level < 1."""
     try:
         ok = 0.0 < float(level) < 1.0
     except (TypeError, ValueError):
         ok = False
     if not ok:
         raise InputError(f"level: got {level!r}; expected a number between 0 and 1 (e.g. 0.95)")
+    return float(level)
 
 
 def _as2d(x, name):
@@ -146,8 +152,7 @@ def _se_tau2(method, y, v, m, k, t, w=None, sw=None):
         if method == "HE":
             return np.sqrt(2 * _trPSPS(m, k.astype(float), sig)) / (k - 1)
         if method == "SJ":
-            ybar = _rs(y * m) / k
-            t0 = _rs(m * (y - ybar[:, None]) ** 2) / k
+            t0 = _ss_mean(y, m, k) / k
             a = m / (v + t0[:, None])
             return t0 * np.sqrt(2 * _trPSPS(a, _rs(a), sig)) / (k - 1)
         a = m / v

@@ -32,11 +32,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from .engine import TESTS
 from .errors import InputError
 from .tau2 import scan_interior, score_bound_hi
 
 CORE_METHODS = ("EE", "FE", "DL", "HE", "PM", "ML", "REML")
-TESTS = ("z", "knha", "adhoc")
 
 # ---------------------------------------------------------------------------
 # Core: weighted least squares with a design matrix, batched
@@ -288,7 +288,6 @@ def fit_mixed(yi, vi, X, *, method: str = "REML", test: str = "z",
     # All τ² estimators and Q_E are invariant to a change of basis of the column
     # space of X, so they are computed on an orthonormal basis Q (X = QR): this
     # keeps badly scaled moderators (e.g. calendar years) numerically harmless.
-    Xorig = X
     X, R = np.linalg.qr(X)
     if np.any(np.abs(np.einsum("bii->bi", R)) <= 1e-10 * np.abs(R).max(axis=(1, 2))[:, None]):
         raise InputError("the moderators are collinear (the design matrix is not of full rank)")
@@ -324,7 +323,6 @@ def fit_mixed(yi, vi, X, *, method: str = "REML", test: str = "z",
     Rinv = np.linalg.inv(R)  # β = R^-1 γ, Var β = R^-1 Var γ R^-T
     beta = np.einsum("bij,bj->bi", Rinv, gamma)
     A = np.einsum("bij,bjl,bml->bim", Rinv, Ag, Rinv)
-    X = Xorig
     df = k - p
     if test in ("knha", "adhoc"):
         factor = np.sum(w * r * r, axis=1) / df

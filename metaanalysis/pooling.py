@@ -170,7 +170,7 @@ def pool(
         from .proportions import proportion_notes  # guidance: PFT caveat, when to prefer the GLMM
 
         notes.extend(proportion_notes(data["events"], data["total"], measure, labels))
-    if method in ("EB",):
+    if method == "EB":
         notes.append(
             "the empirical Bayes estimator equals Paule–Mandel (both solve Q(τ²) = k − 1)"
         )

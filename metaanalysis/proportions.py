@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 from scipy import optimize, special, stats
 
+from .engine import check_level
 from .errors import ConvergenceWarning, InputError
 
 __all__ = ["FEW_EVENTS", "pool_glmm", "pool_proportions", "proportion_ci", "proportion_notes"]
@@ -67,17 +68,15 @@ def _counts(events, total) -> tuple[np.ndarray, np.ndarray]:
     return x, n
 
 
-def _check_level(level) -> float:
-    try:
-        level = float(level)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"level: got {level!r}; expected a number between 0 and 1") from exc
-    if not 0.0 < level < 1.0:
-        raise InputError(f"level: got {level!r}; expected a number between 0 and 1 (e.g. 0.95)")
-    return level
-
-
 # --------------------------------------------------------------------------- GLMM likelihood
+
+
+def _display_logits(x, n):
+    """Study logits and variances as escalc's PLO (0.5 added to the cells of 0/n and n/n studies)."""
+    ext = (x == 0) | (x == n)
+    xa = np.where(ext, x + 0.5, x)
+    na = np.where(ext, n + 1.0, n)
+    return np.log(xa / (na - xa)), 1.0 / xa + 1.0 / (na - xa)
 
 
 def _log_binom_coef(x, n):
@@ -275,10 +274,7 @@ def _glmm_core(x, n, level):
     # I^2 and H^2 as metafor reports them for rma.glmm: tau^2 against the "typical"
     # within-study variance (Higgins & Thompson 2002) of the escalc logits (0.5 added
     # to the cells of studies with 0 or all events).
-    ext = (x == 0) | (x == n)
-    xa = np.where(ext, x + 0.5, x)
-    na = np.where(ext, n + 1.0, n)
-    w = 1.0 / (1.0 / xa + 1.0 / (na - xa))
+    w = 1.0 / _display_logits(x, n)[1]
     if k > 1:
         s2 = df * w.sum() / (w.sum() ** 2 - np.sum(w**2))
         i2 = 100.0 * tau2 / (tau2 + s2)
@@ -345,7 +341,7 @@ def proportion_ci(events, total, method: str = "exact", level: float = 0.95):
     from statsmodels.stats.proportion import proportion_confint
 
     x, n = _counts(events, total)
-    level = _check_level(level)
+    level = check_level(level)
     key = str(method).lower()
     if key not in _CI_METHODS:
         raise InputError(f"method: got {method!r}; expected 'exact' (Clopper-Pearson) or 'wilson'")
@@ -357,7 +353,7 @@ def proportion_ci(events, total, method: str = "exact", level: float = 0.95):
 
 # --------------------------------------------------------------------------- guidance
 
-_PROPORTION_MEASURES = ("PR", "PLO", "PAS", "PFT")
+from .transforms import PROPORTION_MEASURES as _PROPORTION_MEASURES
 
 
 def proportion_notes(events, total, measure: str | None, labels=None) -> tuple[str, ...]:
@@ -503,7 +499,7 @@ def pool_glmm(events, total, *, level: float = 0.95, labels=None, unit: str | No
     from .results import PoolResult
 
     x, n = _counts(events, total)
-    level = _check_level(level)
+    level = check_level(level)
     k = x.size
     if labels is None:
         labels = [f"Study {i + 1}" for i in range(k)]
@@ -514,11 +510,8 @@ def pool_glmm(events, total, *, level: float = 0.95, labels=None, unit: str | No
         )
     r = _glmm_core(x, n, level)
 
+    yi, vi = _display_logits(x, n)
     ext = (x == 0) | (x == n)
-    xa = np.where(ext, x + 0.5, x)
-    na = np.where(ext, n + 1.0, n)
-    yi = np.log(xa / (na - xa))
-    vi = 1.0 / xa + 1.0 / (na - xa)
 
     notes = [
         (

@@ -96,8 +96,8 @@ def tau2_ci(yi, vi, mask, tau2, level: float = 0.95, *, q0=None, q_hat=None):
         x0 = ((1.0 / target - iq0) / slope).ravel()
     # both limits in one vectorised solve: the batch stacked twice
     t, conv, hit = _q_root(
-        np.concatenate([y, y]), np.concatenate([v, v]), np.concatenate([m, m]), None,
-        target.ravel(), x0=x0, cap=np.concatenate([cap, cap]), q0=np.concatenate([q0, q0]),
+        np.concatenate([y, y]), np.concatenate([v, v]), np.concatenate([m, m]), target.ravel(),
+        x0=x0, cap=np.concatenate([cap, cap]), q0=np.concatenate([q0, q0]),
     )
     lb, ub = t[:B], t[B:]
     bad = k < 2

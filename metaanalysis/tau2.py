@@ -245,18 +245,6 @@ def solve_decreasing(
     return x_out, conv
 
 
-def _bracket_hi(g, data, hi, maxgrow=60):
-    """Grow ``hi`` (x4) until ``g(hi) < 0`` on every row."""
-    hi = hi.copy()
-    for _ in range(maxgrow):
-        val, _ = g(hi, *data)
-        grow = val >= 0
-        if not grow.any():
-            break
-        hi = np.where(grow, hi * 4.0, hi)
-    return hi
-
-
 # ------------------------------------------------------------ closed-form estimators
 def tau2_dl(yi, vi, mask):
     """DerSimonian–Laird method-of-moments estimator.
@@ -265,9 +253,14 @@ def tau2_dl(yi, vi, mask):
     Control Clin Trials 7:177–188.  τ² = max(0, (Q − (k − 1)) / (Σw − Σw²/Σw)).
     """
     y, v, m, k = clean(yi, vi, mask)
-    w = m / v
     q, _ = q_stat(y, v, m)
-    return dl_from_sums(q, k, _rs(w), _einsum("ij,ij->i", w, w)), _filled(len(k), True, bool)
+    return _dl(q, v, m, k), _filled(len(k), True, bool)
+
+
+def _dl(q, v, m, k):
+    """DL τ² on cleaned arrays, given Q at τ² = 0."""
+    w = m / v
+    return dl_from_sums(q, k, _rs(w), _einsum("ij,ij->i", w, w))
 
 
 def dl_from_sums(q, k, sw, sw2):
@@ -289,10 +282,8 @@ def tau2_he(yi, vi, mask):
     93:388–395.  τ² = max(0, Σ(y − ȳ)²/(k − 1) − Σv/k).
     """
     y, v, m, k = clean(yi, vi, mask)
-    ybar = _rs(y * m) / k
-    ss = _rs(m * (y - ybar[:, None]) ** 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = ss / (k - 1) - _rs(v * m) / k
+        t = _ss_mean(y, m, k) / (k - 1) - _rs(v * m) / k
     return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), _filled(len(k), True, bool)
 
 
@@ -322,10 +313,10 @@ def tau2_hsk(yi, vi, mask):
     return np.maximum(np.nan_to_num(t, nan=0.0), 0.0), _filled(len(k), True, bool)
 
 
-def _sj_parts(y, v, m, k):
+def _ss_mean(y, m, k):
+    """Unweighted Σ(y − ȳ)² per row on cleaned arrays (HE; SJ's start τ₀² = this/k)."""
     ybar = _rs(y * m) / k
-    t0 = _rs(m * (y - ybar[:, None]) ** 2) / k
-    return t0
+    return _rs(m * (y - ybar[:, None]) ** 2)
 
 
 def tau2_sj(yi, vi, mask):
@@ -336,7 +327,7 @@ def tau2_sj(yi, vi, mask):
     w = 1/(v + τ₀²): τ² = τ₀² Σw(y − μ_w)²/(k − 1).
     """
     y, v, m, k = clean(yi, vi, mask)
-    t0 = _sj_parts(y, v, m, k)
+    t0 = _ss_mean(y, m, k) / k
     q, _ = q_stat(y, v, m, t0)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = t0 * q / (k - 1)
@@ -344,11 +335,11 @@ def tau2_sj(yi, vi, mask):
 
 
 # ------------------------------------------------------------ iterative estimators
-def _q_root(y, v, m, k, target, x0=None, cap=None, q0=None):
+def _q_root(y, v, m, target, x0=None, cap=None, q0=None):
     """Solve generalised Q(τ²) = target (Q decreasing in τ²); 0 when Q(0) <= target.
 
     With ``cap``, solutions above ``cap`` are returned as ``cap``.  ``q0``:
-    Q(0) per row when the caller has it already (``k`` is not used).
+    Q(0) per row when the caller has it already.
     Returns ``(tau2, converged, hit_cap)``.
     """
     n = y.shape[0]
@@ -428,9 +419,15 @@ def tau2_pm(yi, vi, mask, x0=None):
     J Res Natl Bur Stand 87:377–385.  τ² = 0 when Q(0) ≤ k − 1.
     """
     y, v, m, k = clean(yi, vi, mask)
+    return _q_root_dl(y, v, m, k, np.maximum(k - 1, 0), x0)
+
+
+def _q_root_dl(y, v, m, k, target, x0):
+    """:func:`_q_root` on cleaned arrays, started at DL when ``x0`` is None."""
+    q0, _ = q_stat(y, v, m)
     if x0 is None:
-        x0, _ = tau2_dl(yi, vi, mask)
-    t, c, _ = _q_root(y, v, m, k, np.maximum(k - 1, 0), x0)
+        x0 = _dl(q0, v, m, k)
+    t, c, _ = _q_root(y, v, m, target, x0, q0=q0)
     return t, c
 
 
@@ -454,10 +451,7 @@ def tau2_pmm(yi, vi, mask, x0=None):
     """
     y, v, m, k = clean(yi, vi, mask)
     med = np.where(k > 1, stats.chi2.ppf(0.5, np.maximum(k - 1, 1)), 0.0)
-    if x0 is None:
-        x0, _ = tau2_dl(yi, vi, mask)
-    t, c, _ = _q_root(y, v, m, k, med, x0)
-    return t, c
+    return _q_root_dl(y, v, m, k, med, x0)
 
 
 def _lik_parts(yT, vT, t, reml):

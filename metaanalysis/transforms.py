@@ -25,9 +25,11 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["NATURAL_MEASURES", "harmonic_mean", "ipft", "natural_label", "pft", "to_natural"]
+__all__ = ["NATURAL_MEASURES", "PROPORTION_MEASURES", "harmonic_mean", "ipft", "natural_label", "pft", "to_natural"]
 
 _EXP = frozenset({"RR", "OR", "ROM", "MNLN"})
+#: single-proportion measures (raw, logit, arcsine, Freeman–Tukey)
+PROPORTION_MEASURES = ("PR", "PLO", "PAS", "PFT")
 #: measures whose analysis scale differs from the natural one (back-transform is not identity)
 NATURAL_MEASURES = frozenset({"PLO", "PAS", "PFT", "ZCOR"}) | _EXP
 

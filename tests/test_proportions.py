@@ -132,6 +132,8 @@ def test_glmm_input_errors():
         pool_glmm([1, 2], [10])
     with pytest.raises(InputError, match="level"):
         pool_glmm([1, 2], [10, 12], level=95)
+    with pytest.raises(InputError, match="level: got 'high'; expected a number between 0 and 1"):
+        proportion_ci([1, 2], [10, 12], level="high")  # engine.check_level, shared with pool()
     with pytest.raises(InputError, match="labels"):
         pool_glmm([1, 2], [10, 12], labels=["a"])
 
