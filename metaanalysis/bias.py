@@ -72,13 +72,14 @@ def _data(res, what: str):
     return y[keep], v[keep], keep
 
 
-def _warn_small_k(k: int, what: str) -> str | None:
+def _warn_small_k(k: int, what: str) -> list[str]:
+    """Warn when k < MIN_K; return the notes of the result (the caution, or none)."""
     if k < MIN_K:
         msg = (f"{what} with k = {k} studies (< {MIN_K}): the test has too little power "
                "to rule small-study effects in or out")
         warnings.warn(msg, StatisticalWarning, stacklevel=3)
-        return "Caution: " + msg + "."
-    return None
+        return ["Caution: " + msg + "."]
+    return []
 
 
 # ---------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def _regression_test(res, model: str, predictor: str, name: str) -> RegressionTe
     k = y.size
     if k < 3:
         raise InputError(f"{name} needs at least 3 studies, got k = {k}")
-    notes = [n for n in (_warn_small_k(k, name),) if n]
+    notes = _warn_small_k(k, name)
     x = _predictor_values(res, predictor, v, keep)
     X = np.column_stack([np.ones(k), x])
     level = float(getattr(res, "level", 0.95))
@@ -297,7 +298,7 @@ def begg_test(res) -> RankTestResult:
     k = y.size
     if k < 3:
         raise InputError(f"Begg's test needs at least 3 studies, got k = {k}")
-    notes = [n for n in (_warn_small_k(k, "Begg's test"),) if n]
+    notes = _warn_small_k(k, "Begg's test")
     w = 1.0 / v
     theta = np.sum(w * y) / np.sum(w)
     vstar = v - 1.0 / np.sum(w)
@@ -350,11 +351,8 @@ class TrimFillResult(TextDisplay):
 
     def to_frame(self) -> pd.DataFrame:
         """Estimates before and after filling, one row each."""
-        rows = []
-        for name, r, k in (("observed", self.original, self.original.k),
-                           ("trim and fill", self.pooled, self.pooled.k)):
-            rows.append({"k": k, "estimate": r.estimate, "se": r.se, "ci_lb": r.ci_lb,
-                         "ci_ub": r.ci_ub, "tau2": r.tau2})
+        rows = [{"k": r.k, "estimate": r.estimate, "se": r.se, "ci_lb": r.ci_lb,
+                 "ci_ub": r.ci_ub, "tau2": r.tau2} for r in (self.original, self.pooled)]
         return pd.DataFrame(rows, index=["observed", "trim and fill"])
 
 
@@ -420,12 +418,12 @@ def trim_and_fill(res, estimator: str = "L0", side: str | None = None,
     k = y.size
     if k < 3:
         raise InputError(f"trim and fill needs at least 3 studies, got k = {k}")
-    notes = [n for n in (_warn_small_k(k, "Trim and fill"),) if n]
+    notes = _warn_small_k(k, "Trim and fill")
     method = getattr(res, "method", "REML")
     test = getattr(res, "test", "z")
     level = float(getattr(res, "level", 0.95))
     if side is None:
-        m = "EE" if method in ("EE", "FE") else method
+        m = "EE" if method == "FE" else method
         if m not in CORE_METHODS:
             m = "REML"
             notes.append(f"Side chosen from a REML regression ({method} is not offered for "
@@ -553,7 +551,7 @@ def fail_safe_n(res, method: str = "rosenthal", *, alpha: float = 0.05,
         raise InputError(f"alpha must be between 0 and 1, got {alpha!r}")
     y, v, _ = _data(res, "Fail-safe N")
     k = y.size
-    notes = [n for n in (_warn_small_k(k, "Fail-safe N"),) if n]
+    notes = _warn_small_k(k, "Fail-safe N")
     if method == "rosenthal":
         zsum = np.sum(y / np.sqrt(v))
         p = float(stats.norm.sf(abs(zsum) / math.sqrt(k)))  # one-tailed, observed direction

@@ -80,8 +80,7 @@ def design_matrix(mods, k: int, intercept: bool = True) -> pd.DataFrame:
                              "remove those studies first")
         if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object \
                 or pd.api.types.is_bool_dtype(col) or pd.api.types.is_string_dtype(col):
-            cat = col.astype("category") if not isinstance(col.dtype, pd.CategoricalDtype) else col
-            levels = [lv for lv in cat.cat.categories if (cat == lv).any()]
+            cat, levels = _levels(col)
             if len(levels) < 2:
                 raise InputError(f"mods column {name!r} has a single level {levels!r}; "
                                  "a categorical moderator needs at least two")
@@ -90,6 +89,13 @@ def design_matrix(mods, k: int, intercept: bool = True) -> pd.DataFrame:
         else:
             cols[str(name)] = col.to_numpy(dtype=float)
     return pd.DataFrame(cols)
+
+
+def _levels(col: pd.Series) -> tuple[pd.Series, list]:
+    """``col`` as a categorical and the levels that occur in it, in category order
+    (given categories first, otherwise sorted)."""
+    cat = col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category")
+    return cat, [lv for lv in cat.cat.categories if (cat == lv).any()]
 
 
 def _intercept_fit(yi, vi, method: str) -> tuple[float, float]:
@@ -276,7 +282,8 @@ def meta_regression(yi, vi=None, mods=None, *, method: str = "REML", test: str =
     y, v, mods = _as_yi_vi_mods(yi, vi, mods)
     method = "EE" if method == "FE" else method
     X = design_matrix(mods, y.size)
-    out = fit_mixed(y, v, X.to_numpy(), method=method, test=test, level=level)
+    Xa = X.to_numpy()
+    out = fit_mixed(y, v, Xa, method=method, test=test, level=level)
     notes: list[str] = []
     conv = bool(out["converged"][0])
     if not conv:
@@ -297,7 +304,7 @@ def meta_regression(yi, vi=None, mods=None, *, method: str = "REML", test: str =
         if int(permutations) != permutations or permutations < 1:
             raise InputError(f"permutations must be a positive integer, got {permutations!r}")
         permutations = int(permutations)
-        pp, qm_p_perm = _permutation_pvalues(y, v, X.to_numpy(), out, method, test, level,
+        pp, qm_p_perm = _permutation_pvalues(y, v, Xa, out, method, test, level,
                                              permutations, seed)
         coef["p_perm"] = pp
     return MetaRegressionResult(

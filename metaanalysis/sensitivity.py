@@ -81,14 +81,19 @@ def _fit_masked(res, yi, vi, include, *, qprofile=False, outputs="all"):
     return fits
 
 
+def _tag(df, res, analysis):
+    """Record the analysis and the model choices of ``res`` in ``df.attrs``."""
+    df.attrs.update(analysis=analysis, method=res.method, test=getattr(res, "test", "z"),
+                    level=getattr(res, "level", 0.95), description=_describe(res, analysis))
+    return df
+
+
 def _frame(fits, index, res, analysis):
     df = pd.DataFrame({c: np.asarray(fits[c], dtype=float) for c in _FIT_COLUMNS if c in fits},
                       index=pd.Index(index, name="study"))
     if "k" in df:
         df["k"] = df["k"].astype(int)
-    df.attrs.update(analysis=analysis, method=res.method, test=getattr(res, "test", "z"),
-                    level=getattr(res, "level", 0.95), description=_describe(res, analysis))
-    return df
+    return _tag(df, res, analysis)
 
 
 # ---------------------------------------------------------------------------
@@ -296,10 +301,7 @@ def influence(res) -> pd.DataFrame:
                        "cov_r": cov_r, "tau2_del": tau2_d, "q_del": q_d, "hat": hat,
                        "weight": 100 * hat, "dfbetas": dfbetas, "inf": inf},
                       index=pd.Index(labels, name="study"))
-    analysis = "Influence diagnostics (Viechtbauer & Cheung 2010)"
-    df.attrs.update(analysis=analysis, method=res.method, test=getattr(res, "test", "z"),
-                    level=getattr(res, "level", 0.95), description=_describe(res, analysis))
-    return df
+    return _tag(df, res, "Influence diagnostics (Viechtbauer & Cheung 2010)")
 
 
 # ---------------------------------------------------------------------------

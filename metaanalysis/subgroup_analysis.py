@@ -128,8 +128,8 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
     ['a', 'b']
     """
     from . import engine
-    from .pooling import pool
-    from .regression import _as_yi_vi_mods, meta_regression
+    from .pooling import _LABEL_COLUMNS, pool
+    from .regression import _as_yi_vi_mods, _levels, meta_regression
 
     if tau2 not in ("separate", "common"):
         raise InputError(f"tau2={tau2!r} is not known; expected 'separate' or 'common'")
@@ -137,7 +137,7 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
         if groups not in yi.columns:
             raise InputError(f"groups={groups!r} is not a column of the DataFrame")
         if labels is None:
-            for col in ("study", "label", "id"):
+            for col in _LABEL_COLUMNS:
                 if col in yi.columns:
                     labels = [str(x) for x in yi[col]]
                     break
@@ -152,8 +152,7 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
     if g.isna().any():
         raise InputError(f"groups has missing values in rows "
                          f"{list(np.flatnonzero(g.isna().to_numpy())[:5])}")
-    cat = g.astype("category") if not isinstance(g.dtype, pd.CategoricalDtype) else g
-    levels = [lv for lv in cat.cat.categories if (cat == lv).any()]
+    cat, levels = _levels(g)
     if len(levels) < 2:
         raise InputError(f"groups has a single level {levels!r}; expected at least two subgroups")
     labels = (tuple(str(x) for x in labels) if labels is not None
