@@ -52,7 +52,7 @@ import pandas as pd
 
 from .formatting import num, pct
 from .plan import OutcomePlan, Plan
-from .selection import PROPORTIONS, Selection, select
+from .selection import PROPORTIONS, Selection, assumed_events, select
 from .studies import StudySet
 from .study_labels import (
     FLAG_MARKS,
@@ -62,9 +62,6 @@ from .study_labels import (
     flags_of,
     flags_summary,
 )
-
-UNIT_WORDS = {"patients": "patients", "lesions": "lesions"}
-_MODEL_NAMES = {"GLMM": "GLMM (binomial-normal, ML)", "bayes": "Bayesian normal-normal"}
 
 # ---------------------------------------------------------------- pooling
 
@@ -226,21 +223,26 @@ class Analysis:
         """One sentence of results, e.g. "Pooled cement leakage was 29% (95% CI ...)"."""
         label = self.label.split(" (")[0]
         where = f" at {self.window.replace('_', ' ')}" if self.window else ""
-        unitw = UNIT_WORDS.get(self.unit, self.unit)
+        unitw = self.unit
         k = len(self.selection.included)
         if not self.pooled:
             return f"{label}{where} ({unitw}): not pooled — {self.model}."
         s = summarise(self.result, self.measure)
-        lv = f"{100 * self.result.level:g}%"
-        if self.measure in PROPORTIONS:
-            est = f"{num(100 * s['estimate'], 1)}% ({lv} {'CrI' if 'Bayes' in self.model else 'CI'} " \
-                  f"{num(100 * s['ci_lb'], 1)}–{num(100 * s['ci_ub'], 1)}%"
-        else:
-            est = f"{num(s['estimate'], 2)} ({lv} {'CrI' if 'Bayes' in self.model else 'CI'} " \
-                  f"{num(s['ci_lb'], 2)} to {num(s['ci_ub'], 2)}"
+        est = estimate_text(self.measure, s, f"{100 * self.result.level:g}%",
+                            "CrI" if "Bayes" in self.model else "CI")
         het = f"I² = {pct(s['i2'])}" if not math.isnan(s["i2"]) else f"τ = {num(math.sqrt(s['tau2']), 2)}"
         return (f"Pooled {label.lower()}{where} was {est}; {k} studies, {self.total_n} "
                 f"{unitw}; {het}; {self.model}).")
+
+
+def estimate_text(measure: str, s, level_text: str, interval: str) -> str:
+    """``"29.0% (95% CI 24.1–34.5%"``: estimate and interval of a summary row
+    (proportions in percent), the parenthesis left open for what follows."""
+    if measure in PROPORTIONS:
+        return (f"{num(100 * s['estimate'], 1)}% ({level_text} {interval} "
+                f"{num(100 * s['ci_lb'], 1)}–{num(100 * s['ci_ub'], 1)}%")
+    return (f"{num(s['estimate'], 2)} ({level_text} {interval} {num(s['ci_lb'], 2)} to "
+            f"{num(s['ci_ub'], 2)}")
 
 
 def _sens_row(name, res, measure, sel, note="", **extra):
@@ -255,15 +257,6 @@ def _sens_row(name, res, measure, sel, note="", **extra):
         row.update(k=s["k"], estimate=s["estimate"], ci_lb=s["ci_lb"], ci_ub=s["ci_ub"],
                    tau2=s["tau2"], i2=s["i2"])
     return row
-
-
-def _count(pct_dec, total) -> int:
-    """The event count matching a percent of ``total`` (as :func:`select` assumes it)."""
-    from .checks import matching_counts
-
-    p_, dec = pct_dec
-    e = matching_counts(p_, dec, int(total))
-    return int(e[-1]) if e else round(p_ * total / 100)
 
 
 def plausible_denominators(percent: float, upper: int | None, candidates, min_fraction: float = 0.5):
@@ -353,7 +346,7 @@ def sensitivity(studies: StudySet, plan: Plan, op: OutcomePlan, window, unit,
         for which, j in (("smallest", 0), ("largest", 1)):
             assumed = {key: pl[j] for key, pl in picks.items()}
             if assumed:
-                desc = ", ".join(f"{labels.get(s_, s_)} {_count(pct_of[key], c)}/{c}"
+                desc = ", ".join(f"{labels.get(s_, s_)} {assumed_events(*pct_of[key], c)}/{c}"
                                  for key, c in assumed.items() for s_ in [key[0]])
                 name = (f"assumed denominators ({which} plausible, "
                         f"{100 * frac:g}–100% of units treated): {desc}")

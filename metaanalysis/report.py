@@ -1,8 +1,10 @@
-"""``metaanalysis report``: the main job (first version: effect-size tables).
+"""``metaanalysis report``: the main job.
 
-Loads and checks the study records, then writes one CSV per outcome, time
-point and unit with the study-level effect sizes into ``OUT/effect_sizes/``
-(plus ``index.csv``).  Every choice is printed:
+Loads and checks the study records, runs the analysis plan
+(:func:`metaanalysis.analysis.run_plan`) and writes report.md, the results and
+sensitivity tables, the figures and provenance.  It also writes one CSV per
+outcome, time point and unit with the study-level effect sizes into
+``OUT/effect_sizes/`` (plus ``index.csv``).  In those tables every choice is printed:
 
 * events/total rows: ``PR`` (raw proportion) and ``PLO`` (logit), metafor's
   escalc conventions (continuity correction 0.5 only for zero cells);
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import os
 import re
 import shutil
@@ -39,7 +40,7 @@ import pandas as pd
 
 from .studies import StudySet, load_studies
 
-PROPORTION_MEASURES = ("PR", "PLO")
+TABLE_PROPORTION_MEASURES = ("PR", "PLO")  # effect-size tables: raw and logit
 MEDIAN_AS_MEAN = "median-as-mean"
 TABLE_DIR = "effect_sizes"
 
@@ -92,6 +93,7 @@ def effect_size_table(df: pd.DataFrame, *, median_conversion: str = "luo-shi") -
     >>> s = load_studies("studies")                                 # doctest: +SKIP
     >>> effect_size_table(s.outcome("cement_leakage"))[["study", "measure", "yi"]]  # doctest: +SKIP
     """
+    from .conversions import estimate_mean_sd
     from .effect_sizes import effect_sizes
 
     df = df.reset_index(drop=True).copy()
@@ -102,15 +104,9 @@ def effect_size_table(df: pd.DataFrame, *, median_conversion: str = "luo-shi") -
     df["conversion"] = None
     parts = []
     props = df[df["_kind"] == "proportion"]
-    for measure in PROPORTION_MEASURES if len(props) else ():
+    for measure in TABLE_PROPORTION_MEASURES if len(props) else ():
         parts.append(effect_sizes(measure, data=props, events="events", total="total")
                      .assign(measure=measure))
-    try:
-        from .conversions import estimate_mean_sd
-    except ImportError:  # module not landed yet: list the rows, never guess
-        med = df["_kind"] == "median"
-        df.loc[med, "reason"] = "median conversion unavailable (metaanalysis.conversions)"
-        df.loc[med, "_kind"] = None
     means = df[df["_kind"].isin(["mean", "median", "median_sd"])].copy()
     if len(means):
         med = means["_kind"] == "median"
@@ -214,27 +210,6 @@ def _resolve_plan(studies_path, plan):
     return None, None
 
 
-def _bayes_as_pool(a):
-    """A PoolResult carrying the Bayesian estimate, for the forest plot of a k < 3 analysis."""
-    from .analysis import effect_data
-    from .pooling import pool
-
-    res = a.result
-    measure = res.measure
-    es = effect_data(a.selection, _op(a), measure=measure)
-    base = pool(es, method="REML", test="z", level=res.level, labels=list(res.labels))
-    return base.with_(method="Bayesian", estimate=res.mu.median, ci_lb=res.mu.ci_lb,
-                      ci_ub=res.mu.ci_ub, pi_lb=res.pi_lb, pi_ub=res.pi_ub,
-                      notes=(f"Bayesian, τ ~ {res.prior_text}",))
-
-
-_OPS: dict = {}
-
-
-def _op(a):
-    return _OPS[a.outcome]
-
-
 def _close(fig) -> None:
     import matplotlib.pyplot as plt
 
@@ -289,13 +264,12 @@ def _figures(results, folder: Path, formats, dpi, say) -> dict:
             inc = a.selection.included
             counts = ({"events": inc["events"].to_numpy(float), "total": inc["total"].to_numpy(float)}
                       if prop and "events" in inc.columns else {})
-            if is_bayes and "shrinkage" in inspect.signature(forest).parameters:
+            if is_bayes:
                 res = dataclasses.replace(a.result, labels=labels)
                 ax = forest(res, percent=prop, title=title, footnotes=notes, **counts)
             else:
-                res = (_bayes_as_pool(a) if is_bayes else a.result).with_(labels=labels)
-                ax = forest(res, percent=prop, heterogeneity=not is_bayes,
-                            prediction=not is_bayes, title=title, footnotes=notes, **counts)
+                ax = forest(a.result.with_(labels=labels), percent=prop, title=title,
+                            footnotes=notes, **counts)
             save_figure(ax.figure, folder / "forest" / a.key, formats, dpi=dpi)
             _close(ax.figure)
             entry["forest"] = f"forest/{a.key}"
@@ -336,9 +310,10 @@ def _figures(results, folder: Path, formats, dpi, say) -> dict:
     return made
 
 
-def _report_md(results, studies, figs, plan_name, version) -> str:
+def _report_md(results, studies, figs, plan_name, version, results_md, sens_all) -> str:
+    """The text of report.md; ``results_md`` is the Markdown results table and
+    ``sens_all`` the sensitivity table, both already made for their own files."""
     from .analysis import FLAG_MARKS, flag_text, flags_of
-    from .tables import display_results, to_markdown
 
     plan = results.plan
     rl = _relabeller(results.labels)
@@ -364,12 +339,11 @@ def _report_md(results, studies, figs, plan_name, version) -> str:
     for sid, arm, reason in plan.arms:
         L.append(f"- {sid}: arm {arm} pooled ({reason})")
     L += ["", "## Results", ""]
-    L.append(to_markdown(display_results(results.results_table(), plan.level)))
+    L.append(results_md)
     marks = {}
     for a in results.analyses:
         for m in flags_of(a.selection.included):
             marks[m] = True
-    sens_all = results.sensitivity_table()
     for f in (sens_all["flags"] if "flags" in sens_all.columns else ()):
         for m in FLAG_MARKS:
             if m in str(f):
@@ -429,16 +403,10 @@ def _relabeller(labels: dict):
 
 
 def _estimate_text(a, row, bayes: bool) -> str:
-    from .analysis import PROPORTIONS
-    from .formatting import num
+    from .analysis import estimate_text
 
     lv = f"{100 * a.result.level:g}%" if a.result is not None else "95%"
-    kind = "CrI" if bayes else "CI"
-    if a.measure in PROPORTIONS:
-        return (f"{num(100 * row['estimate'], 1)}% ({lv} {kind} {num(100 * row['ci_lb'], 1)}–"
-                f"{num(100 * row['ci_ub'], 1)}%")
-    return (f"{num(row['estimate'], 2)} ({lv} {kind} {num(row['ci_lb'], 2)} to "
-            f"{num(row['ci_ub'], 2)}")
+    return estimate_text(a.measure, row, lv, "CrI" if bayes else "CI")
 
 
 def _special_sensitivity_lines(a, plan) -> list[str]:
@@ -519,7 +487,6 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     >>> import metaanalysis as ma
     >>> files = ma.run_report("studies", out="figures", quiet=True)  # doctest: +SKIP
     """
-    import dataclasses
     import json
     import platform
 
@@ -553,8 +520,6 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     say("effect-size tables: a 'median ± SD' is listed with the median as the mean "
         f"(conversion={MEDIAN_AS_MEAN}, estimated=True); the pooled analyses follow the plan "
         f"(median_sd: {the_plan.median_sd})")
-    _OPS.clear()
-    _OPS.update({o.name: o for o in the_plan.outcomes})
     results = run_plan(sset, the_plan, progress=say)
     tables = effect_size_tables(sset, median_conversion=mc)
     inputs = [Path(f) for f in study_files(studies)] + ([plan_path] if plan_path else [])
@@ -582,7 +547,8 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         (tmp / "selection.csv").write_text(to_csv_text(results.selection_table()), encoding="utf-8")
         disp = display_results(res_tab, the_plan.level)
         sdisp = display_sensitivity(sens_tab, measures)
-        (tmp / "results.md").write_text(to_markdown(disp) + "\n", encoding="utf-8")
+        results_md = to_markdown(disp)
+        (tmp / "results.md").write_text(results_md + "\n", encoding="utf-8")
         (tmp / "sensitivity.md").write_text(to_markdown(sdisp) + "\n", encoding="utf-8")
         (tmp / "results.tex").write_text(to_latex(
             disp, caption="Pooled outcomes (proportions as percentages; mean changes as "
@@ -593,7 +559,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         (tmp / "plan.yaml").write_text(the_plan.text or "# built-in default plan\n", encoding="utf-8")
         (tmp / "report.md").write_text(
             _report_md(results, sset, figs, plan_path.name if plan_path else "built-in default",
-                       __version__), encoding="utf-8")
+                       __version__, results_md, sens_tab), encoding="utf-8")
         import matplotlib
         import scipy
 

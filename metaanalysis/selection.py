@@ -16,8 +16,7 @@ import pandas as pd
 from .plan import OutcomePlan, Plan
 from .studies import StudySet
 from .study_labels import FLAG_MARKS, display_labels
-
-PROPORTIONS = ("PR", "PLO", "PAS", "PFT")
+from .transforms import PROPORTION_MEASURES as PROPORTIONS
 
 
 def _stats(o) -> dict:
@@ -30,6 +29,20 @@ def _has(st, *keys) -> bool:
 
 def _window_distance(tp, lo, hi) -> float:
     return abs(tp.days - (lo + hi) / 2)
+
+
+def _left_out(study: str, o, reason: str) -> dict:
+    """One row of ``Selection.excluded``: record ``o`` of ``study`` and why it is left out."""
+    return {"study": study, "time": o.time, "arm": o.arm, "reason": reason}
+
+
+def assumed_events(percent: float, decimals: int, total: int) -> int:
+    """The event count taken for ``percent`` of an assumed denominator ``total``: the
+    largest count consistent with the percent, else the rounded product."""
+    from .checks import matching_counts
+
+    e = matching_counts(percent, decimals, int(total))
+    return int(e[-1]) if e else round(percent * total / 100)
 
 
 @dataclass(frozen=True)
@@ -79,19 +92,10 @@ def _base_filter(studies: StudySet, plan: Plan, op: OutcomePlan, unit: str):
         elif o.unit != unit:
             why = f"unit {o.unit}; this analysis pools {unit}"
         if why:
-            out.append({"study": s.id, "time": o.time, "arm": o.arm, "reason": why})
+            out.append(_left_out(s.id, o, why))
         else:
             keep.append((s, o))
     return keep, out
-
-
-def _dedupe(rows, out, reasons_key):
-    """Collapse multiple reasons per study to one row each."""
-    seen = {}
-    for r in out:
-        key = (r["study"], r["time"], r["arm"])
-        seen.setdefault(key, r)
-    return list(seen.values())
 
 
 def _apply_overlap(inc: list[dict], out: list[dict], plan: Plan, notes: list[str]):
@@ -176,9 +180,8 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
             inwin.sort(key=lambda t: (_window_distance(t[1].timepoint, *lohi), t[1].time))
             chosen = inwin[0][1]
             for _, o in inwin[1:]:
-                out.append({"study": sid, "time": o.time, "arm": o.arm,
-                            "reason": f"{o.time}: another record of this study ({chosen.time}) "
-                                      f"is nearer the middle of {window}"})
+                out.append(_left_out(sid, o, f"{o.time}: another record of this study "
+                                             f"({chosen.time}) is nearer the middle of {window}"))
         else:
             if not follow:
                 continue
@@ -186,8 +189,8 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
                                        t[1].timepoint.day_hi if t[1].timepoint.defined else 0))
             chosen = follow[-1][1]
             for _, o in follow[:-1]:
-                out.append({"study": sid, "time": o.time, "arm": o.arm,
-                            "reason": f"{o.time}: the latest time point ({chosen.time}) is used"})
+                out.append(_left_out(sid, o, f"{o.time}: the latest time point ({chosen.time}) "
+                                             "is used"))
         st = _stats(chosen)
         tp = chosen.timepoint
         row = {"study": sid, "label": labels.get(sid, sid), "arm": chosen.arm,
@@ -204,9 +207,8 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
             elif _has(st, "percent", "total"):
                 cnt = matching_counts(st["percent"], chosen.decimals.get("percent", 0), int(st["total"]))
                 if len(cnt) != 1:
-                    out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
-                                "reason": f"{st['percent']:g}% of {st['total']:g} matches "
-                                          f"{'no whole count' if not cnt else 'several counts'}"})
+                    out.append(_left_out(sid, chosen, f"{st['percent']:g}% of {st['total']:g} "
+                                         f"matches {'no whole count' if not cnt else 'several counts'}"))
                     continue
                 row.update(events=float(cnt[0]), total=st["total"], ni=st["total"],
                            assumption=f"events {cnt[0]} derived from {st['percent']:g}%")
@@ -217,44 +219,38 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
                 key = (sid, chosen.time)
                 if key in assumed:
                     t = int(assumed[key])
-                    e = matching_counts(st["percent"], dec, t)
-                    e = e[-1] if e else round(st["percent"] * t / 100)
+                    e = assumed_events(st["percent"], dec, t)
                     row.update(events=float(e), total=float(t), ni=float(t),
                                assumption=f"assumed denominator {t} ({st['percent']:g}% → {e}/{t})")
                     flags.add("¶")
                 else:
                     pending.append((sid, chosen.time, st["percent"], dec, upper, tuple(cands)))
-                    out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
-                                "reason": f"{st['percent']:g}% with no denominator (plan: "
-                                          f"percent_without_denominator: exclude); candidate "
-                                          f"denominators ≤ {upper}: {compact(cands) or 'none'}"})
+                    out.append(_left_out(sid, chosen, f"{st['percent']:g}% with no denominator "
+                                         "(plan: percent_without_denominator: exclude); candidate "
+                                         f"denominators ≤ {upper}: {compact(cands) or 'none'}"))
                     continue
             else:
-                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
-                            "reason": f"{chosen.time}: no events/total or percent"})
+                out.append(_left_out(sid, chosen, f"{chosen.time}: no events/total or percent"))
                 continue
         else:
             base = [o for _, o in items if o.timepoint.kind == "baseline"]
             if not base:
-                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
-                            "reason": "no baseline record for the change from baseline"})
+                out.append(_left_out(sid, chosen, "no baseline record for the change from baseline"))
                 continue
             b = base[0]
             sb = _stats(b)
             if not _has(st, "n") or not _has(sb, "n"):
-                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
-                            "reason": "no n reported"})
+                out.append(_left_out(sid, chosen, "no n reported"))
                 continue
             n = min(st["n"], sb["n"])
             local: list[str] = []
             m0, s0, how0 = _mean_sd(sb, b.reported_as, sb["n"], plan, sid, b.time, local)
             if m0 is None:
-                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm,
-                            "reason": f"baseline {how0}"})
+                out.append(_left_out(sid, chosen, f"baseline {how0}"))
                 continue
             m1, s1, how1 = _mean_sd(st, chosen.reported_as, st["n"], plan, sid, chosen.time, local)
             if m1 is None:
-                out.append({"study": sid, "time": chosen.time, "arm": chosen.arm, "reason": how1})
+                out.append(_left_out(sid, chosen, how1))
                 continue
             notes.extend(local)
             conv = sorted({h for h in (how0, how1) if h != "reported"})

@@ -22,8 +22,7 @@ import math
 import pandas as pd
 
 from .formatting import num, pct
-
-PROPORTIONS = ("PR", "PLO", "PAS", "PFT")
+from .transforms import PROPORTION_MEASURES as PROPORTIONS
 
 
 def _is_nan(x) -> bool:

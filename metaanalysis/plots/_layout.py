@@ -19,8 +19,8 @@ from matplotlib import transforms as mtransforms
 from matplotlib.layout_engine import LayoutEngine
 
 from ..errors import InputError
+from ..transforms import PROPORTION_MEASURES
 
-PROPORTION_MEASURES = frozenset({"PR", "PLO", "PAS", "PFT"})
 RATIO_MEASURES = frozenset({"RR", "OR", "ROM"})
 DIFFERENCE_MEASURES = frozenset({"MD", "SMD", "RD", "MC", "SMCR", "ZCOR", "COR"})
 

@@ -82,28 +82,14 @@ def sensitivity_forest(df, *, ax=None, measure=None, overall=None, transform=Tru
 
     created = ax is None
     if created:
-        fig, ax = _layout.new_figure(*fo.forest_size(n_rows))
-    fig = ax.figure
+        _, ax = _layout.new_figure(*fo.forest_size(n_rows))
     ref = scale.null if refline == "auto" else refline
     if ref is not None:
         xvalues.append(ref)
     lim = fo._auto_xlim(xvalues, scale, xlim)
     fo._set_xaxis(ax, scale, lim, xticks)
     ax.set_ylim(last + 0.6, -0.6)
-    left_in, right_in = table.draw(ax, fontsize=fontsize)
-    if created:
-        if width is None:
-            fig_w = left_in + fo.PLOT_WIDTH_IN + right_in
-        else:
-            from .output import width_inches
-
-            fig_w = max(width_inches(width), left_in + right_in + 1.0)
-        fig.set_size_inches(fig_w, n_rows * fo.ROW_HEIGHT_IN + fo._BOTTOM_IN + fo._TOP_IN)
-        fig.set_layout_engine(_layout.FixedMargins(left_in, right_in, fo._TOP_IN,
-                                                   fo._BOTTOM_IN))
-        fig.get_layout_engine().execute(fig)
-    row_pt = _layout.axes_height_points(ax) / (last + 1.2)
-    ref = scale.null if refline == "auto" else refline
+    row_pt = fo._draw_table(ax, table, n_rows, created=created, width=width, fontsize=fontsize)
     y_end = diamond[0] + 0.5 if diamond else ys[-1] + 0.5
     if ref is not None:
         ax.plot([ref, ref], [0.6, y_end], color=fo.COLORS["ref"], linewidth=0.6, zorder=1,

@@ -185,6 +185,26 @@ def p_eq(p) -> str:
     return f"p {s}" if s.startswith("<") else f"p = {s}"
 
 
+def _draw_table(ax, table, n_rows, *, created, width, fontsize) -> float:
+    """Draw the text columns; size a figure made here (``created``) to hold them.
+
+    Returns the height of one row in points (``n_rows``: the y-axis span, in rows).
+    """
+    left_in, right_in = table.draw(ax, fontsize=fontsize)
+    if created:
+        fig = ax.figure
+        if width is None:
+            fig_w = left_in + PLOT_WIDTH_IN + right_in
+        else:
+            from .output import width_inches
+
+            fig_w = max(width_inches(width), left_in + right_in + 1.0)
+        fig.set_size_inches(fig_w, n_rows * ROW_HEIGHT_IN + _BOTTOM_IN + _TOP_IN)
+        fig.set_layout_engine(_layout.FixedMargins(left_in, right_in, _TOP_IN, _BOTTOM_IN))
+        fig.get_layout_engine().execute(fig)
+    return _layout.axes_height_points(ax) / n_rows
+
+
 # ---------------------------------------------------------------------------
 # the figure
 # ---------------------------------------------------------------------------
@@ -484,26 +504,14 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
     # --- axes --------------------------------------------------------------
     created = ax is None
     if created:
-        fig, ax = _layout.new_figure(*forest_size(n_rows))
-    fig = ax.figure
+        _, ax = _layout.new_figure(*forest_size(n_rows))
     ref = scale.null if refline == "auto" else refline
     if ref is not None:
         rows.xvalues.append(ref)
     lim = _auto_xlim(rows.xvalues, scale, xlim)
     _set_xaxis(ax, scale, lim, xticks)
     ax.set_ylim(rows.y + 0.6, header_y - 0.6)
-    left_in, right_in = table.draw(ax, fontsize=fontsize)
-    if created:
-        if width is None:
-            fig_w = left_in + PLOT_WIDTH_IN + right_in
-        else:
-            from .output import width_inches
-
-            fig_w = max(width_inches(width), left_in + right_in + 1.0)
-        fig.set_size_inches(fig_w, n_rows * ROW_HEIGHT_IN + _BOTTOM_IN + _TOP_IN)
-        fig.set_layout_engine(_layout.FixedMargins(left_in, right_in, _TOP_IN, _BOTTOM_IN))
-        fig.get_layout_engine().execute(fig)
-    row_pt = _layout.axes_height_points(ax) / (rows.y - header_y + 1.2)
+    row_pt = _draw_table(ax, table, n_rows, created=created, width=width, fontsize=fontsize)
 
     # --- draw ----------------------------------------------------------------
     y_top, y_bottom = header_y + 0.6, max([d[0] for d in rows.diamonds] + [0]) + 0.5

@@ -19,6 +19,7 @@ from scipy import stats
 from .. import formatting as fmt
 from ..errors import InputError
 from . import _layout
+from .forest import p_eq
 
 __all__ = ["funnel"]
 
@@ -159,8 +160,7 @@ def funnel(result, *, ax=None, contours=True, pseudo_ci: bool = True, trimfill=N
         lab = "PEESE regression" if power == 2.0 else "Egger regression"
         p = getattr(egger, "p", None)
         if p is not None:
-            s = fmt.pval(p)
-            lab += f" (p {s})" if s.startswith("<") else f" (p = {s})"
+            lab += f" ({p_eq(p)})"
         ax.plot(b + a * se_grid ** power, se_grid, color="#0072B2", linewidth=0.9, zorder=3,
                 gid="egger-line", label=lab)
     if levels:
