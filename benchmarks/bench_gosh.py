@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import metaanalysis as ma
+import metaanalysis as ma  # noqa: E402 -- after the sys.path line
 
 R_SCRIPT = r"""
 suppressPackageStartupMessages({library(metafor); library(jsonlite)})

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 import metaanalysis as ma
+from metaanalysis.effects.transforms import to_natural
 from metaanalysis.formatting import ci, num
-from metaanalysis.transforms import to_natural
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "metafor"
 

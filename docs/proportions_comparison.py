@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import metaanalysis as ma
 from metaanalysis.formatting import ci, num, pct
-from metaanalysis.proportions import pool_proportions
+from metaanalysis.models.proportions import pool_proportions
 
 DATASETS = {
     "Local tumour control (patients)": (

@@ -11,8 +11,6 @@ fast and never imports matplotlib.
 from __future__ import annotations
 
 import importlib
-import sys as _sys
-import types as _types
 
 __version__ = "0.1.0"
 
@@ -26,37 +24,37 @@ _EXPORTS = {
     "ConvergenceWarning": "errors",
     "StatisticalWarning": "errors",
     # study records
-    "load_studies": "studies",
-    "StudySet": "studies",
-    "parse_timepoint": "timepoints",
-    "check_studies": "checks",
+    "load_studies": "records.studies",
+    "StudySet": "records.studies",
+    "parse_timepoint": "records.timepoints",
+    "check_studies": "records.checks",
     # effect sizes and conversions
-    "effect_sizes": "effect_sizes",
-    "estimate_mean_sd": "conversions",
+    "effect_sizes": "effects.effect_sizes",
+    "estimate_mean_sd": "effects.conversions",
     # pooling
-    "pool": "pooling",
-    "pool_many": "pooling",
-    "PoolResult": "results",
-    "BatchResult": "results",
-    "pool_glmm": "proportions",
-    "proportion_ci": "proportions",
-    "pool_proportions": "proportions",
-    "proportion_notes": "proportions",
-    "pool_bayes": "bayes",
-    "BayesResult": "bayes",
-    "prior_sensitivity": "bayes",
+    "pool": "models.pooling",
+    "pool_many": "models.pooling",
+    "PoolResult": "results.pool_result",
+    "BatchResult": "results.pool_result",
+    "pool_glmm": "models.proportions",
+    "proportion_ci": "models.proportions",
+    "pool_proportions": "models.proportions",
+    "proportion_notes": "models.proportions",
+    "pool_bayes": "models.bayes",
+    "BayesResult": "models.bayes",
+    "prior_sensitivity": "models.bayes",
     # bias, sensitivity, structure
-    "egger_test": "bias",
-    "peese": "bias",
-    "begg_test": "bias",
-    "trim_and_fill": "bias",
-    "fail_safe_n": "bias",
-    "leave_one_out": "sensitivity",
-    "cumulative": "sensitivity",
-    "influence": "sensitivity",
-    "gosh": "sensitivity",
-    "meta_regression": "regression",
-    "subgroups": "subgroup_analysis",
+    "egger_test": "models.bias",
+    "peese": "models.bias",
+    "begg_test": "models.bias",
+    "trim_and_fill": "models.bias",
+    "fail_safe_n": "models.bias",
+    "leave_one_out": "models.sensitivity",
+    "cumulative": "models.sensitivity",
+    "influence": "models.sensitivity",
+    "gosh": "models.sensitivity",
+    "meta_regression": "models.regression",
+    "subgroups": "models.subgroups",
     # figures (matplotlib imported only when one is used)
     "forest": "plots.forest",
     "funnel": "plots.funnel",
@@ -69,8 +67,8 @@ _EXPORTS = {
     "save_figure": "plots.output",
     "use_style": "plots.output",
     # the main job
-    "load_plan": "plan",
-    "run_report": "report",
+    "load_plan": "report.plan",
+    "run_report": "report.run",
 }
 
 __all__ = [*_EXPORTS, "__version__"]  # noqa: PLE0604 -- keys of _EXPORTS are str
@@ -88,20 +86,3 @@ def __getattr__(name: str):
 
 def __dir__():
     return __all__
-
-
-class _Package(_types.ModuleType):
-    """Keep a public function from being shadowed by its same-named submodule.
-
-    Importing ``metaanalysis.effect_sizes`` makes Python set the package attribute
-    ``effect_sizes`` to the submodule; this keeps it the public function instead.
-    ``from metaanalysis.effect_sizes import ...`` is unaffected.
-    """
-
-    def __setattr__(self, name, value):
-        if isinstance(value, _types.ModuleType) and _EXPORTS.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import MetaAnalysisError, StudyFileError
+from metaanalysis.errors import MetaAnalysisError, StudyFileError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,10 +29,10 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check":
-            from .checks import run_check_command
+            from metaanalysis.records.checks import run_check_command
 
             return run_check_command(args.studies)
-        from .report import run_report_command
+        from metaanalysis.report.run import run_report_command
 
         return run_report_command(args.studies, plan=args.plan, out=args.out, quiet=args.quiet)
     except StudyFileError as err:

@@ -1,4 +1,4 @@
-"""Running the analysis plan: selection rules, models and sensitivity analyses (metaanalysis.analysis)."""
+"""Running the analysis plan: selection rules, models and sensitivity analyses (metaanalysis.report.analysis)."""
 
 import dataclasses
 import math
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import metaanalysis as ma
-from metaanalysis.analysis import analyse, fit, run_plan, select
-from metaanalysis.plan import default_plan, load_plan
+from metaanalysis.report.analysis import analyse, fit, run_plan, select
+from metaanalysis.report.plan import default_plan, load_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,7 +161,7 @@ def test_default_plan_covers_counts_and_changes(studies):
 
 
 def test_display_labels_from_citation(studies):
-    from metaanalysis.analysis import display_labels
+    from metaanalysis.report.analysis import display_labels
 
     lab = display_labels(studies)
     # "Chen et al. 2022, ..." / "Motaghi M et al. 2022, ..." -> first author + year
@@ -172,7 +172,7 @@ def test_display_labels_from_citation(studies):
 
 
 def test_plausible_denominator_rule():
-    from metaanalysis.analysis import plausible_denominators
+    from metaanalysis.report.analysis import plausible_denominators
 
     # issue 2 item 4: 94.8% of at most 140 vertebrae -> 58, 77, ..., 135; half of 140 = 70
     assert plausible_denominators(94.8, 140, [58, 77, 96, 97, 115, 116, 134, 135]) == (77, 135)
@@ -185,7 +185,7 @@ def test_study_sets_in_plan(tmp_path, studies, plan):
     import dataclasses
 
     from metaanalysis.errors import PlanError
-    from metaanalysis.plan import load_plan
+    from metaanalysis.report.plan import load_plan
 
     assert plan.study_sets == {"anchor_series": ("chen2022", "khan2018")}
     assert plan.sets_for(plan.outcome("complications")) == ["anchor_series"]

@@ -1,4 +1,4 @@
-"""Tests for metaanalysis.bayes (pool_bayes, prior_sensitivity) and metaanalysis.priors.
+"""Tests for metaanalysis.models.bayes (pool_bayes, prior_sensitivity) and metaanalysis.models.priors.
 
 The reference is an independent brute-force integration written here: the
 joint posterior p(μ, τ | y) ∝ p(τ) Πᵢ N(yᵢ; μ, vᵢ + τ²) evaluated on a dense
@@ -21,8 +21,8 @@ import pytest
 from scipy import integrate, interpolate, stats
 
 import metaanalysis as ma
-from metaanalysis import priors as pr
 from metaanalysis.errors import InputError
+from metaanalysis.models import priors as pr
 
 DATA = Path(__file__).parent / "data" / "metafor"
 
@@ -153,7 +153,8 @@ def _quad_tau_cdf(y, v, prior_pdf, x):
         return float(np.sum(wu * np.exp(logl))) * scale
 
     # integrate in s = log τ (the τ^-3 tail becomes e^-2s), split at x
-    dens = lambda s: prior_pdf(math.exp(s)) * lik(math.exp(s)) * math.exp(s)
+    def dens(s):
+        return prior_pdf(math.exp(s)) * lik(math.exp(s)) * math.exp(s)
     num = integrate.quad(dens, -40, math.log(x), limit=400, epsabs=0, epsrel=1e-11)[0]
     rest = integrate.quad(dens, math.log(x), 40, limit=400, epsabs=0, epsrel=1e-11)[0]
     return num / (num + rest)
@@ -295,7 +296,8 @@ def test_callable_prior_matches_frozen():
 def test_improper_uniform_prior():
     # uniform on τ with a flat μ prior: likelihood ~ τ^-(k-1), so k = 2 is improper
     # and k = 3 is proper (Gelman 2006, Bayesian Anal 1:515)
-    flat = lambda t: np.ones_like(t)
+    def flat(t):
+        return np.ones_like(t)
     y, v = _bcg()
     with pytest.raises(InputError, match="improper"):
         ma.pool_bayes(y[:2], v[:2], tau_prior=flat)

@@ -1,4 +1,4 @@
-"""Consistency checks (metaanalysis.checks)."""
+"""Consistency checks (metaanalysis.records.checks)."""
 
 from pathlib import Path
 
@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import metaanalysis as ma
-from metaanalysis.checks import (
+from metaanalysis.errors import StudyFileError
+from metaanalysis.records.checks import (
     candidate_denominators,
     check_studies,
     compact,
@@ -15,7 +16,6 @@ from metaanalysis.checks import (
     matching_counts,
     percent_matches,
 )
-from metaanalysis.errors import StudyFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = Path(__file__).resolve().parent / "data" / "bad_studies"

@@ -12,7 +12,7 @@ import pytest
 
 from metaanalysis.cli import main
 from metaanalysis.errors import StudyFileError
-from metaanalysis.report import run_report
+from metaanalysis.report.run import run_report
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "studies"
@@ -156,13 +156,13 @@ def test_report_lists_unusable_rows(report_dir):
 
 
 def test_report_median_rows_converted(report_dir):
-    pytest.importorskip("metaanalysis.conversions")
+    pytest.importorskip("metaanalysis.effects.conversions")
     out, _ = report_dir
     df = pd.read_csv(out / "effect_sizes" / "pain_vas__pre-procedure__patients.csv")
     row = df.set_index("study").loc["chen2022"]
     assert row["estimated"] and row["conversion"] == "luo-shi" and row["included"]
     # the table carries exactly what estimate_mean_sd gives for chen2022 (median 6, range 4-10)
-    from metaanalysis.conversions import estimate_mean_sd
+    from metaanalysis.effects.conversions import estimate_mean_sd
 
     m, s = estimate_mean_sd(91, median=6, min=4, max=10, method="luo-shi")
     assert row["yi"] == pytest.approx(m, rel=1e-12)

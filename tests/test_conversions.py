@@ -1,4 +1,4 @@
-"""Tests for metaanalysis.conversions (median/range/IQR -> mean, SD)."""
+"""Tests for metaanalysis.effects.conversions (median/range/IQR -> mean, SD)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from metaanalysis.conversions import METHODS, describe_method, estimate_mean_sd, eta, xi
+from metaanalysis.effects.conversions import METHODS, describe_method, estimate_mean_sd, eta, xi
 from metaanalysis.errors import InputError
 
 

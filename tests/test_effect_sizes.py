@@ -1,4 +1,4 @@
-"""Tests for metaanalysis.effect_sizes.
+"""Tests for metaanalysis.effects.effect_sizes.
 
 Reference values: every case in tests/data/metafor/*.json (R 4.2.2, metafor
 3.8-1 escalc, see /work/shared/reference/README.md) and the extra escalc cases
@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 import metaanalysis
 
 # Bind the public name before importing the submodule: importing
-# metaanalysis.effect_sizes first makes the package attribute the module
+# metaanalysis.effects.effect_sizes first makes the package attribute the module
 # (see test_public_name_is_the_function_after_submodule_import).
 _PUBLIC = metaanalysis.effect_sizes
-from metaanalysis.effect_sizes import MEASURES, effect_sizes, hedges_c
-from metaanalysis.errors import InputError, StatisticalWarning
+from metaanalysis.effects.effect_sizes import MEASURES, effect_sizes, hedges_c  # noqa: E402
+from metaanalysis.errors import InputError, StatisticalWarning  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 RTOL = 1e-10
@@ -98,7 +98,7 @@ EXTRA = json.loads((DATA / "escalc_extra.json").read_text())
 
 def test_public_name_is_the_function_after_submodule_import():
     code = (
-        "import metaanalysis.effect_sizes, metaanalysis as ma; "
+        "import metaanalysis.effects.effect_sizes, metaanalysis as ma; "
         "assert callable(ma.effect_sizes), type(ma.effect_sizes)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -129,7 +129,7 @@ def test_core_outputs_with_mask_equal_the_full_fit(method, test):
 def test_engine_dl_is_tau2_dl():
     # one DL implementation: the engine's closed form (from its own sums) equals
     # tau2.tau2_dl exactly; and τ̂² = 0.3088 of metafor rma(method="DL") on dat.bcg
-    from metaanalysis.tau2 import tau2_dl
+    from metaanalysis.engine.tau2 import tau2_dl
 
     ref = json.loads((DATA / "bcg_rr.json").read_text())
     y, v = np.array(ref["yi"]), np.array(ref["vi"])

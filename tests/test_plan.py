@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from metaanalysis.errors import PlanError
-from metaanalysis.plan import load_plan
+from metaanalysis.report.plan import load_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,8 +59,8 @@ def test_unreadable_plan_is_one_clear_problem(tmp_path):
 
 
 def test_default_plan_has_the_settings_of_a_plan_file_without_defaults(tmp_path):
-    from metaanalysis.plan import default_plan
-    from metaanalysis.studies import load_studies
+    from metaanalysis.records.studies import load_studies
+    from metaanalysis.report.plan import default_plan
 
     settings = ("method", "test", "level", "few_studies", "overlap",
                 "percent_without_denominator", "median_conversion", "median_sd",
@@ -72,7 +72,9 @@ def test_default_plan_has_the_settings_of_a_plan_file_without_defaults(tmp_path)
 
 
 def test_plan_choices_are_the_engine_and_conversion_names():
-    from metaanalysis import conversions, engine, plan
+    from metaanalysis import engine
+    from metaanalysis.effects import conversions
+    from metaanalysis.report import plan
 
     assert plan.METHODS == engine.METHODS and plan.TESTS == engine.TESTS
     assert plan.MEDIAN_CONVERSIONS == conversions.METHODS

@@ -18,8 +18,8 @@ import pytest
 import metaanalysis as ma
 from metaanalysis import engine
 from metaanalysis.errors import InputError
-from metaanalysis.pooling import pool, pool_many
-from metaanalysis.results import SCALARS, BatchResult, PoolResult
+from metaanalysis.models.pooling import pool, pool_many
+from metaanalysis.results.pool_result import SCALARS, BatchResult, PoolResult
 
 DATA = Path(__file__).parent / "data" / "metafor"
 BCG = json.loads((DATA / "bcg_rr.json").read_text())

@@ -1,4 +1,4 @@
-"""Tests for metaanalysis.proportions: GLMM, study intervals, guidance, two-step pooling.
+"""Tests for metaanalysis.models.proportions: GLMM, study intervals, guidance, two-step pooling.
 
 Reference values:
 * tests/data/metafor/{pritz1997_proportions,mwa_cement_leakage,mwa_complications_k2}.json,
@@ -19,7 +19,7 @@ import pytest
 from scipy import special, stats
 
 from metaanalysis.errors import InputError
-from metaanalysis.proportions import (
+from metaanalysis.models.proportions import (
     FEW_EVENTS,
     pool_glmm,
     pool_proportions,

@@ -18,7 +18,7 @@ import pytest
 
 import metaanalysis as ma
 from metaanalysis.errors import InputError
-from metaanalysis.regression import design_matrix, fit_mixed
+from metaanalysis.models.regression import design_matrix, fit_mixed
 
 DATA = Path(__file__).parent / "data"
 REF = DATA / "metafor"

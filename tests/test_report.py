@@ -9,8 +9,8 @@ import pytest
 
 from metaanalysis.cli import main
 from metaanalysis.errors import PlanError
-from metaanalysis.report import run_report
-from metaanalysis.tables import display_results, latex_escape, to_latex, to_markdown
+from metaanalysis.report.run import run_report
+from metaanalysis.report.tables import display_results, latex_escape, to_latex, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "studies"

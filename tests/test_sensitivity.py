@@ -1,4 +1,4 @@
-"""Tests of metaanalysis.sensitivity: leave-one-out, cumulative, influence, GOSH.
+"""Tests of metaanalysis.models.sensitivity: leave-one-out, cumulative, influence, GOSH.
 
 Reference values:
 * tests/data/metafor/*.json (keys leave1out_reml, cumulative_reml, influence_reml):

@@ -8,7 +8,7 @@ import pytest
 
 import metaanalysis as ma
 from metaanalysis.errors import InputError, StudyFileError
-from metaanalysis.studies import read_study_file
+from metaanalysis.records.studies import read_study_file
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "studies"

@@ -15,8 +15,8 @@ import pytest
 from scipy import optimize, stats
 
 from metaanalysis import engine
+from metaanalysis.engine.tau2 import ESTIMATORS, q_stat, solve_decreasing
 from metaanalysis.errors import ConvergenceWarning
-from metaanalysis.tau2 import ESTIMATORS, q_stat, solve_decreasing
 
 ITER = ("ML", "REML", "EB", "PM", "PMM")
 
@@ -93,7 +93,7 @@ def test_solver_converges_where_plain_newton_would_overshoot():
 
 def test_engine_flags_nonconvergence_per_row():
     # one iteration is not enough for REML: the warning and the per-row flag must say so
-    import metaanalysis.tau2 as tau2mod
+    import metaanalysis.engine.tau2 as tau2mod
 
     rng = np.random.default_rng(3)
     v = rng.uniform(0.01, 0.2, (4, 8))
@@ -198,7 +198,7 @@ def test_global_maximum_random_batch():
 def test_fit_mixed_global_maximum(method):
     # meta-regression shares the scan: intercept-only fits equal the engine's on
     # the multimodal rows, and with a moderator the answer beats a dense grid
-    from metaanalysis.regression import _loglik, fit_mixed
+    from metaanalysis.models.regression import _loglik, fit_mixed
 
     reml = method == "REML"
     for yl, vl in MULTIMODAL:
@@ -222,7 +222,7 @@ def test_halley_slopes_match_finite_differences():
     """The iterations use Halley's slope g' − g g''/(2g'); check it against
     central differences of the defining functions (REML/ML: 1 − tr(P)/y'PPy,
     Viechtbauer 2005; Q-profile: 1/target − 1/Q(τ²), Viechtbauer 2007)."""
-    from metaanalysis.tau2 import _lik_parts, _q_parts
+    from metaanalysis.engine.tau2 import _lik_parts, _q_parts
 
     rng = np.random.default_rng(11)
     k = 9
@@ -259,8 +259,8 @@ def test_qprofile_limit_beyond_cap_is_not_iterated():
     """k = 2 with far-apart effects: the upper Q-profile limit lies beyond the
     search bound max(100, 10 τ̂²) (metafor's confint convention), so it is the
     bound itself, flagged, converged, and found without a bisection run."""
-    import metaanalysis.tau2 as tau2mod
-    from metaanalysis.qprofile import tau2_ci
+    import metaanalysis.engine.tau2 as tau2mod
+    from metaanalysis.engine.qprofile import tau2_ci
 
     y = np.array([[0.0, 10.0]])
     v = np.array([[0.01, 0.02]])
@@ -285,7 +285,7 @@ def test_qprofile_limit_beyond_cap_is_not_iterated():
 
 def test_qprofile_cached_inputs_change_nothing():
     """Passing Q(0) and Q(τ̂²) from the engine gives the same limits as computing them."""
-    from metaanalysis.qprofile import tau2_ci
+    from metaanalysis.engine.qprofile import tau2_ci
 
     rng = np.random.default_rng(5)
     v = np.exp(rng.uniform(-5, 0, size=(50, 8)))

@@ -1,11 +1,11 @@
-"""Time points as reported -> windows of days (metaanalysis.timepoints)."""
+"""Time points as reported -> windows of days (metaanalysis.records.timepoints)."""
 
 import math
 
 import pytest
 
 from metaanalysis.errors import InputError
-from metaanalysis.timepoints import DAYS_PER_MONTH, parse_timepoint
+from metaanalysis.records.timepoints import DAYS_PER_MONTH, parse_timepoint
 
 # expected windows follow the module's definitions: week = 7 d, month = 365.25/12 d, h = 1/24 d
 CASES = {

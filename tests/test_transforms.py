@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from metaanalysis.effects.transforms import harmonic_mean, ipft, natural_label, pft, to_natural
 from metaanalysis.errors import InputError
-from metaanalysis.transforms import harmonic_mean, ipft, natural_label, pft, to_natural
 
 DATA = Path(__file__).parent / "data" / "metafor"
 CASES = ("pritz1997_proportions", "mwa_cement_leakage", "mwa_complications_k2")

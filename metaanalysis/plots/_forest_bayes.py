@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import formatting as fmt
-from . import _layout
-from ._forest_rows import _f
+from metaanalysis import formatting as fmt
+from metaanalysis.plots import _layout
+from metaanalysis.plots._forest_rows import _f
 
 
 def _is_bayes(obj) -> bool:

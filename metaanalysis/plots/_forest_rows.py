@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from .. import formatting as fmt
-from ..errors import InputError
-from ._layout import PROPORTION_MEASURES
+from metaanalysis import formatting as fmt
+from metaanalysis.errors import InputError
+from metaanalysis.plots._layout import PROPORTION_MEASURES
 
 
 def _col(data, names):
@@ -124,7 +124,7 @@ def _study_intervals(res, scale, ev, tot, study_ci):
         if ev is None or tot is None:
             raise InputError(f"study_ci: got {study_ci!r} but no events/total are available "
                              "(pass events= and total=, or pool an effect_sizes DataFrame)")
-        from ..proportions import proportion_ci
+        from metaanalysis.models.proportions import proportion_ci
 
         plb, pub = proportion_ci(ev, tot, method=want, level=float(res.level))
         f = 100.0 if scale.percent else 1.0

@@ -18,8 +18,8 @@ import numpy as np
 from matplotlib import transforms as mtransforms
 from matplotlib.layout_engine import LayoutEngine
 
-from ..errors import InputError
-from ..transforms import PROPORTION_MEASURES
+from metaanalysis.effects.transforms import PROPORTION_MEASURES
+from metaanalysis.errors import InputError
 
 RATIO_MEASURES = frozenset({"RR", "OR", "ROM"})
 DIFFERENCE_MEASURES = frozenset({"MD", "SMD", "RD", "MC", "SMCR", "ZCOR", "COR"})
@@ -63,7 +63,7 @@ def single_column_axes(ax, ratio: float):
     """``ax`` itself, or when it is None the Axes of a new single-column figure
     (height ``ratio`` × width) laid out by matplotlib's constrained layout."""
     if ax is None:
-        from .output import width_inches
+        from metaanalysis.plots.output import width_inches
 
         w = width_inches("single")
         fig, ax = new_figure(w, w * ratio)
@@ -193,7 +193,7 @@ class AxisScale:
         x = np.asarray(x, dtype=float)
         if not self.natural:
             return x
-        from ..transforms import to_natural
+        from metaanalysis.effects.transforms import to_natural
 
         out = np.asarray(to_natural(self.measure, x, ni=self.ni), dtype=float)
         return out * 100.0 if self.percent else out
@@ -211,7 +211,7 @@ class AxisScale:
 def axis_scale(measure, *, transform: bool = True, percent: bool = False, ni=None,
                xlabel: str | None = None) -> AxisScale:
     """Describe the x axis for ``measure`` (see module docstring)."""
-    from ..transforms import natural_label
+    from metaanalysis.effects.transforms import natural_label
 
     if percent and measure not in PROPORTION_MEASURES:
         raise InputError(f"percent: got True for measure {measure!r}; "

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import formatting as fmt
-from ..errors import InputError
-from . import _layout
-from ._forest_rows import _effect_text
-from ._layout import Column, TextTable
+from metaanalysis import formatting as fmt
+from metaanalysis.errors import InputError
+from metaanalysis.plots import _layout
+from metaanalysis.plots._forest_rows import _effect_text
+from metaanalysis.plots._layout import Column, TextTable
 
 
 def sensitivity_forest(df, *, ax=None, measure=None, overall=None, transform=True,
                        percent=False, refline="auto", xlim=None, xticks=None, xlabel=None,
                        digits=None, width=None, title=None, **kwargs):
     """Draw a leave-one-out or cumulative DataFrame: one refit per row (see ``forest``)."""
-    from . import forest as fo
+    from metaanalysis.plots import forest as fo
 
     missing = [c for c in ("estimate", "ci_lb", "ci_ub") if c not in df.columns]
     if missing:

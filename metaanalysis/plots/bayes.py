@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import formatting as fmt
-from ..errors import InputError
-from . import _layout
+from metaanalysis import formatting as fmt
+from metaanalysis.errors import InputError
+from metaanalysis.plots import _layout
 
 __all__ = ["posterior_plot"]
 

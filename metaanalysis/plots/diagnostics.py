@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .. import formatting as fmt
-from ..errors import InputError
-from . import _layout
+from metaanalysis import formatting as fmt
+from metaanalysis.errors import InputError
+from metaanalysis.plots import _layout
 
 __all__ = ["baujat", "baujat_coordinates", "gosh_plot", "influence_plot", "radial"]
 
@@ -41,7 +41,7 @@ def baujat_coordinates(result) -> pd.DataFrame:
     >>> list(xy.columns)
     ['x', 'y']
     """
-    from ..sensitivity import leave_one_out
+    from metaanalysis.models.sensitivity import leave_one_out
 
     _check_result(result)
     yi = np.asarray(result.yi, float)
@@ -278,7 +278,7 @@ def influence_plot(result, *, fig=None, axes=None, labels: bool = False):
     if isinstance(result, pd.DataFrame):
         inf = result
     else:
-        from ..sensitivity import influence
+        from metaanalysis.models.sensitivity import influence
 
         _check_result(result)
         inf = influence(result)
@@ -290,7 +290,7 @@ def influence_plot(result, *, fig=None, axes=None, labels: bool = False):
         if fig is None:
             import matplotlib.pyplot as plt
 
-            from .output import width_inches
+            from metaanalysis.plots.output import width_inches
 
             w = width_inches("double")
             fig = plt.figure(figsize=(w, w * 0.62))

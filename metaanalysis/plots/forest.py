@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Polygon
 
-from .. import formatting as fmt
-from ..errors import InputError
-from . import _layout
-from ._forest_bayes import _is_bayes, bayes_rows, bayes_text
-from ._forest_rows import (
+from metaanalysis import formatting as fmt
+from metaanalysis.errors import InputError
+from metaanalysis.plots import _layout
+from metaanalysis.plots._forest_bayes import _is_bayes, bayes_rows, bayes_text
+from metaanalysis.plots._forest_rows import (
     Rows,
     _effect_text,
     _f,
@@ -42,7 +42,7 @@ from ._forest_rows import (
     _study_text_columns,
     _subgroup_parts,
 )
-from ._layout import PROPORTION_MEASURES, Column, TextTable
+from metaanalysis.plots._layout import PROPORTION_MEASURES, Column, TextTable
 
 __all__ = ["forest", "forest_size"]
 
@@ -196,7 +196,7 @@ def _draw_table(ax, table, n_rows, *, created, width, fontsize) -> float:
         if width is None:
             fig_w = left_in + PLOT_WIDTH_IN + right_in
         else:
-            from .output import width_inches
+            from metaanalysis.plots.output import width_inches
 
             fig_w = max(width_inches(width), left_in + right_in + 1.0)
         fig.set_size_inches(fig_w, n_rows * ROW_HEIGHT_IN + _BOTTOM_IN + _TOP_IN)
@@ -325,7 +325,7 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
     if shrinkage is not None and not isinstance(shrinkage, (bool, np.bool_)):
         raise InputError(f"shrinkage: got {shrinkage!r}; expected True, False or None")
     if isinstance(result, pd.DataFrame):
-        from ._sensitivity_forest import sensitivity_forest
+        from metaanalysis.plots._sensitivity_forest import sensitivity_forest
 
         return sensitivity_forest(result, ax=ax, measure=measure, overall=overall,
                                   transform=transform, percent=percent, refline=refline,
@@ -452,7 +452,7 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
             share[id(res)] = float(np.nansum([w_all.get(str(x), np.nan) for x in res.labels]))
         if not all(np.isfinite(v) and v > 0 for v in share.values()):
             share = {}
-    for name, res, textcols, order, est, lb, ub, exact in blocks:
+    for name, res, textcols, order, est, lb, ub, _exact in blocks:
         if name is not None:
             rows.next(1.3 if rows.y > header_y else 1.0)
             table.add("label", rows.y, str(name), bold=True)
@@ -470,7 +470,7 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
             rows.studies.append((rows.y, est[i], lb[i], ub[i], w[i]))
             rows.xvalues += [lb[i], ub[i]]
             table.add("label", rows.y, labels[i])
-            for j, (h, vals) in enumerate(textcols):
+            for _j, (h, vals) in enumerate(textcols):
                 table.add(f"x{extra_headers.index(h)}", rows.y, vals[i])
             table.add("eff", rows.y, _effect_text(est[i], lb[i], ub[i], digits))
             if shrinkage:
@@ -564,7 +564,7 @@ def forest(result, *, ax=None, sort=None, year=None, transform: bool = True,
 
 def _refit_common(res):
     """Common-effect (inverse-variance) fit of the same studies, via the one engine."""
-    from ..pooling import pool
+    from metaanalysis.models.pooling import pool
 
     return pool(np.asarray(res.yi, float), np.asarray(res.vi, float), method="EE",
                 level=float(res.level))

@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from .. import formatting as fmt
-from ..errors import InputError
-from . import _layout
-from .forest import p_eq
+from metaanalysis import formatting as fmt
+from metaanalysis.errors import InputError
+from metaanalysis.plots import _layout
+from metaanalysis.plots.forest import p_eq
 
 __all__ = ["funnel"]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import formatting as fmt
-from ..errors import InputError
-from . import _layout
+from metaanalysis import formatting as fmt
+from metaanalysis.errors import InputError
+from metaanalysis.plots import _layout
 
 __all__ = ["timecourse"]
 
@@ -225,7 +225,7 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
         fs = FontProperties(size="x-small").get_size_in_points()
         gap = (hi_ - lo_) * 1.15 * fs / h_pt
         ys = _spread([e[0] for e in ends], gap)
-        for (yend, text, c), yl in zip(ends, ys):
+        for (_yend, text, c), yl in zip(ends, ys):
             ax.annotate(text, (1.0, yl), xycoords=("axes fraction", "data"), xytext=(4, 0),
                         textcoords="offset points", ha="left", va="center",
                         fontsize="x-small", color=c, gid="study-label",

@@ -28,8 +28,8 @@ import sys
 from itertools import pairwise
 from pathlib import Path
 
-from .errors import Problem, StudyFileError
-from .studies import OutcomeRecord, Study, StudySet, read_studies
+from metaanalysis.errors import Problem, StudyFileError
+from metaanalysis.records.studies import OutcomeRecord, Study, StudySet, read_studies
 
 #: outcomes measured on an integer scale: name -> (lowest, highest) score
 INTEGER_SCALES: dict[str, tuple[int, int]] = {

@@ -6,7 +6,7 @@ days) and ``outcomes`` (one entry per pooled outcome).  See ``docs/plan.md``.
 
 Examples
 --------
->>> from metaanalysis.plan import load_plan
+>>> from metaanalysis.report.plan import load_plan
 >>> plan = load_plan("studies/plan.yaml")  # doctest: +SKIP
 >>> [o.name for o in plan.outcomes]        # doctest: +SKIP
 ['pain_vas', 'morphine_mg_day', 'local_control', 'cement_leakage', 'complications']
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from .conversions import METHODS as MEDIAN_CONVERSIONS
-from .engine import METHODS, TESTS
-from .errors import PlanError, Problem
+from metaanalysis.effects.conversions import METHODS as MEDIAN_CONVERSIONS
+from metaanalysis.engine.batch import METHODS, TESTS
+from metaanalysis.errors import PlanError, Problem
 
 MEASURES = ("PR", "PLO", "PAS", "PFT", "MN", "MNLN", "MC", "SMCR")
 MODELS = ("two-step", "GLMM")

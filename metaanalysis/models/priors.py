@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .errors import InputError
+from metaanalysis.errors import InputError
 
 #: measures on a log or logit scale whose default is HN(0.5)
 LOG_SCALE_MEASURES = frozenset({"OR", "RR", "ROM", "PLO", "MNLN", "HR", "IRR", "ZCOR"})
@@ -240,7 +240,7 @@ def default_tau_prior(measure: str | None, vi, ni=None) -> tuple[Any, str]:
 
 
 def sensitivity_priors(measure: str | None, vi, ni=None) -> dict[str, Any]:
-    """Default set of τ priors for :func:`metaanalysis.bayes.prior_sensitivity`.
+    """Default set of τ priors for :func:`metaanalysis.models.bayes.prior_sensitivity`.
 
     HN(0.5), HN(1.0), HC(0.5) in the measure's units (multiplied by the UISD for
     raw-scale measures) and, for log odds / risk ratios, Turner's log-normal.

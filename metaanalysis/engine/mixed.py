@@ -8,9 +8,9 @@ designs), so permutation tests are one call.  Estimators: ``EE`` (τ² = 0),
 (Hedges' OLS-residual moment estimator), ``PM`` (Paule-Mandel generalised:
 residual Q equal to its degrees of freedom), ``ML`` and ``REML`` (Fisher
 scoring with step halving, Viechtbauer 2005; Raudenbush 2009).  τ² is never
-negative.  Used by :mod:`metaanalysis.regression`,
-:mod:`metaanalysis.subgroup_analysis` and the regression tests of
-:mod:`metaanalysis.bias`.
+negative.  Used by :mod:`metaanalysis.models.regression`,
+:mod:`metaanalysis.models.subgroups` and the regression tests of
+:mod:`metaanalysis.models.bias`.
 
 References
 ----------
@@ -32,9 +32,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from .engine import TESTS
-from .errors import InputError
-from .tau2 import scan_interior, score_bound_hi
+from metaanalysis.engine.batch import TESTS
+from metaanalysis.engine.tau2 import scan_interior, score_bound_hi
+from metaanalysis.errors import InputError
 
 CORE_METHODS = ("EE", "FE", "DL", "HE", "PM", "ML", "REML")
 

@@ -1,4 +1,4 @@
-"""Numerical engine of :mod:`metaanalysis.bayes`: the marginal posterior of τ
+"""Numerical engine of :mod:`metaanalysis.models.bayes`: the marginal posterior of τ
 and the normal mixtures for μ, θ_new and θᵢ.
 
 Given τ, μ is conditionally normal (Röver 2020, J Stat Softw 93(6), bayesmeta),
@@ -28,8 +28,8 @@ import math
 import numpy as np
 from scipy import optimize, special
 
-from . import priors as _priors
-from .errors import InputError
+from metaanalysis.errors import InputError
+from metaanalysis.models import priors as _priors
 
 _GL16 = np.polynomial.legendre.leggauss(16)
 _GL8 = np.polynomial.legendre.leggauss(8)
@@ -110,8 +110,8 @@ class _Posterior:
             i8 = self._panel_sums(a, b, _GL8)[0]
             total = done_total + i16.sum()
             ok = (np.abs(i16 - i8) <= _RTOL * total) | ((b - a) < 1e-9)
-            acc_a.append(a[ok]); acc_b.append(b[ok]); acc_i.append(i16[ok])
-            acc_t.append(t16[ok]); acc_w.append(w16[ok])
+            for acc, part in ((acc_a, a), (acc_b, b), (acc_i, i16), (acc_t, t16), (acc_w, w16)):
+                acc.append(part[ok])
             done_total += i16[ok].sum()
             if ok.all():
                 break
@@ -160,9 +160,11 @@ class _Posterior:
         omega = w_nodes[keep] / z
         extra_tau, extra_w = [], []
         if self.tail_lo > 0:
-            extra_tau.append(math.exp(self.t_lo) / 2); extra_w.append(self.tail_lo)
+            extra_tau.append(math.exp(self.t_lo) / 2)
+            extra_w.append(self.tail_lo)
         if self.tail_hi > 0:
-            extra_tau.append(math.exp(self.t_hi) * 10); extra_w.append(self.tail_hi)
+            extra_tau.append(math.exp(self.t_hi) * 10)
+            extra_w.append(self.tail_hi)
         self.n_inner = tau.size
         self.tau_nodes = np.concatenate([tau, extra_tau])
         self.omega = np.concatenate([omega, extra_w])

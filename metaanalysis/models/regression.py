@@ -2,11 +2,11 @@
 
 :func:`meta_regression` builds the design matrix (:func:`design_matrix`: numeric
 columns as they are, categorical ones dummy coded), fits it with the batched
-core :func:`metaanalysis.mixed.fit_mixed` and returns a
+core :func:`metaanalysis.engine.mixed.fit_mixed` and returns a
 :class:`MetaRegressionResult`; permutation p-values (Higgins & Thompson 2004)
 refit the permuted designs as one batch.  The intercept-only fit used for the
-pseudo-R² is done by the package engine (:mod:`metaanalysis.engine`).
-Subgroup analysis lives in :mod:`metaanalysis.subgroup_analysis` and is
+pseudo-R² is done by the package engine (:mod:`metaanalysis.engine.batch`).
+Subgroup analysis lives in :mod:`metaanalysis.models.subgroups` and is
 re-exported here.
 
 References
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._display import TextDisplay
-from .errors import ConvergenceWarning, InputError
-from .formatting import ci, num, pct, pval
-from .mixed import CORE_METHODS, TESTS, _loglik, fit_mixed  # noqa: F401 - re-exported
+from metaanalysis.engine.mixed import CORE_METHODS, TESTS, _loglik, fit_mixed  # noqa: F401 - re-exported
+from metaanalysis.errors import ConvergenceWarning, InputError
+from metaanalysis.formatting import ci, num, pct, pval
+from metaanalysis.results.display import TextDisplay
 
 
 def design_matrix(mods, k: int, intercept: bool = True) -> pd.DataFrame:
@@ -100,7 +100,7 @@ def _levels(col: pd.Series) -> tuple[pd.Series, list]:
 
 def _intercept_fit(yi, vi, method: str) -> tuple[float, float]:
     """τ² and H² of the intercept-only model, from the package engine."""
-    from . import engine
+    from metaanalysis import engine
 
     out = engine.fit(np.asarray(yi, float)[None, :], np.asarray(vi, float)[None, :],
                      method=method, test="z", qprofile=False)
@@ -337,6 +337,3 @@ def _permutation_pvalues(y, v, X, observed, method, test, level, n_perm, seed, c
         done += b
     return (count_z + 1) / (n_perm + 1), (count_q + 1) / (n_perm + 1)
 
-
-# Subgroup analysis has its own module; kept importable from here.
-from .subgroup_analysis import SubgroupResult, subgroups  # noqa: F401

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .errors import InputError
+from metaanalysis.errors import InputError
 
 __all__ = ["METHODS", "describe_method", "estimate_mean_sd", "eta", "xi"]
 

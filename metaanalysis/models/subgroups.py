@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._display import TextDisplay
-from .errors import InputError
-from .formatting import ci, num, pct, pval
-from .mixed import CORE_METHODS, fit_mixed
+from metaanalysis.engine.mixed import CORE_METHODS, fit_mixed
+from metaanalysis.errors import InputError
+from metaanalysis.formatting import ci, num, pct, pval
+from metaanalysis.results.display import TextDisplay
 
 
 @dataclass(frozen=True, repr=False)
@@ -127,9 +127,9 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
     >>> sorted(sg.groups)
     ['a', 'b']
     """
-    from . import engine
-    from .pooling import _LABEL_COLUMNS, pool
-    from .regression import _as_yi_vi_mods, _levels, meta_regression
+    from metaanalysis import engine
+    from metaanalysis.models.pooling import _LABEL_COLUMNS, pool
+    from metaanalysis.models.regression import _as_yi_vi_mods, _levels, meta_regression
 
     if tau2 not in ("separate", "common"):
         raise InputError(f"tau2={tau2!r} is not known; expected 'separate' or 'common'")

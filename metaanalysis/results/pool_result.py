@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .formatting import ci, num, pct, pval
+from metaanalysis.formatting import ci, num, pct, pval
 
 __all__ = ["METHOD_NAMES", "TEST_NAMES", "BatchResult", "PoolResult"]
 
@@ -126,7 +126,7 @@ class PoolResult:
         """Build a result from the per-fit values of one analysis.
 
         ``values`` holds the numbers of one fit (one row of
-        :func:`metaanalysis.engine.fit`, or a dict of Python/NumPy scalars);
+        :func:`metaanalysis.engine.batch.fit`, or a dict of Python/NumPy scalars);
         keys that are not attributes are ignored.  ``extra`` adds or overrides
         attributes (``method``, ``yi``, ``notes`` ...).  The scalar attributes
         are converted here, once: ``k`` to ``int``, ``converged`` to ``bool``,
@@ -137,7 +137,7 @@ class PoolResult:
         Examples
         --------
         >>> import numpy as np
-        >>> from metaanalysis.results import PoolResult
+        >>> from metaanalysis.results.pool_result import PoolResult
         >>> res = PoolResult.from_fit(
         ...     {"k": 2, "estimate": np.float64(0.3), "se": 0.1},
         ...     method="EE", test="z", level=0.95, weights=np.full(2, 50.0),
@@ -214,7 +214,7 @@ class PoolResult:
 
     def _natural_line(self, lv: str) -> str:
         """Estimate, CI and PI back on the natural scale (proportions, ratios, r), if any."""
-        from .transforms import NATURAL_MEASURES, natural_label
+        from metaanalysis.effects.transforms import NATURAL_MEASURES, natural_label
 
         if self.measure not in NATURAL_MEASURES or not np.isfinite(self.estimate):
             return ""
@@ -288,7 +288,7 @@ class PoolResult:
     def back_transform(self) -> pd.DataFrame:
         """Estimate, CI and PI on the natural scale of ``measure``.
 
-        Uses :func:`metaanalysis.transforms.to_natural` (expit for PLO, sin² for
+        Uses :func:`metaanalysis.effects.transforms.to_natural` (expit for PLO, sin² for
         PAS, Miller's inverse with the harmonic mean of ``ni`` for PFT, exp for
         ratios, tanh for ZCOR, identity otherwise).
 
@@ -299,7 +299,7 @@ class PoolResult:
         >>> round(float(res.back_transform()["estimate"].iloc[0]), 4)
         0.3029
         """
-        from .transforms import to_natural
+        from metaanalysis.effects.transforms import to_natural
 
         keys = ("estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub")
         x = np.array([getattr(self, key) for key in keys], dtype=float)

@@ -1,7 +1,7 @@
 """``metaanalysis report``: the main job.
 
 Loads and checks the study records, runs the analysis plan
-(:func:`metaanalysis.analysis.run_plan`) and writes report.md, the results and
+(:func:`metaanalysis.report.analysis.run_plan`) and writes report.md, the results and
 sensitivity tables, the figures and provenance.  It also writes one CSV per
 outcome, time point and unit with the study-level effect sizes into
 ``OUT/effect_sizes/`` (plus ``index.csv``).  In those tables every choice is printed:
@@ -10,7 +10,7 @@ outcome, time point and unit with the study-level effect sizes into
   escalc conventions (continuity correction 0.5 only for zero cells);
 * mean/SD/n rows: ``MN``;
 * median with range and/or IQR: mean and SD estimated by
-  :func:`metaanalysis.conversions.estimate_mean_sd` (``method="luo-shi"``: Luo
+  :func:`metaanalysis.effects.conversions.estimate_mean_sd` (``method="luo-shi"``: Luo
   et al. 2018, Stat Methods Med Res 27:1785; Shi et al. 2020, Res Synth
   Methods 11:641), then ``MN``; flagged ``estimated=True`` with the method;
 * "median ± SD" (khan2018): used only under the printed assumption that the
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .studies import StudySet, load_studies
+from metaanalysis.records.studies import StudySet, load_studies
 
 TABLE_PROPORTION_MEASURES = ("PR", "PLO")  # effect-size tables: raw and logit
 MEDIAN_AS_MEAN = "median-as-mean"
@@ -80,7 +80,7 @@ def effect_size_table(df: pd.DataFrame, *, median_conversion: str = "luo-shi") -
     df : DataFrame
         Rows of one outcome (typically one time point and unit).
     median_conversion : str
-        Method passed to :func:`metaanalysis.conversions.estimate_mean_sd`.
+        Method passed to :func:`metaanalysis.effects.conversions.estimate_mean_sd`.
 
     Returns
     -------
@@ -93,8 +93,8 @@ def effect_size_table(df: pd.DataFrame, *, median_conversion: str = "luo-shi") -
     >>> s = load_studies("studies")                                 # doctest: +SKIP
     >>> effect_size_table(s.outcome("cement_leakage"))[["study", "measure", "yi"]]  # doctest: +SKIP
     """
-    from .conversions import estimate_mean_sd
-    from .effect_sizes import effect_sizes
+    from metaanalysis.effects.conversions import estimate_mean_sd
+    from metaanalysis.effects.effect_sizes import effect_sizes
 
     df = df.reset_index(drop=True).copy()
     kinds = [_plan_row(r) for _, r in df.iterrows()]
@@ -197,7 +197,7 @@ def _sha256(path: Path) -> str:
 
 def _resolve_plan(studies_path, plan):
     """The plan to run: the given file, else STUDIES/plan.yaml, else the built-in default."""
-    from .plan import load_plan
+    from metaanalysis.report.plan import load_plan
 
     if plan is not None:
         return load_plan(plan), Path(plan)
@@ -242,12 +242,12 @@ def _figures(results, folder: Path, formats, dpi, say) -> dict:
     """Forest, funnel and time-course figures; returns {analysis key: {kind: relative stem}}."""
     import matplotlib.figure  # noqa: F401  (figure layer only from here)
 
-    from .analysis import PROPORTIONS
-    from .bayes import BayesResult
-    from .plots.forest import forest
-    from .plots.funnel import funnel
-    from .plots.output import save_figure, use_style
-    from .plots.timecourse import timecourse
+    from metaanalysis.models.bayes import BayesResult
+    from metaanalysis.plots.forest import forest
+    from metaanalysis.plots.funnel import funnel
+    from metaanalysis.plots.output import save_figure, use_style
+    from metaanalysis.plots.timecourse import timecourse
+    from metaanalysis.report.analysis import PROPORTIONS
 
     made: dict = {}
     plan = results.plan
@@ -313,7 +313,7 @@ def _figures(results, folder: Path, formats, dpi, say) -> dict:
 def _report_md(results, studies, figs, plan_name, version, results_md, sens_all) -> str:
     """The text of report.md; ``results_md`` is the Markdown results table and
     ``sens_all`` the sensitivity table, both already made for their own files."""
-    from .analysis import FLAG_MARKS, flag_text, flags_of
+    from metaanalysis.report.analysis import FLAG_MARKS, flag_text, flags_of
 
     plan = results.plan
     rl = _relabeller(results.labels)
@@ -387,7 +387,7 @@ def _report_md(results, studies, figs, plan_name, version, results_md, sens_all)
     for name, reason in results.unpooled:
         L.append(f"- {name}: {reason}")
     L += ["", "## Data warnings", ""]
-    from .checks import format_problem
+    from metaanalysis.records.checks import format_problem
 
     L += [f"- {format_problem(w).replace(studies.path + '/', '')}" for w in studies.warnings] or ["- none"]
     return "\n".join(L) + "\n"
@@ -403,7 +403,7 @@ def _relabeller(labels: dict):
 
 
 def _estimate_text(a, row, bayes: bool) -> str:
-    from .analysis import estimate_text
+    from metaanalysis.report.analysis import estimate_text
 
     lv = f"{100 * a.result.level:g}%" if a.result is not None else "95%"
     return estimate_text(a.measure, row, lv, "CrI" if bayes else "CI")
@@ -439,8 +439,8 @@ def _special_sensitivity_lines(a, plan) -> list[str]:
 
 
 def _range_text(a, est) -> str:
-    from .analysis import PROPORTIONS
-    from .formatting import num
+    from metaanalysis.formatting import num
+    from metaanalysis.report.analysis import PROPORTIONS
 
     if a.measure in PROPORTIONS:
         return f"estimates from {num(100 * est.min(), 1)}% to {num(100 * est.max(), 1)}%"
@@ -462,7 +462,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         that the report does not write are kept).
     plan : str or Path, optional
         Analysis plan; default ``STUDIES/plan.yaml``, else a built-in default
-        (:func:`metaanalysis.plan.default_plan`).
+        (:func:`metaanalysis.report.plan.default_plan`).
     quiet : bool
         No progress lines on stderr.
     median_conversion : str, optional
@@ -490,12 +490,18 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     import json
     import platform
 
-    from . import __version__
-    from .analysis import run_plan
-    from .checks import format_problem
-    from .plan import default_plan
-    from .studies import study_files
-    from .tables import display_results, display_sensitivity, to_csv_text, to_latex, to_markdown
+    from metaanalysis import __version__
+    from metaanalysis.records.checks import format_problem
+    from metaanalysis.records.studies import study_files
+    from metaanalysis.report.analysis import run_plan
+    from metaanalysis.report.plan import default_plan
+    from metaanalysis.report.tables import (
+        display_results,
+        display_sensitivity,
+        to_csv_text,
+        to_latex,
+        to_markdown,
+    )
 
     def say(text):
         _say(quiet, text)
@@ -504,7 +510,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     the_plan, plan_path = _resolve_plan(studies, plan)
     if the_plan is None:
         the_plan = default_plan(sset)
-        say("no plan file: using the built-in default plan (metaanalysis.plan.default_plan)")
+        say("no plan file: using the built-in default plan (metaanalysis.report.plan.default_plan)")
     if median_conversion:
         the_plan = dataclasses.replace(the_plan, median_conversion=median_conversion)
     mc = the_plan.median_conversion

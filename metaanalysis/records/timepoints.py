@@ -22,7 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import InputError
+from metaanalysis.errors import InputError
 
 DAYS_PER_MONTH = 365.25 / 12  # 30.4375
 DAYS_PER_YEAR = 365.25

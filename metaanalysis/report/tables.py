@@ -1,7 +1,7 @@
 """Result tables as CSV, Markdown and LaTeX (no file system state, no timestamps).
 
 :func:`display_results` and :func:`display_sensitivity` turn the tables of
-:class:`metaanalysis.analysis.PlanResults` into rows of formatted text (every
+:class:`metaanalysis.report.analysis.PlanResults` into rows of formatted text (every
 number through :mod:`metaanalysis.formatting`; proportions as percentages);
 :func:`to_markdown`, :func:`to_latex` and :func:`to_csv_text` write any
 DataFrame deterministically (same table, same bytes).
@@ -21,8 +21,8 @@ import math
 
 import pandas as pd
 
-from .formatting import num, pct
-from .transforms import PROPORTION_MEASURES as PROPORTIONS
+from metaanalysis.effects.transforms import PROPORTION_MEASURES as PROPORTIONS
+from metaanalysis.formatting import num, pct
 
 
 def _is_nan(x) -> bool:

@@ -1,10 +1,10 @@
 """Sensitivity analyses: leave-one-out, cumulative, influence and GOSH.
 
 Every analysis here is a batch of *masked* meta-analyses fed to the one
-numerical engine (:func:`metaanalysis.engine.fit`): the k study outcomes with
+numerical engine (:func:`metaanalysis.engine.batch.fit`): the k study outcomes with
 a boolean ``(B, k)`` mask of the studies in each fit.  No estimator is
 re-implemented; the τ² estimator, test and level are those of the fitted
-:class:`~metaanalysis.results.PoolResult` passed in.
+:class:`~metaanalysis.results.pool_result.PoolResult` passed in.
 
 References
 ----------
@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import engine
-from .errors import InputError
-from .formatting import num, pct
+from metaanalysis import engine
+from metaanalysis.errors import InputError
+from metaanalysis.formatting import num, pct
 
 __all__ = ["GoshResult", "cumulative", "gosh", "influence", "leave_one_out"]
 

@@ -2,7 +2,7 @@
 
 :func:`select` applies study exclusions, arm choice, unit of analysis, time
 window, statistics rules (counts, percents, median conversions) and overlap
-groups in the order documented in :mod:`metaanalysis.analysis`, recording one
+groups in the order documented in :mod:`metaanalysis.report.analysis`, recording one
 reason for every record it leaves out, and returns a :class:`Selection`.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .plan import OutcomePlan, Plan
-from .studies import StudySet
-from .study_labels import FLAG_MARKS, display_labels
-from .transforms import PROPORTION_MEASURES as PROPORTIONS
+from metaanalysis.effects.transforms import PROPORTION_MEASURES as PROPORTIONS
+from metaanalysis.records.studies import StudySet
+from metaanalysis.report.plan import OutcomePlan, Plan
+from metaanalysis.report.study_labels import FLAG_MARKS, display_labels
 
 
 def _stats(o) -> dict:
@@ -39,7 +39,7 @@ def _left_out(study: str, o, reason: str) -> dict:
 def assumed_events(percent: float, decimals: int, total: int) -> int:
     """The event count taken for ``percent`` of an assumed denominator ``total``: the
     largest count consistent with the percent, else the rounded product."""
-    from .checks import matching_counts
+    from metaanalysis.records.checks import matching_counts
 
     e = matching_counts(percent, decimals, int(total))
     return int(e[-1]) if e else round(percent * total / 100)
@@ -57,7 +57,7 @@ class Selection:
 
 def _mean_sd(st, reported_as, n, plan: Plan, study, time, notes):
     """(mean, sd, how) for one record, or (None, None, reason)."""
-    from .conversions import estimate_mean_sd
+    from metaanalysis.effects.conversions import estimate_mean_sd
 
     median_sd = "median" in str(reported_as or "").lower() and _has(st, "median", "sd")
     if median_sd:
@@ -155,7 +155,7 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
     >>> sel.included.study.tolist()                                            # doctest: +SKIP
     ['chen2022', 'wang2022', 'wu2021']
     """
-    from .checks import candidate_denominators, compact, matching_counts
+    from metaanalysis.records.checks import candidate_denominators, compact, matching_counts
 
     assumed = assumed or {}
     labels = display_labels(studies)

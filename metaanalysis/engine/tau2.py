@@ -22,7 +22,7 @@ original papers cited per estimator.
 Examples
 --------
 >>> import numpy as np
->>> from metaanalysis.tau2 import ESTIMATORS
+>>> from metaanalysis.engine.tau2 import ESTIMATORS
 >>> y = np.array([[0.1, 0.3, 0.35, -0.2]]); v = np.array([[0.01, 0.02, 0.015, 0.03]])
 >>> t2, ok = ESTIMATORS["DL"](y, v, np.isfinite(y))
 >>> float(t2[0]) > 0, bool(ok[0])

@@ -23,8 +23,9 @@ import warnings
 import numpy as np
 from scipy import optimize, special, stats
 
-from .engine import check_level
-from .errors import ConvergenceWarning, InputError
+from metaanalysis.effects.transforms import PROPORTION_MEASURES as _PROPORTION_MEASURES
+from metaanalysis.engine.batch import check_level
+from metaanalysis.errors import ConvergenceWarning, InputError
 
 __all__ = ["FEW_EVENTS", "pool_glmm", "pool_proportions", "proportion_ci", "proportion_notes"]
 
@@ -152,7 +153,8 @@ class _Likelihood:
 
     def profile_mu(self, tau, start):
         """Maximise over mu for fixed tau (the marginal likelihood is log-concave in mu)."""
-        f = lambda m: -self(m, tau)
+        def f(m):
+            return -self(m, tau)
         br = (start - 1.0, start + 1.0)
         res = optimize.minimize_scalar(f, bracket=br, method="brent", tol=1e-10)
         return float(res.x), -float(res.fun)
@@ -353,8 +355,6 @@ def proportion_ci(events, total, method: str = "exact", level: float = 0.95):
 
 # --------------------------------------------------------------------------- guidance
 
-from .transforms import PROPORTION_MEASURES as _PROPORTION_MEASURES
-
 
 def proportion_notes(events, total, measure: str | None, labels=None) -> tuple[str, ...]:
     """Notes to print with a two-step pooled proportion: caveats and when to use the GLMM.
@@ -393,7 +393,7 @@ def proportion_notes(events, total, measure: str | None, labels=None) -> tuple[s
     >>> any("GLMM" in s for s in notes)
     True
     """
-    from .formatting import num
+    from metaanalysis.formatting import num
 
     m = None if measure is None else str(measure).upper()
     if m not in _PROPORTION_MEASURES:
@@ -495,8 +495,8 @@ def pool_glmm(events, total, *, level: float = 0.95, labels=None, unit: str | No
     """
     import pandas as pd
 
-    from .formatting import num, pval
-    from .results import PoolResult
+    from metaanalysis.formatting import num, pval
+    from metaanalysis.results.pool_result import PoolResult
 
     x, n = _counts(events, total)
     level = check_level(level)
@@ -574,7 +574,7 @@ def pool_proportions(
 ):
     """Pool single proportions, two-step (``PR``, ``PLO``, ``PAS``, ``PFT``) or by GLMM.
 
-    The two-step route computes the effect sizes with :func:`metaanalysis.effect_sizes`
+    The two-step route computes the effect sizes with :func:`metaanalysis.effects.effect_sizes`
     (metafor's ``escalc`` conventions, 0.5 added to 0/n and n/n studies for PR and PLO)
     and pools them with :func:`metaanalysis.pool`; the notes of
     :func:`proportion_notes` (Freeman–Tukey caveat, when to prefer the GLMM) are added
@@ -619,8 +619,8 @@ def pool_proportions(
                 f"test: got {test!r} with method='GLMM'; expected 'z' (Wald-type, as metafor's rma.glmm)"
             )
         return pool_glmm(x, n, level=level, labels=labels, unit=unit)
-    from .effect_sizes import effect_sizes
-    from .pooling import pool
+    from metaanalysis.effects.effect_sizes import effect_sizes
+    from metaanalysis.models.pooling import pool
 
     es = effect_sizes(m, events=x, total=n)
     # pool() adds the proportion_notes guidance itself (the frame carries events and total)

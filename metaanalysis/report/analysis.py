@@ -18,7 +18,7 @@ this order, recording one reason for every record it leaves out:
    count uses the single count consistent with it (or is left out); a percent
    without a denominator is left out (``percent_without_denominator:
    exclude``) or, in sensitivity analyses, given an assumed denominator from
-   :func:`metaanalysis.checks.candidate_denominators`; a median with range/IQR
+   :func:`metaanalysis.records.checks.candidate_denominators`; a median with range/IQR
    is converted to mean and SD (:func:`metaanalysis.estimate_mean_sd`, method
    from the plan); a "median ± SD" is left out (``median_sd: exclude``) or used
    with the median as the mean (``as_mean``);
@@ -35,7 +35,7 @@ k ≤ 1: not pooled.
 Examples
 --------
 >>> import metaanalysis as ma
->>> from metaanalysis.analysis import run_plan
+>>> from metaanalysis.report.analysis import run_plan
 >>> res = run_plan(ma.load_studies("studies"), ma.load_plan("studies/plan.yaml"))  # doctest: +SKIP
 >>> res.results_table()[["outcome", "window", "k", "estimate"]]                    # doctest: +SKIP
 """
@@ -50,11 +50,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .formatting import num, pct
-from .plan import OutcomePlan, Plan
-from .selection import PROPORTIONS, Selection, assumed_events, select
-from .studies import StudySet
-from .study_labels import (
+from metaanalysis.formatting import num, pct
+from metaanalysis.records.studies import StudySet
+from metaanalysis.report.plan import OutcomePlan, Plan
+from metaanalysis.report.selection import PROPORTIONS, Selection, assumed_events, select
+from metaanalysis.report.study_labels import (
     FLAG_MARKS,
     display_label,
     display_labels,
@@ -68,7 +68,7 @@ from .study_labels import (
 def effect_data(sel: Selection, op: OutcomePlan, r: float | None = None,
                 measure: str | None = None) -> pd.DataFrame:
     """Effect sizes (``yi``, ``vi``, ``ni``) of the included studies, labelled by study."""
-    from .effect_sizes import effect_sizes
+    from metaanalysis.effects.effect_sizes import effect_sizes
 
     df = sel.included
     m = measure or op.measure
@@ -115,21 +115,21 @@ def fit(sel: Selection, op: OutcomePlan, plan: Plan, *, model: str = "plan", r: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if model == "GLMM":
-            from .proportions import pool_glmm
+            from metaanalysis.models.proportions import pool_glmm
 
             d = sel.included
             res = pool_glmm(d["events"].to_numpy(float), d["total"].to_numpy(float),
                             level=plan.level, labels=labels, unit=d["unit"].iloc[0])
             return res, "GLMM (binomial-normal, ML), Wald CI"
         if model == "bayes":
-            from .bayes import pool_bayes
+            from metaanalysis.models.bayes import pool_bayes
 
             measure = "PLO" if op.measure in PROPORTIONS else op.measure
             es = effect_data(sel, op, r=r, measure=measure)
             res = pool_bayes(es, tau_prior=_prior(op), level=plan.level, labels=labels,
                              measure=measure, ni=es["ni"].to_numpy(float))
             return res, f"Bayesian normal-normal, τ ~ {res.prior_text}, flat μ prior"
-        from .pooling import pool
+        from metaanalysis.models.pooling import pool
 
         measure, method, test = model.split(":")
         es = effect_data(sel, op, r=r, measure=measure)
@@ -141,8 +141,8 @@ def fit(sel: Selection, op: OutcomePlan, plan: Plan, *, model: str = "plan", r: 
 
 def summarise(res, measure: str) -> dict:
     """Estimate, CI, PI (natural scale), τ², I², k of a PoolResult or BayesResult."""
-    from .bayes import BayesResult
-    from .transforms import to_natural
+    from metaanalysis.effects.transforms import to_natural
+    from metaanalysis.models.bayes import BayesResult
 
     if isinstance(res, BayesResult):
         raw = [res.mu.median, res.mu.ci_lb, res.mu.ci_ub, res.pi_lb, res.pi_ub]
@@ -263,7 +263,7 @@ def plausible_denominators(percent: float, upper: int | None, candidates, min_fr
     """Denominators assumed in the sensitivity analysis of a percent without a denominator.
 
     The rule, stated in the output: among the denominators consistent with the
-    reported percent (:func:`metaanalysis.checks.candidate_denominators`), those
+    reported percent (:func:`metaanalysis.records.checks.candidate_denominators`), those
     from ``min_fraction`` of the units treated (``upper``) to all of them; for
     0% or 100% (every denominator is consistent) the number treated.  Returns
     ``(smallest, largest)`` or None when no candidate qualifies.
@@ -462,7 +462,7 @@ def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: 
     >>> out = run_plan(ma.load_studies("studies"), ma.load_plan("studies/plan.yaml"))  # doctest: +SKIP
     >>> print(out.analyses[0].sentence())                                              # doctest: +SKIP
     """
-    from .errors import PlanError, Problem
+    from metaanalysis.errors import PlanError, Problem
 
     bad = [Problem(plan.path or "plan", "study_sets", name, f"{sid!r} is not a study id "
                    f"({', '.join(studies.ids)})")

@@ -40,9 +40,18 @@ import warnings
 import numpy as np
 from scipy import special
 
-from .errors import ConvergenceWarning, InputError
-from .qprofile import tau2_ci
-from .tau2 import ESTIMATORS, _count, _einsum, _filled, _rs, _ss_mean, clean, dl_from_sums
+from metaanalysis.engine.qprofile import tau2_ci
+from metaanalysis.engine.tau2 import (
+    ESTIMATORS,
+    _count,
+    _einsum,
+    _filled,
+    _rs,
+    _ss_mean,
+    clean,
+    dl_from_sums,
+)
+from metaanalysis.errors import ConvergenceWarning, InputError
 
 __all__ = ["CORE_KEYS", "KEYS", "METHODS", "OUTPUTS", "TESTS", "fit"]
 

@@ -21,7 +21,7 @@ meta-analysis. Stat Med 26:37–52.
 Examples
 --------
 >>> import numpy as np
->>> from metaanalysis.qprofile import tau2_ci
+>>> from metaanalysis.engine.qprofile import tau2_ci
 >>> y = np.array([[0.1, 0.5, 0.9, -0.3]]); v = np.full((1, 4), 0.02)
 >>> lb, ub, ok, capped = tau2_ci(y, v, np.isfinite(y), np.array([0.2]))
 >>> bool(lb[0] < 0.2 < ub[0])
@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .tau2 import _count, _q_root, clean, q_stat
+from metaanalysis.engine.tau2 import _count, _q_root, clean, q_stat
 
 __all__ = ["TAU2_MAX", "tau2_ci"]
 

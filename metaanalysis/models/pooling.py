@@ -1,5 +1,5 @@
 """Public pooling functions: :func:`pool` (one meta-analysis) and
-:func:`pool_many` (a batch).  Both call the same engine, :func:`metaanalysis.engine.fit`.
+:func:`pool_many` (a batch).  Both call the same engine, :func:`metaanalysis.engine.batch.fit`.
 
 Examples
 --------
@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import engine
-from .errors import InputError
-from .formatting import num
-from .results import BatchResult, PoolResult
+from metaanalysis import engine
+from metaanalysis.errors import InputError
+from metaanalysis.formatting import num
+from metaanalysis.results.pool_result import BatchResult, PoolResult
 
 __all__ = ["pool", "pool_many"]
 
@@ -54,7 +54,7 @@ def pool(
     ----------
     yi : array_like or DataFrame
         Effect sizes, or the DataFrame returned by
-        :func:`metaanalysis.effect_sizes` (then ``vi``, ``measure``, ``ni`` and
+        :func:`metaanalysis.effects.effect_sizes` (then ``vi``, ``measure``, ``ni`` and
         ``labels`` are taken from it).
     vi : array_like
         Sampling variances (> 0).
@@ -167,7 +167,9 @@ def pool(
     if not bool(r["converged"]):
         notes.append(f"the {method} iteration did not converge; the numbers are the last iterate")
     if measure in ("PR", "PLO", "PAS", "PFT") and data is not None and {"events", "total"} <= set(data.columns):
-        from .proportions import proportion_notes  # guidance: PFT caveat, when to prefer the GLMM
+        from metaanalysis.models.proportions import (
+            proportion_notes,  # guidance: PFT caveat, when to prefer the GLMM
+        )
 
         notes.extend(proportion_notes(data["events"], data["total"], measure, labels))
     if method == "EB":

@@ -9,7 +9,7 @@ analytically; the marginal posterior of τ is one-dimensional and is
 integrated numerically; the marginal posteriors of μ, of a new study's effect
 θ_new and of each θᵢ are mixtures of normals over τ.  The numerical engine
 (adaptive Gauss-Legendre panels in log τ, analytic tails, mixture quantiles)
-is in :mod:`metaanalysis._posterior`; this module holds the public API
+is in :mod:`metaanalysis.models.posterior`; this module holds the public API
 (:func:`pool_bayes`, :func:`prior_sensitivity`) and the results
 (:class:`BayesResult`, :class:`PosteriorSummary`).
 """
@@ -23,10 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import priors as _priors
-from ._posterior import _mixture_cdf, _mixture_pdf, _mixture_ppf, _Posterior, _shortest
-from .errors import InputError
-from .formatting import ci, num, pval
+from metaanalysis.errors import InputError
+from metaanalysis.formatting import ci, num, pval
+from metaanalysis.models import priors as _priors
+from metaanalysis.models.posterior import (
+    _mixture_cdf,
+    _mixture_pdf,
+    _mixture_ppf,
+    _Posterior,
+    _shortest,
+)
 
 __all__ = ["BayesResult", "PosteriorSummary", "pool_bayes", "prior_sensitivity"]
 
@@ -130,7 +136,8 @@ class BayesResult:
             return self.tau_prior.pdf(x)
         from scipy import integrate
 
-        f = lambda t: float(np.asarray(self.tau_prior(np.array([t])))[0])
+        def f(t):
+            return float(np.asarray(self.tau_prior(np.array([t])))[0])
         norm, _ = integrate.quad(f, 0, np.inf, limit=200)
         if not (np.isfinite(norm) and norm > 0):
             return None
@@ -182,7 +189,7 @@ class BayesResult:
         so the median and both intervals map exactly; the mean does not)."""
         vals = np.array([self.mu.median, self.mu.ci_lb, self.mu.ci_ub, self.pi_lb, self.pi_ub])
         if self.measure is not None:
-            from .transforms import to_natural
+            from metaanalysis.effects.transforms import to_natural
 
             vals = np.asarray(to_natural(self.measure, vals, ni=self.ni), dtype=float)
         return pd.DataFrame([vals], columns=["estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"])
@@ -303,7 +310,8 @@ def _summaries(w, m, s, level, shortest):
     sd = np.sqrt(np.maximum((s**2 + m**2) @ w - mean**2, 0.0))
     if shortest:
         for j in range(q):
-            ppf = lambda p, j=j: _mixture_ppf(w, m[j:j + 1], s[j:j + 1], [p])
+            def ppf(p, j=j):
+                return _mixture_ppf(w, m[j:j + 1], s[j:j + 1], [p])
             quant[j, 1:] = _shortest(ppf, level)
     return mean, quant[:, 0], sd, quant[:, 1], quant[:, 2]
 
@@ -331,7 +339,7 @@ def pool_bayes(yi, vi=None, *, tau_prior: Any = "auto", mu_prior: Any = None,
         ``lognorm``, or a (possibly unnormalised) density ``f(tau_array)``.
         ``"auto"`` picks the documented default for ``measure`` (half-normal 0.5
         on log/logit scales; half-normal with scale UISD/2 on raw scales, which
-        needs ``ni``; see :mod:`metaanalysis.priors`) and says so in the notes.
+        needs ``ni``; see :mod:`metaanalysis.models.priors`) and says so in the notes.
     mu_prior : frozen scipy.stats.norm or None
         Prior on μ; None is the flat (improper uniform) prior, proper posterior
         for any k ≥ 1 when the τ prior is proper.

@@ -9,7 +9,7 @@ studies, and are skipped.  Every structural problem (unreadable file, broken
 YAML, wrong type, missing or duplicate ``id``, unparseable time point) is
 collected across all files and raised together as one
 :class:`~metaanalysis.errors.StudyFileError`; impossible or inconsistent values
-are found by :func:`metaanalysis.checks.check_studies`, which
+are found by :func:`metaanalysis.records.checks.check_studies`, which
 :func:`load_studies` runs by default.
 """
 
@@ -25,8 +25,8 @@ from types import MappingProxyType
 
 import yaml
 
-from .errors import InputError, Problem, StudyFileError
-from .timepoints import TimePoint, parse_timepoint
+from metaanalysis.errors import InputError, Problem, StudyFileError
+from metaanalysis.records.timepoints import TimePoint, parse_timepoint
 
 #: statistic keys, as reported
 COUNT_KEYS = ("events", "total", "n")
@@ -562,7 +562,7 @@ def load_studies(path: str | Path = "studies", *, check: bool = True) -> StudySe
         Folder of ``*.yaml`` study files (``plan*.yaml`` files are skipped), or
         one file.
     check : bool
-        Run :func:`metaanalysis.checks.check_studies` too (default); its errors
+        Run :func:`metaanalysis.records.checks.check_studies` too (default); its errors
         are raised, its warnings kept in ``StudySet.warnings``.
 
     Raises
@@ -583,7 +583,7 @@ def load_studies(path: str | Path = "studies", *, check: bool = True) -> StudySe
         raise StudyFileError([p for p in problems if p.severity == "error"])
     sset = StudySet(studies, problems, str(path))
     if check:
-        from .checks import consistency_problems
+        from metaanalysis.records.checks import consistency_problems
 
         more = consistency_problems(sset)
         errors = [p for p in more if p.severity == "error"]

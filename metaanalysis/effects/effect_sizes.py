@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .errors import InputError, StatisticalWarning
+from metaanalysis.errors import InputError, StatisticalWarning
 
 __all__ = ["MEASURES", "effect_sizes", "measure_arguments"]
 

@@ -2,7 +2,7 @@
 
 Labels are short citations built from the study's citation or id; flags (†, ‡,
 §, ¶) mark estimated means/SDs, assumed denominators and similar choices, with
-the footnote text of each mark.  Used by :mod:`metaanalysis.analysis` and the
+the footnote text of each mark.  Used by :mod:`metaanalysis.report.analysis` and the
 report.
 """
 
@@ -12,7 +12,7 @@ import re
 
 import pandas as pd
 
-from .plan import Plan
+from metaanalysis.report.plan import Plan
 
 _CITATION = re.compile(r"^\s*([^\W\d_][\w'’-]*)(?:\s+[A-Z]{1,3}\.?)*\s+et\s+al\.?,?\s+"
                        r"((?:19|20)\d\d)")

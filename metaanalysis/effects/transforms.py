@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from metaanalysis.errors import InputError
 
 __all__ = ["NATURAL_MEASURES", "PROPORTION_MEASURES", "harmonic_mean", "ipft", "natural_label", "pft", "to_natural"]
 

@@ -2,7 +2,7 @@
 
 Regression tests (Egger, PET and PEESE), the rank correlation test (Begg),
 trim and fill and fail-safe N.  Each takes a fitted
-:class:`~metaanalysis.results.PoolResult` and re-uses its data and its method
+:class:`~metaanalysis.results.pool_result.PoolResult` and re-uses its data and its method
 choices (τ² estimator, test, level).  Every test warns
 (:class:`~metaanalysis.errors.StatisticalWarning`) when there are fewer than 10
 studies, where these tests have too little power to mean anything (Sterne et
@@ -45,10 +45,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._display import TextDisplay
-from .errors import InputError, StatisticalWarning
-from .formatting import ci, num, pval
-from .mixed import CORE_METHODS, fit_mixed
+from metaanalysis.engine.mixed import CORE_METHODS, fit_mixed
+from metaanalysis.errors import InputError, StatisticalWarning
+from metaanalysis.formatting import ci, num, pval
+from metaanalysis.results.display import TextDisplay
 
 MIN_K = 10
 
@@ -407,8 +407,8 @@ def trim_and_fill(res, estimator: str = "L0", side: str | None = None,
     >>> res = ma.pool([0.1, 0.3, 0.35, 0.2, 0.6], [0.01, 0.02, 0.015, 0.03, 0.08], method="DL")
     >>> ma.trim_and_fill(res).k0  # doctest: +SKIP
     """
-    from . import engine
-    from .pooling import pool
+    from metaanalysis import engine
+    from metaanalysis.models.pooling import pool
 
     if estimator not in ("L0", "R0"):
         raise InputError(f"estimator={estimator!r} is not known; expected 'L0' or 'R0'")
@@ -444,7 +444,7 @@ def trim_and_fill(res, estimator: str = "L0", side: str | None = None,
 
     k0, iterations = 0, 0
     centre = np.nan
-    for iterations in range(1, maxiter + 1):
+    for iterations in range(1, maxiter + 1):  # noqa: B007 -- the count is reported
         kept = k - k0
         fit = engine.fit(ys[None, :kept], vs[None, :kept], method=method, test=test,
                          level=level, qprofile=False)
