@@ -144,3 +144,26 @@ def test_timecourse_k_row_and_study_labels_never_overlap():
         ma.timecourse(pooled, xscale="log2")
     import matplotlib.pyplot as plt
     plt.close("all")
+
+
+def test_timecourse_trajectory_line_and_bands():
+    # a model's fitted course (e.g. from a multivariate fit), alone or over the pooled points
+    traj = pd.DataFrame({"time": [0, 7, 30, 90, 180], "estimate": [7.0, 4.0, 3.0, 2.5, 2.2],
+                         "ci_lb": [6.5, 3.4, 2.5, 2.0, 1.6], "ci_ub": [7.5, 4.6, 3.5, 3.0, 2.8],
+                         "pi_lb": [5.5, 2.4, 1.5, 1.0, 0.6], "pi_ub": [8.5, 5.6, 4.5, 4.0, 3.8]})
+    ax = ma.timecourse(trajectory=traj, interval="CrI")
+    (line,) = _gid(ax, "trajectory-line")
+    assert list(line.get_ydata()) == [7.0, 4.0, 3.0, 2.5, 2.2]
+    assert _gid(ax, "trajectory-ci") and _gid(ax, "trajectory-pi")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Model: 95% CrI" in legend and "Model: 95% prediction interval" in legend
+    pooled = pd.DataFrame({"days": [0, 30, 180], "estimate": [7.1, 2.9, 2.1],
+                           "ci_lb": [6.6, 2.2, 1.6], "ci_ub": [7.6, 3.6, 2.6], "k": [3, 3, 2]})
+    ax2 = ma.timecourse(pooled, trajectory=traj.drop(columns=["pi_lb", "pi_ub"]),
+                        xscale="sqrt")
+    assert _gid(ax2, "pooled-line") and _gid(ax2, "trajectory-line")
+    assert not _gid(ax2, "trajectory-pi")
+    with pytest.raises(InputError, match="trajectory"):
+        ma.timecourse(trajectory=traj.drop(columns="ci_ub"))
+    with pytest.raises(InputError, match="interval"):
+        ma.timecourse(pooled, interval="HDI")

@@ -46,6 +46,46 @@ def _sqrt_scale(ax):
                                          lambda v: np.sign(v) * np.square(v)))
 
 
+_TRAJ_COLOR = "#CC79A7"
+
+
+def _check_trajectory(traj):
+    """The trajectory DataFrame sorted by time, or None; InputError names what is missing."""
+    if traj is None:
+        return None
+    if not isinstance(traj, pd.DataFrame):
+        raise InputError(f"trajectory: got {type(traj).__name__}; expected a DataFrame with "
+                         "columns time, estimate, ci_lb, ci_ub (optional pi_lb, pi_ub)")
+    missing = [c for c in ("time", "estimate", "ci_lb", "ci_ub") if c not in traj.columns]
+    if missing:
+        raise InputError(f"trajectory: missing column(s) {missing}; expected time (days), "
+                         f"estimate, ci_lb, ci_ub (have {list(traj.columns)})")
+    if len(traj) < 2:
+        raise InputError(f"trajectory: got {len(traj)} row(s); expected at least 2 time points")
+    t = traj["time"].to_numpy(float)
+    if not np.all(np.isfinite(t)):
+        raise InputError("trajectory: column 'time' has missing or infinite values; "
+                         "expected days")
+    return traj.sort_values("time", kind="stable")
+
+
+def _draw_trajectory(ax, traj, scale, interval):
+    """Model line with its CI band and (if given) the wider prediction band."""
+    t = traj["time"].to_numpy(float)
+    name = str(traj.attrs.get("label", "Model"))
+    lvl = float(traj.attrs.get("level", 0.95))
+    if {"pi_lb", "pi_ub"} <= set(traj.columns):
+        ax.fill_between(t, scale(traj["pi_lb"].to_numpy(float)),
+                        scale(traj["pi_ub"].to_numpy(float)), color=_TRAJ_COLOR, alpha=0.12,
+                        linewidth=0, zorder=0, gid="trajectory-pi",
+                        label=f"{name}: {fmt.num(100 * lvl, 0)}% prediction interval")
+    ax.fill_between(t, scale(traj["ci_lb"].to_numpy(float)), scale(traj["ci_ub"].to_numpy(float)),
+                    color=_TRAJ_COLOR, alpha=0.28, linewidth=0, zorder=1, gid="trajectory-ci",
+                    label=f"{name}: {fmt.num(100 * lvl, 0)}% {interval}")
+    ax.plot(t, scale(traj["estimate"].to_numpy(float)), color=_TRAJ_COLOR, linewidth=1.2,
+            zorder=3, gid="trajectory-line", label=name)
+
+
 def _split(df, studies, study):
     if studies is not None:
         return df, studies
@@ -55,17 +95,17 @@ def _split(df, studies, study):
     return df[marker], df[~marker]
 
 
-def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate",
+def timecourse(df=None, studies=None, *, ax=None, x: str = "days", y: str = "estimate",
                study: str = "study", band: bool = True, measure: str | None = None,
                percent: bool = False, xscale: str = "linear", show_k: bool = True,
                xlabel: str = "Days after treatment", ylabel: str | None = None,
                label: str = "Pooled", k_position: str = "row", xticks=None,
-               study_labels=None, **kwargs):
+               study_labels=None, trajectory=None, interval: str = "CI", **kwargs):
     """Plot a pooled outcome across time points with its CI band and the studies.
 
     Parameters
     ----------
-    df : DataFrame
+    df : DataFrame, optional
         One row per time point with ``x`` (days), ``estimate``, ``ci_lb``,
         ``ci_ub`` and optionally ``k``.  It may also hold the study rows: rows
         whose ``study`` column is empty (NaN) or ``"pooled"`` are the pooled
@@ -100,6 +140,17 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
         labels, grey lines.
     xlabel, ylabel, label : str
         Axis labels and legend label of the pooled line.
+    trajectory : DataFrame, optional
+        A model's fitted time course, e.g. from a multivariate model fitted
+        over all time points: columns ``time`` (days), ``estimate``,
+        ``ci_lb``, ``ci_ub`` and optionally ``pi_lb``, ``pi_ub``.  Drawn as a
+        line with its confidence band and, when given, the wider prediction
+        band (values on the analysis scale, back-transformed like ``df``).
+        ``df`` may then be omitted.  ``trajectory.attrs["label"]`` (default
+        "Model") names the line in the legend.
+    interval : {"CI", "CrI"}
+        Name of the bands in the legend: "CrI" for credible bands of a
+        Bayesian fit.
     **kwargs
         ``color`` of the pooled line.
 
@@ -114,6 +165,11 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
     ...                        "ci_lb": [6.6, 2.2, 1.6], "ci_ub": [7.6, 3.6, 2.6], "k": [5, 4, 3]})
     >>> ax = ma.timecourse(pooled, ylabel="Pain (VAS, 0-10)")  # doctest: +SKIP
     """
+    traj = _check_trajectory(trajectory)
+    if interval not in ("CI", "CrI"):
+        raise InputError(f"interval: got {interval!r}; expected 'CI' or 'CrI'")
+    if df is None and traj is not None:
+        df = pd.DataFrame({x: [], y: []})
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"df: got {type(df).__name__}; expected a DataFrame with columns "
                          f"{x!r}, {y!r}, 'ci_lb', 'ci_ub'")
@@ -122,7 +178,7 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
     if missing:
         raise InputError(f"df: missing column(s) {missing}; expected {x!r}, {y!r}, 'ci_lb', "
                          f"'ci_ub' (have {list(pooled.columns)})")
-    if len(pooled) == 0:
+    if len(pooled) == 0 and traj is None:
         raise InputError("df: no pooled rows (rows with an empty or 'pooled' study)")
     if xscale not in ("linear", "sqrt", "symlog"):
         raise InputError(f"xscale: got {xscale!r}; expected 'linear', 'sqrt' or 'symlog'")
@@ -158,22 +214,26 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
                     label="Individual studies" if i == 0 and not study_labels else None)
             if study_labels:
                 ends.append((float(gy[-1]), str(names.get(name, name)), c))
-    if band and {"ci_lb", "ci_ub"} <= set(pooled.columns):
+    if traj is not None:
+        _draw_trajectory(ax, traj, scale, interval)
+    if band and {"ci_lb", "ci_ub"} <= set(pooled.columns) and len(pooled):
         lb = scale(pooled["ci_lb"].to_numpy(float))
         ub = scale(pooled["ci_ub"].to_numpy(float))
         lvl = pooled.attrs.get("level", 0.95)
         ax.fill_between(px, lb, ub, color=color, alpha=0.2, linewidth=0, zorder=1,
-                        gid="ci-band", label=f"{fmt.num(100 * lvl, 0)}% CI")
-    ax.plot(px, py, color=color, linewidth=1.4, marker="o", markersize=4, zorder=4,
-            gid="pooled-line", label=label)
+                        gid="ci-band", label=f"{fmt.num(100 * lvl, 0)}% {interval}")
+    if len(pooled):
+        ax.plot(px, py, color=color, linewidth=1.4, marker="o", markersize=4, zorder=4,
+                gid="pooled-line", label=label)
     if xscale == "sqrt":
         _sqrt_scale(ax)
     if xscale == "symlog":
         from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
         ax.set_xscale("symlog", linthresh=7, linscale=0.6)
+        span = px if traj is None else np.concatenate([px, traj["time"].to_numpy(float)])
         ticks = [t for t in (0, 1, 7, 14, 30, 90, 180, 365, 730, 1095)
-                 if px.min() <= t <= px.max() * 1.001]
+                 if span.min() <= t <= span.max() * 1.001]
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -186,7 +246,7 @@ def timecourse(df, studies=None, *, ax=None, x: str = "days", y: str = "estimate
         if isinstance(xticks, dict):
             ax.xaxis.set_major_formatter(FixedFormatter([str(v) for v in xticks.values()]))
     if xscale == "sqrt":
-        xs_all = [px] + ([srows[x].to_numpy(float)] if srows is not None and len(srows) else [])
+        xs_all = [px] + ([traj["time"].to_numpy(float)] if traj is not None else []) + ([srows[x].to_numpy(float)] if srows is not None and len(srows) else [])
         xa = np.concatenate(xs_all)
         lo_t, hi_t = np.sqrt(max(float(np.nanmin(xa)), 0.0)), np.sqrt(float(np.nanmax(xa)))
         pad = 0.04 * (hi_t - lo_t)
