@@ -17,6 +17,33 @@ def test_import_is_light_and_never_imports_matplotlib():
     assert out.stdout.strip() == ""
 
 
+def test_import_takes_under_a_tenth_of_a_second():
+    # issue 12: `import metaanalysis` < 0.1 s.  -X importtime reports the cumulative time of
+    # the package's own import in microseconds (interpreter start-up excluded); best of 3
+    # so that one scheduling hiccup on a loaded machine does not fail the test.
+    times = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import metaanalysis"],
+                             capture_output=True, text=True, check=True)
+        line = [s for s in out.stderr.splitlines() if s.rstrip().endswith("| metaanalysis")][-1]
+        times.append(int(line.split("|")[1]) / 1e6)
+    assert min(times) < 0.1, times
+
+
+def test_first_pool_does_not_import_scipy_stats():
+    # scipy.stats costs about a second to import; pool() needs only scipy.special
+    code = (
+        "import sys, metaanalysis as ma\n"
+        "for m in ('EE', 'DL', 'REML', 'PMM', 'SJ'):\n"
+        "    for t in ('z', 'knha', 'adhoc'):\n"
+        "        ma.pool([0.1, 0.3, 0.2], [0.01, 0.02, 0.03], method=m, test=t).summary()\n"
+        "ma.pool_many([[0.1, 0.3, 0.2]], [[0.01, 0.02, 0.03]], qprofile=True)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_computing_does_not_import_matplotlib():
     code = (
         "import sys, metaanalysis as ma; ma.pool([0.1, 0.3, 0.2], [0.01, 0.02, 0.03]); "

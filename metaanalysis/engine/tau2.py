@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 __all__ = [
     "ESTIMATORS",
@@ -450,7 +450,8 @@ def tau2_pmm(yi, vi, mask, x0=None):
     in meta-analysis. Stat Med 26:37–52.
     """
     y, v, m, k = clean(yi, vi, mask)
-    med = np.where(k > 1, stats.chi2.ppf(0.5, np.maximum(k - 1, 1)), 0.0)
+    # the median of χ²(k − 1); special.chdtri (upper-tail inverse) keeps scipy.stats unimported
+    med = np.where(k > 1, special.chdtri(np.maximum(k - 1, 1), 0.5), 0.0)
     return _q_root_dl(y, v, m, k, med, x0)
 
 
