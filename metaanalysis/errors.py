@@ -34,7 +34,21 @@ class Problem:
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.record, self.field) if p) or "-"
-        return f"{self.file}: {where}: {self.message}"
+        return one_line(f"{self.file}: {where}: {self.message}")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters (newline, NUL, escape...) shown as escapes, so a
+    problem is always exactly one line whatever names a hostile file holds.
+
+    Examples
+    --------
+    >>> one_line("a\\nb\\x00c")
+    'a\\\\nb\\\\x00c'
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
 class StudyFileError(MetaAnalysisError):

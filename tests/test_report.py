@@ -155,7 +155,7 @@ def test_bad_plan_exits_2_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "figures"
     assert main(["report", str(STUDIES), "--plan", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "defaults/method: 'FOO' is not one of" in err and "Traceback" not in err
+    assert "defaults/method: got 'FOO'; expected one of" in err and "Traceback" not in err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["plan.yaml"]
     with pytest.raises(PlanError):
         run_report(STUDIES, out=out, plan=bad, quiet=True)

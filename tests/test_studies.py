@@ -221,10 +221,11 @@ def test_duplicate_yaml_key_and_top_level_list(tmp_path):
     assert "expected a mapping" in probs[0].message
 
 
-def test_unknown_key_is_a_warning(tmp_path):
+def test_unknown_key_is_an_error_with_the_nearest_key(tmp_path):
     text = (STUDIES / "jvir2014.yaml").read_text().replace("source: abstract",
                                                            "source: abstract\nsorce: x")
     (tmp_path / "j.yaml").write_text(text)
-    s = ma.load_studies(tmp_path)
-    w = [p for p in s.warnings if p.field == "sorce"]
-    assert w and w[0].severity == "warning" and "unknown key" in w[0].message
+    with pytest.raises(StudyFileError) as err:
+        ma.load_studies(tmp_path)
+    (p,) = err.value.problems
+    assert p.field == "sorce" and p.message == "unknown key; did you mean source?"

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
-
 from metaanalysis.errors import InputError, Problem, StudyFileError
+from metaanalysis.records.schema import MAX_NAME, MAX_TEXT, show, suggest
 from metaanalysis.records.timepoints import TimePoint, parse_timepoint
+from metaanalysis.records.yamlsafe import ReportedFloat, read_yaml  # noqa: F401 (re-export)
 
 #: statistic keys, as reported
 COUNT_KEYS = ("events", "total", "n")
@@ -37,7 +37,20 @@ STUDY_KEYS = ("id", "citation", "doi", "url", "source", "design", "intervention"
               "patients", "lesions", "lesion_type", "overlap_group", "arms", "outcomes", "note")
 OUTCOME_KEYS = ("outcome", "time", "unit", "arm", "reported_as", "derived", "assumed", "p",
                 "note") + STAT_KEYS
-_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+ARM_KEYS = ("patients", "lesions", "intervention", "note")
+#: study ids and arm names: letters, digits, _ . - starting with a letter (at most 64)
+ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+#: outcome names: lower-case letters, digits and _ starting with a letter (at most 64)
+OUTCOME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+#: largest count (events, total, n, patients, lesions) a record may hold
+MAX_COUNT = 10_000_000
+#: largest magnitude of any other reported number
+MAX_VALUE = 1e12
+#: most decimals a reported number may be written with
+MAX_DECIMALS = 10
+#: most study files in one folder, and their total size in bytes
+MAX_STUDY_FILES = 1000
+MAX_TOTAL_BYTES = 4 * 1024 * 1024
 
 
 def is_plan_file(path: Path) -> bool:
@@ -46,39 +59,7 @@ def is_plan_file(path: Path) -> bool:
 
 
 # ---------------------------------------------------------------- YAML reading
-
-class ReportedFloat(float):
-    """A float that remembers how many decimals it was written with (``30.30`` -> 2)."""
-
-    decimals: int = 0
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe loader that keeps the decimals of floats and refuses duplicate keys."""
-
-
-def _construct_float(loader, node):
-    value = ReportedFloat(yaml.SafeLoader.construct_yaml_float(loader, node))
-    text = str(node.value).replace("_", "")
-    mantissa = re.split(r"[eE]", text)[0]
-    value.decimals = len(mantissa.split(".", 1)[1]) if "." in mantissa else 0
-    return value
-
-
-def _construct_mapping(loader, node, deep=False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
+# (metaanalysis.records.yamlsafe: no aliases, bounded size and depth, decimals kept)
 
 def decimals_of(value) -> int:
     """Number of decimals a reported number was written with (0 for integers)."""
@@ -167,21 +148,45 @@ class _Collector:
     def error(self, fld: str, message: str, severity: str = "error") -> None:
         self.problems.append(Problem(self.file, self.record, fld, message, severity))
 
+    def unknown_keys(self, d: Mapping, valid, prefix: str = "") -> None:
+        """An error per key of ``d`` not in ``valid``, with the nearest valid key."""
+        for key in d:
+            if key not in valid:
+                name = key.strip() if isinstance(key, str) else show(key)
+                hint = suggest(name, valid)
+                if not hint.startswith("; did you mean"):
+                    hint = "; expected one of " + ", ".join(valid)
+                self.error(f"{prefix}{name or show(key)}", "unknown key" + hint)
+
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _text(c: _Collector, d: Mapping, key: str, required: bool = False) -> str | None:
+def _text(c: _Collector, d: Mapping, key: str, required: bool = False,
+          fld: str | None = None) -> str | None:
     v = d.get(key)
+    fld = fld or key
     if v is None:
         if required:
-            c.error(key, "missing; expected text")
+            c.error(fld, "missing; expected text")
         return None
     if not isinstance(v, str):
-        c.error(key, f"got {v!r} ({type(v).__name__}); expected text")
+        c.error(fld, f"got {show(v)} ({type(v).__name__}); expected text (put numbers in "
+                "quotes)")
+        return None
+    if len(v) > MAX_TEXT:
+        c.error(fld, f"text of {len(v)} characters; expected at most {MAX_TEXT}")
         return None
     return v
+
+
+def _name(c: _Collector, v, fld: str, pattern: re.Pattern, what: str) -> str | None:
+    """A stripped name matching ``pattern`` (ids, outcome and arm names), else an error."""
+    if isinstance(v, str) and pattern.fullmatch(v.strip()):
+        return v.strip()
+    c.error(fld, f"got {show(v)}; expected {what} (at most {MAX_NAME} characters)")
+    return None
 
 
 def _count(c: _Collector, d: Mapping, key: str, fld: str | None = None) -> int | None:
@@ -190,32 +195,48 @@ def _count(c: _Collector, d: Mapping, key: str, fld: str | None = None) -> int |
     if v is None:
         return None
     if not _is_number(v) or (isinstance(v, float) and not v.is_integer()):
-        c.error(fld, f"got {v!r}; expected a whole number (a count)")
+        c.error(fld, f"got {show(v)}; expected a whole number (a count)")
         return None
-    if v < 0:
-        c.error(fld, f"got {v!r}; expected a count of at least 0")
+    if not 0 <= v <= MAX_COUNT:
+        c.error(fld, f"got {show(v)}; expected a count from 0 to {MAX_COUNT:,}")
         return None
     return int(v)
+
+
+def _value(c: _Collector, v, fld: str) -> float | None:
+    """A reported number: finite, at most MAX_VALUE in size and MAX_DECIMALS decimals."""
+    if not _is_number(v):
+        c.error(fld, f"got {show(v)} ({type(v).__name__}); expected a number")
+        return None
+    try:
+        x = float(v)
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x) or abs(x) > MAX_VALUE:
+        c.error(fld, f"got {show(v)}; expected a finite number no larger than {MAX_VALUE:g} "
+                "in size")
+        return None
+    if decimals_of(v) > MAX_DECIMALS:
+        c.error(fld, f"got a number written with {decimals_of(v)} decimals; expected at most "
+                f"{MAX_DECIMALS} (write it as reported in the paper)")
+        return None
+    return x
 
 
 def _parse_outcome(c: _Collector, i: int, o, arms: Mapping[str, Arm]) -> OutcomeRecord | None:
     where = f"outcomes[{i}]"
     if not isinstance(o, dict):
-        c.error(where, f"got {o!r}; expected a mapping with outcome, time, unit and statistics")
+        c.error(where, f"got {show(o)}; expected a mapping with outcome, time, unit and "
+                "statistics")
         return None
     n_before = len(c.problems)
-    for key in o:
-        if key not in OUTCOME_KEYS:
-            c.error(f"{where}.{key}", "unknown key (ignored); expected one of "
-                    + ", ".join(OUTCOME_KEYS), "warning")
-    name = o.get("outcome")
-    if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_]*$", name or ""):
-        c.error(f"{where}.outcome", f"got {name!r}; expected a lower-case name such as "
-                "pain_vas or cement_leakage")
+    c.unknown_keys(o, OUTCOME_KEYS, f"{where}.")
+    name = _name(c, o.get("outcome"), f"{where}.outcome", OUTCOME_RE,
+                 "a lower-case name such as pain_vas or cement_leakage")
     time = o.get("time")
     tp = None
-    if not isinstance(time, str):
-        c.error(f"{where}.time", f"got {time!r}; expected a time point as text, e.g. "
+    if not isinstance(time, str) or len(time) > 200:
+        c.error(f"{where}.time", f"got {show(time)}; expected a time point as text, e.g. "
                 "'3 days', '2-4 weeks', 'baseline' or 'procedure'")
     else:
         try:
@@ -223,12 +244,16 @@ def _parse_outcome(c: _Collector, i: int, o, arms: Mapping[str, Arm]) -> Outcome
         except InputError as err:
             c.error(f"{where}.time", str(err).removeprefix("time point: "))
     unit = o.get("unit")
-    if unit not in UNITS:
-        c.error(f"{where}.unit", f"got {unit!r}; expected one of {', '.join(UNITS)}")
+    if not isinstance(unit, str) or unit.strip() not in UNITS:
+        c.error(f"{where}.unit", f"got {show(unit)}; expected one of {', '.join(UNITS)}")
+    else:
+        unit = unit.strip()
     arm = o.get("arm")
-    if arm is not None and (not isinstance(arm, str) or arm not in arms):
-        c.error(f"{where}.arm", f"got {arm!r}; expected one of the arms listed under "
-                f"'arms' ({', '.join(arms) or 'none listed'})")
+    if arm is not None:
+        arm = arm.strip() if isinstance(arm, str) else arm
+        if not isinstance(arm, str) or arm not in arms:
+            c.error(f"{where}.arm", f"got {show(arm)}; expected one of the arms listed under "
+                    f"'arms' ({', '.join(arms) or 'none listed'})")
     stats: dict[str, float] = {}
     decimals: dict[str, int] = {}
     for key in STAT_KEYS:
@@ -241,32 +266,26 @@ def _parse_outcome(c: _Collector, i: int, o, arms: Mapping[str, Arm]) -> Outcome
                 stats[key] = cv
                 decimals[key] = 0
             continue
-        if not _is_number(v) or math.isnan(float(v)) or math.isinf(float(v)):
-            c.error(f"{where}.{key}", f"got {v!r} ({type(v).__name__}); expected a number")
-            continue
-        stats[key] = float(v)
-        decimals[key] = decimals_of(v)
+        x = _value(c, v, f"{where}.{key}")
+        if x is not None:
+            stats[key] = x
+            decimals[key] = decimals_of(v)
     flags = {}
     for key in ("derived", "assumed"):
         v = o.get(key, [])
         if isinstance(v, str):
             v = [v]
-        if not isinstance(v, list) or any(x not in STAT_KEYS + ("unit",) for x in v):
-            c.error(f"{where}.{key}", f"got {v!r}; expected a list of statistic keys "
+        if not isinstance(v, list) or any(not isinstance(x, str) or x not in STAT_KEYS + ("unit",)
+                                          for x in v):
+            c.error(f"{where}.{key}", f"got {show(v)}; expected a list of statistic keys "
                     "(e.g. [events]) whose values were worked out or assumed, not reported")
             v = []
         flags[key] = tuple(v)
-    texts = {}
-    for key in ("reported_as", "note"):
-        texts[key] = None
-        v = o.get(key)
-        if v is not None and not isinstance(v, str):
-            c.error(f"{where}.{key}", f"got {v!r}; expected text")
-        elif v is not None:
-            texts[key] = v
+    texts = {key: _text(c, o, key, fld=f"{where}.{key}") for key in ("reported_as", "note")}
     p = o.get("p")
-    if p is not None and not isinstance(p, (str, int, float)):
-        c.error(f"{where}.p", f"got {p!r}; expected a p-value as reported, e.g. '< .01'")
+    if p is not None and (not isinstance(p, (str, int, float)) or isinstance(p, bool)
+                          or len(str(p)) > 100):
+        c.error(f"{where}.p", f"got {show(p)}; expected a p-value as reported, e.g. '< .01'")
     if any(q.severity == "error" for q in c.problems[n_before:]):
         return None
     return OutcomeRecord(
@@ -274,6 +293,31 @@ def _parse_outcome(c: _Collector, i: int, o, arms: Mapping[str, Arm]) -> Outcome
         stats=MappingProxyType(stats), decimals=MappingProxyType(decimals), arm=arm,
         reported_as=texts["reported_as"], derived=flags["derived"], assumed=flags["assumed"],
         p=None if p is None else str(p), note=texts["note"], index=i)
+
+
+def _parse_arms(c: _Collector, raw) -> dict[str, Arm]:
+    arms: dict[str, Arm] = {}
+    if raw is None:
+        return arms
+    if not isinstance(raw, dict):
+        c.error("arms", f"got {show(raw)}; expected a mapping of arm name to patients/lesions")
+        return arms
+    for key, a in raw.items():
+        name = _name(c, key, f"arms.{show(key) if not isinstance(key, str) else key.strip()}",
+                     ID_RE, "an arm name of letters, digits, _ . - starting with a letter")
+        if name is None:
+            continue
+        if name in arms or name.casefold() in {k.casefold() for k in arms}:
+            c.error(f"arms.{name}", "arm listed twice (names differ only in case or spaces)")
+            continue
+        if not isinstance(a, dict):
+            c.error(f"arms.{name}", f"got {show(a)}; expected a mapping with patients/lesions")
+            continue
+        c.unknown_keys(a, ARM_KEYS, f"arms.{name}.")
+        arms[name] = Arm(name, _count(c, a, "patients", f"arms.{name}.patients"),
+                         _count(c, a, "lesions", f"arms.{name}.lesions"),
+                         _text(c, a, "intervention", fld=f"arms.{name}.intervention"))
+    return arms
 
 
 def _parse_study(c: _Collector, doc) -> Study | None:
@@ -284,15 +328,12 @@ def _parse_study(c: _Collector, doc) -> Study | None:
     sid = doc.get("id")
     if sid is None:
         c.error("id", "missing; every study needs a unique id such as chen2022")
-    elif not isinstance(sid, str) or not _ID_RE.match(sid):
-        c.error("id", f"got {sid!r}; expected a name of letters, digits, _ . - "
-                "starting with a letter, e.g. chen2022")
     else:
-        c.record = sid
-    for key in doc:
-        if key not in STUDY_KEYS:
-            c.error(str(key), "unknown key (ignored); expected one of " + ", ".join(STUDY_KEYS),
-                    "warning")
+        sid = _name(c, sid, "id", ID_RE, "a name of letters, digits, _ . - starting with a "
+                    "letter, e.g. chen2022")
+        if sid is not None:
+            c.record = sid
+    c.unknown_keys(doc, STUDY_KEYS)
     citation = _text(c, doc, "citation", required=True)
     doi = _text(c, doc, "doi")
     url = _text(c, doc, "url")
@@ -302,27 +343,16 @@ def _parse_study(c: _Collector, doc) -> Study | None:
     texts = {k: _text(c, doc, k) for k in ("design", "intervention", "period", "lesion_type",
                                            "note")}
     og = doc.get("overlap_group")
-    if og is not None and not isinstance(og, str):
-        c.error("overlap_group", f"got {og!r}; expected a group name or null")
-        og = None
+    if og is not None:
+        og = _name(c, og, "overlap_group", ID_RE, "a group name of letters, digits, _ . - "
+                   "starting with a letter, or null")
     patients = _count(c, doc, "patients")
     lesions = _count(c, doc, "lesions")
-    arms: dict[str, Arm] = {}
-    raw_arms = doc.get("arms") or {}
-    if not isinstance(raw_arms, dict):
-        c.error("arms", f"got {raw_arms!r}; expected a mapping of arm name to patients/lesions")
-        raw_arms = {}
-    for name, a in raw_arms.items():
-        if not isinstance(a, dict):
-            c.error(f"arms.{name}", f"got {a!r}; expected a mapping with patients/lesions")
-            continue
-        arms[str(name)] = Arm(str(name), _count(c, a, "patients", f"arms.{name}.patients"),
-                              _count(c, a, "lesions", f"arms.{name}.lesions"),
-                              _text(c, a, "intervention"))
+    arms = _parse_arms(c, doc.get("arms"))
     raw = doc.get("outcomes")
     outcomes = []
     if not isinstance(raw, list) or not raw:
-        c.error("outcomes", f"got {raw!r}; expected a non-empty list of outcome records")
+        c.error("outcomes", f"got {show(raw)}; expected a non-empty list of outcome records")
     else:
         for i, o in enumerate(raw):
             rec = _parse_outcome(c, i, o, arms)
@@ -336,30 +366,15 @@ def _parse_study(c: _Collector, doc) -> Study | None:
 
 
 def read_study_file(path: str | Path) -> tuple[Study | None, list[Problem]]:
-    """Read one study file; return the study (None if it has errors) and its problems."""
-    path = Path(path)
+    """Read one study file; return the study (None if it has errors) and its problems.
+
+    The file is read with the limits of :mod:`metaanalysis.records.yamlsafe` (a
+    regular file of at most 512 KiB, no aliases, bounded nesting).
+    """
     c = _Collector(str(path))
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        c.error("", f"cannot read: {err.strerror or err}")
-        return None, c.problems
-    if b"\x00" in data:
-        c.error("", "not a text file (contains NUL bytes); expected a YAML study record")
-        return None, c.problems
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        c.error("", f"not UTF-8 text (byte {err.start}); expected a YAML study record")
-        return None, c.problems
-    try:
-        doc = yaml.load(text, Loader=_Loader)  # SafeLoader subclass
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = getattr(err, "problem", None) or str(err).splitlines()[0]
-        c.error("", f"broken YAML{at}: {what}")
-        return None, c.problems
+    doc, problems = read_yaml(path, "a YAML study record")
+    if problems:
+        return None, problems
     return _parse_study(c, doc), c.problems
 
 
@@ -521,34 +536,57 @@ def _selector(timepoint):
 
 
 def study_files(path: str | Path) -> list[Path]:
-    """The study files of a folder (``*.yaml``/``*.yml``, not ``plan*``), sorted by name."""
+    """The study files of a folder, sorted by name.
+
+    Every entry named ``*.yaml``/``*.yml`` that is not a plan (``plan*``) and not
+    hidden (``.name``), whatever it is: a folder, FIFO or broken link with such
+    a name is reported as an error when read, never skipped.
+    """
     p = Path(path)
-    if p.is_file():
+    if not p.is_dir():
         return [p]
-    return sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in (".yaml", ".yml")
-                  and not is_plan_file(f))
+    return sorted(f for f in p.iterdir() if f.suffix.lower() in (".yaml", ".yml")
+                  and not is_plan_file(f) and not f.name.startswith("."))
 
 
 def read_studies(path: str | Path = "studies") -> tuple[list[Study], list[Problem]]:
     """Read every study file under ``path`` without raising; return studies and problems."""
     p = Path(path)
     if not p.exists():
-        return [], [Problem(str(p), "", "", "no such file or folder; expected a folder of "
-                            "study YAML files")]
-    files = study_files(p)
+        why = ("a symbolic link to nothing" if p.is_symlink() else "no such file or folder")
+        return [], [Problem(str(p), "", "", f"{why}; expected a folder of study YAML files")]
+    try:
+        files = study_files(p)
+    except OSError as err:
+        return [], [Problem(str(p), "", "", f"cannot list the folder: {err.strerror or err}")]
     if not files:
         return [], [Problem(str(p), "", "", "no study files (*.yaml) found")]
+    if len(files) > MAX_STUDY_FILES:
+        return [], [Problem(str(p), "", "", f"{len(files)} study files; at most "
+                            f"{MAX_STUDY_FILES} are read")]
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size if f.is_file() else 0
+        except OSError:
+            pass
+    if total > MAX_TOTAL_BYTES:
+        return [], [Problem(str(p), "", "", f"study files of {total} bytes in all; at most "
+                            f"{MAX_TOTAL_BYTES} bytes are read")]
     studies, problems, seen = [], [], {}
     for f in files:
         study, probs = read_study_file(f)
         problems.extend(probs)
         if study is None:
             continue
-        if study.id in seen:
+        key = study.id.casefold()
+        if key in seen:
+            other_file, other_id = seen[key]
+            also = "" if other_id == study.id else f" (as {other_id!r}: ids differ only in case)"
             problems.append(Problem(str(f), study.id, "id", f"duplicate id {study.id!r}, "
-                                    f"also used in {seen[study.id]}; ids must be unique"))
+                                    f"also used in {other_file}{also}; ids must be unique"))
             continue
-        seen[study.id] = str(f)
+        seen[key] = (str(f), study.id)
         studies.append(study)
     return studies, problems
 

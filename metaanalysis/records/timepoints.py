@@ -162,7 +162,16 @@ def parse_timepoint(text: str) -> TimePoint:
     )
 
 
+#: latest day a time point may name (100 years)
+MAX_DAYS = 100 * DAYS_PER_YEAR
+
+
 def _checked(label: str, lo: float, hi: float) -> TimePoint:
+    if not hi <= MAX_DAYS:
+        raise InputError(
+            f"time point: {label[:60]!r} is more than 100 years ({MAX_DAYS:g} days) after the "
+            "procedure; expected a follow-up time as reported"
+        )
     if hi < lo:
         raise InputError(
             f"time point: {label!r} is a range that ends ({hi:g} days) before it starts "

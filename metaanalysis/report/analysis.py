@@ -52,7 +52,7 @@ import pandas as pd
 
 from metaanalysis.formatting import num, pct
 from metaanalysis.records.studies import StudySet
-from metaanalysis.report.plan import OutcomePlan, Plan
+from metaanalysis.report.plan import OutcomePlan, Plan, check_plan
 from metaanalysis.report.selection import PROPORTIONS, Selection, assumed_events, select
 from metaanalysis.report.study_labels import (
     FLAG_MARKS,
@@ -462,13 +462,7 @@ def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: 
     >>> out = run_plan(ma.load_studies("studies"), ma.load_plan("studies/plan.yaml"))  # doctest: +SKIP
     >>> print(out.analyses[0].sentence())                                              # doctest: +SKIP
     """
-    from metaanalysis.errors import PlanError, Problem
-
-    bad = [Problem(plan.path or "plan", "study_sets", name, f"{sid!r} is not a study id "
-                   f"({', '.join(studies.ids)})")
-           for name, ids in plan.study_sets.items() for sid in ids if sid not in studies.ids]
-    if bad:
-        raise PlanError(bad)
+    check_plan(plan, studies)  # unknown studies, outcomes, arms; measures the data cannot give
     analyses = []
     present = set(studies.outcomes())
     unpooled = []

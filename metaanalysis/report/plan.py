@@ -14,16 +14,35 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
 
 from metaanalysis.effects.conversions import METHODS as MEDIAN_CONVERSIONS
+from metaanalysis.effects.transforms import PROPORTION_MEASURES as PROPORTIONS
 from metaanalysis.engine.batch import METHODS, TESTS
 from metaanalysis.errors import PlanError, Problem
+from metaanalysis.records.schema import (
+    Boolean,
+    Choice,
+    Integer,
+    ListOf,
+    MapOf,
+    Name,
+    Number,
+    OneKey,
+    Record,
+    Ref,
+    Spec,
+    Text,
+    is_number,
+    show,
+    suggest,
+    validate,
+)
+from metaanalysis.records.studies import OUTCOME_RE
+from metaanalysis.records.yamlsafe import read_bytes_limited, read_yaml
 
-MEASURES = ("PR", "PLO", "PAS", "PFT", "MN", "MNLN", "MC", "SMCR")
 MODELS = ("two-step", "GLMM")
 FEW_STUDIES = ("bayes", "pool")
 OVERLAP = ("one_per_group", "all")
@@ -116,77 +135,130 @@ class Plan:
              for name, ids in self.study_sets.items()]
 
 
-def _choice(problems, file, where, key, value, allowed):
-    if value not in allowed:
-        problems.append(Problem(file, where, key, f"{value!r} is not one of {', '.join(map(str, allowed))}"))
-    return value
+# ---------------------------------------------------------------- the schema
+#
+# One table per level of the plan file.  To add a plan key: add an entry to the
+# table of its level and a field of the same name (with a default) to
+# :class:`Plan` (for ``defaults`` and top-level keys) or :class:`OutcomePlan`
+# (for outcome keys); ``load_plan`` passes every validated key on by name.
+# docs/plan.md ("Adding a plan key") says more.
+
+#: the outcome measures the report can pool
+REPORT_MEASURES = PROPORTIONS + ("MC",)
+MEASURES = REPORT_MEASURES
+
+DEFAULTS_SCHEMA = {
+    "method": Choice(METHODS, default=_DEFAULTS["method"], doc="τ² estimator"),
+    "test": Choice(TESTS, default=_DEFAULTS["test"], doc="CI and test"),
+    "level": Number(lo=0, hi=1, lo_open=True, hi_open=True, default=_DEFAULTS["level"],
+                    doc="confidence level"),
+    "few_studies": Choice(FEW_STUDIES, default=_DEFAULTS["few_studies"],
+                          doc="k < 3: Bayesian model, or pool as usual"),
+    "overlap": Choice(OVERLAP, default=_DEFAULTS["overlap"]),
+    "percent_without_denominator": Choice(PERCENT_RULES,
+                                          default=_DEFAULTS["percent_without_denominator"]),
+    "median_conversion": Choice(MEDIAN_CONVERSIONS, default=_DEFAULTS["median_conversion"]),
+    "median_sd": Choice(MEDIAN_SD_RULES, default=_DEFAULTS["median_sd"]),
+    "funnel_min_k": Integer(lo=2, hi=10000, default=_DEFAULTS["funnel_min_k"]),
+    "assumed_denominator_min_fraction": Number(
+        lo=0, hi=1, lo_open=True, default=_DEFAULTS["assumed_denominator_min_fraction"]),
+}
 
 
-def _prior(problems, file, where, value):
-    if not isinstance(value, dict) or len(value) != 1:
-        problems.append(Problem(file, where, "tau_prior", f"{value!r}: expected one of {{halfnormal: SCALE}} or {{halfcauchy: SCALE}}"))
-        return ("halfnormal", 0.5)
-    (name, scale), = value.items()
-    if name not in PRIORS:
-        problems.append(Problem(file, where, "tau_prior", f"{name!r} is not one of {', '.join(PRIORS)}"))
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0:
-        problems.append(Problem(file, where, "tau_prior", f"scale {scale!r} must be a positive number"))
-        scale = 0.5
-    return (name, float(scale))
+def _outcome_label(value, index):
+    name = value.get("name")
+    if isinstance(name, str) and OUTCOME_RE.fullmatch(name.strip()):
+        return f"outcomes/{name.strip()}"
+    return None
 
 
-def _outcome(problems, file, i, raw, windows, sets=None) -> OutcomePlan | None:
-    where = f"outcomes[{i}]"
-    if not isinstance(raw, dict):
-        problems.append(Problem(file, where, "", f"expected a mapping, got {type(raw).__name__}"))
-        return None
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        problems.append(Problem(file, where, "name", f"{name!r}: expected an outcome name"))
-        return None
-    where = f"outcomes/{name}"
-    measure = _choice(problems, file, where, "measure", raw.get("measure"), MEASURES)
-    model = _choice(problems, file, where, "model", raw.get("model", "two-step"), MODELS)
-    unit = _choice(problems, file, where, "unit", raw.get("unit", "any"), ("patients", "lesions", "any"))
-    wins = raw.get("windows", [])
-    if not isinstance(wins, list) or any(w not in windows for w in wins):
-        problems.append(Problem(file, where, "windows", f"{wins!r}: every entry must be a window defined under 'windows' ({', '.join(windows)})"))
-        wins = []
-    r = raw.get("r", 0.5)
-    rs = raw.get("r_sensitivity", [])
-    for val in [r, *(rs if isinstance(rs, list) else [rs])]:
-        if not isinstance(val, (int, float)) or isinstance(val, bool) or not -1 <= val <= 1:
-            problems.append(Problem(file, where, "r", f"{val!r}: a correlation must be a number in [-1, 1]"))
-            r, rs = 0.5, []
-            break
-    use = raw.get("study_sets")
-    if use is not None and (not isinstance(use, list)
-                            or any(not isinstance(x, str) or x not in (sets or {}) for x in use)):
-        problems.append(Problem(file, where, "study_sets", f"{use!r}: expected a list of names "
-                                f"defined under 'study_sets' ({', '.join(sets or {}) or 'none'})"))
-        use = None
-    return OutcomePlan(
-        name=name,
-        label=str(raw.get("label", name)),
-        measure=measure,
-        model=model,
-        unit=unit,
-        windows=tuple(wins),
-        r=float(r),
-        r_sensitivity=tuple(float(x) for x in rs),
-        timecourse=bool(raw.get("timecourse", False)),
-        tau_prior=_prior(problems, file, where, raw.get("tau_prior", {"halfnormal": 0.5})),
-        study_sets=None if use is None else tuple(use),
-    )
+def _outcome_cross_checks(v, ck, record):
+    if v["model"] == "GLMM" and v["measure"] not in PROPORTIONS:
+        ck.error(record, "model", f"GLMM pools proportions (measure {', '.join(PROPORTIONS)}); "
+                 f"measure {v['measure']} needs model: two-step")
+
+
+OUTCOME_SCHEMA = {
+    "name": Name(required=True, pattern=OUTCOME_RE,
+                 pattern_text="an outcome name of the study records (lower-case letters, "
+                 "digits and _, starting with a letter, at most 64 characters)"),
+    "label": Text(max_len=300, doc="display label; default: the name"),
+    "measure": Choice(REPORT_MEASURES, required=True),
+    "model": Choice(MODELS, default="two-step"),
+    "unit": Choice(("patients", "lesions", "any"), default="any"),
+    "windows": ListOf(Ref("windows"), unique=True, default=()),
+    "r": Number(lo=-1, hi=1, default=0.5, doc="pre-post correlation (MC)"),
+    "r_sensitivity": ListOf(Number(lo=-1, hi=1), default=()),
+    "timecourse": Boolean(default=False),
+    "tau_prior": OneKey({p: Number(lo=0, lo_open=True, hi=1e6) for p in PRIORS},
+                        default=("halfnormal", 0.5)),
+    "study_sets": ListOf(Ref("study_sets"), unique=True, doc="omitted: every set"),
+}
+
+EXCLUSION_SCHEMA = {
+    "study": Name(required=True, doc="study id"),
+    "reason": Text(required=True, nonempty=True),
+}
+
+ARM_SCHEMA = {
+    "study": Name(required=True, doc="study id"),
+    "arm": Name(required=True, doc="arm name in that study's record"),
+    "reason": Text(default=""),
+}
+
+NOT_POOLED_SCHEMA = {
+    "outcome": Name(required=True, pattern=OUTCOME_RE, pattern_text="an outcome name"),
+    "reason": Text(required=True, nonempty=True),
+}
+
+
+class _Window(Spec):
+    expected = "[first_day, last_day] with 0 <= first_day <= last_day <= 36525"
+
+    def check(self, value, ck, record, fld):
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(is_number(v) and math.isfinite(float(v)) for v in value)
+                or not 0 <= value[0] <= value[1] <= 36525):
+            return self.bad(value, ck, record, fld)
+        return (float(value[0]), float(value[1]))
+
+
+PLAN_SCHEMA = {  # the order matters: names are defined before they are referred to
+    "title": Text(max_len=500, default=""),
+    "defaults": Record(DEFAULTS_SCHEMA, default={}),
+    "windows": MapOf(_Window(), define="windows", default={},
+                     doc="named windows in days after the procedure"),
+    "study_sets": MapOf(ListOf(Name(), min_len=2, unique=True,
+                               expect="a list of at least two different study ids"),
+                        define="study_sets",
+                        default={}, doc="sets of study ids pooled alone as a sensitivity "
+                        "analysis"),
+    "outcomes": ListOf(Record(OUTCOME_SCHEMA, label=_outcome_label,
+                              check_all=_outcome_cross_checks), min_len=1, required=True),
+    "exclusions": ListOf(Record(EXCLUSION_SCHEMA), default=()),
+    "arms": ListOf(Record(ARM_SCHEMA), default=()),
+    "not_pooled": ListOf(Record(NOT_POOLED_SCHEMA), default=()),
+}
+
+
+def _fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
 
 
 def load_plan(path) -> Plan:
-    """Read and validate an analysis plan.
+    r"""Read and validate an analysis plan against the plan schema.
+
+    Every key at every level is checked: unknown keys are errors with the
+    nearest valid key suggested, types are checked (``timecourse: "no"`` is
+    text, not false), windows and study sets an outcome names must be defined,
+    and a model must suit the measure.  References to studies, outcomes and
+    arms are checked against the study records by :func:`plan_problems`.
 
     Parameters
     ----------
     path : str or Path
-        The plan YAML file.
+        The plan YAML file (read with the limits of
+        :mod:`metaanalysis.records.yamlsafe`: no aliases, bounded size and depth).
 
     Returns
     -------
@@ -196,122 +268,117 @@ def load_plan(path) -> Plan:
     ------
     PlanError
         One :class:`~metaanalysis.errors.Problem` per bad entry, naming the file,
-        the entry and the value.
+        the entry, the value and what was expected.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "plan.yaml"
+    >>> _ = p.write_text("exclusion: []\noutcomes: [{name: pain_vas, measure: MC}]\n")
+    >>> try:
+    ...     load_plan(p)
+    ... except PlanError as err:
+    ...     print(str(err).split(": ", 1)[1])
+    exclusion: unknown key; did you mean exclusions?
     """
-    path = Path(path)
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
-    except FileNotFoundError:
-        raise PlanError([Problem(file, "", "", "plan file not found")]) from None
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise PlanError([Problem(file, "", "", f"not a readable YAML file: {msg}")]) from None
-    if not isinstance(raw, dict):
-        raise PlanError([Problem(file, "", "", f"expected a mapping at top level, got {type(raw).__name__}")])
-    problems: list[Problem] = []
-    d = {**_DEFAULTS, **(raw.get("defaults") or {})}
-    unknown = set(d) - set(_DEFAULTS)
-    for key in sorted(unknown):
-        problems.append(Problem(file, "defaults", key, "unknown setting"))
-    _choice(problems, file, "defaults", "method", d["method"], METHODS)
-    _choice(problems, file, "defaults", "test", d["test"], TESTS)
-    _choice(problems, file, "defaults", "few_studies", d["few_studies"], FEW_STUDIES)
-    _choice(problems, file, "defaults", "overlap", d["overlap"], OVERLAP)
-    _choice(problems, file, "defaults", "percent_without_denominator", d["percent_without_denominator"], PERCENT_RULES)
-    _choice(problems, file, "defaults", "median_conversion", d["median_conversion"], MEDIAN_CONVERSIONS)
-    _choice(problems, file, "defaults", "median_sd", d["median_sd"], MEDIAN_SD_RULES)
-    fmk = d["funnel_min_k"]
-    if not isinstance(fmk, int) or isinstance(fmk, bool) or fmk < 2:
-        problems.append(Problem(file, "defaults", "funnel_min_k", f"{fmk!r}: expected a whole number of studies, at least 2"))
-        fmk = 10
-    level = d["level"]
-    if not isinstance(level, float) or not 0 < level < 1:
-        problems.append(Problem(file, "defaults", "level", f"{level!r}: expected a number between 0 and 1, e.g. 0.95"))
-
-    windows = {}
-    for name, val in (raw.get("windows") or {}).items():
-        ok = isinstance(val, list) and len(val) == 2 and all(isinstance(v, (int, float)) for v in val) and val[0] <= val[1]
-        if not ok:
-            problems.append(Problem(file, "windows", str(name), f"{val!r}: expected [first_day, last_day]"))
-            continue
-        windows[str(name)] = (float(val[0]), float(val[1]))
-
-    frac = d["assumed_denominator_min_fraction"]
-    if not isinstance(frac, (int, float)) or isinstance(frac, bool) or not 0 < frac <= 1:
-        problems.append(Problem(file, "defaults", "assumed_denominator_min_fraction",
-                                f"{frac!r}: expected a number in (0, 1], e.g. 0.5"))
-        frac = 0.5
-
-    study_sets = {}
-    raw_sets = raw.get("study_sets") or {}
-    if not isinstance(raw_sets, dict):
-        problems.append(Problem(file, "study_sets", "", f"{raw_sets!r}: expected a mapping "
-                                "{name: [study id, ...]}"))
-        raw_sets = {}
-    for name, ids in raw_sets.items():
-        if (not isinstance(ids, list) or len(ids) < 2
-                or any(not isinstance(x, str) or not x for x in ids) or len(set(ids)) != len(ids)):
-            problems.append(Problem(file, "study_sets", str(name), f"{ids!r}: expected a list of "
-                                    "at least two different study ids"))
-            continue
-        study_sets[str(name)] = tuple(ids)
-
-    outcomes = []
-    raw_outcomes = raw.get("outcomes")
-    if not isinstance(raw_outcomes, list) or not raw_outcomes:
-        problems.append(Problem(file, "outcomes", "", "expected a non-empty list of outcomes"))
-        raw_outcomes = []
-    for i, item in enumerate(raw_outcomes):
-        o = _outcome(problems, file, i, item, windows, study_sets)
-        if o is not None:
-            outcomes.append(o)
-
-    exclusions = []
-    for i, item in enumerate(raw.get("exclusions") or []):
-        if not isinstance(item, dict) or not isinstance(item.get("study"), str) or not item.get("reason"):
-            problems.append(Problem(file, f"exclusions[{i}]", "", f"{item!r}: expected {{study: ID, reason: TEXT}}"))
-            continue
-        exclusions.append((item["study"], str(item["reason"])))
-
-    arms = []
-    for i, item in enumerate(raw.get("arms") or []):
-        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) and item.get(k) for k in ("study", "arm")):
-            problems.append(Problem(file, f"arms[{i}]", "", f"{item!r}: expected {{study: ID, arm: ARM, reason: TEXT}}"))
-            continue
-        arms.append((item["study"], item["arm"], str(item.get("reason", ""))))
-
-    not_pooled = []
-    for i, item in enumerate(raw.get("not_pooled") or []):
-        if not isinstance(item, dict) or not isinstance(item.get("outcome"), str) or not item.get("reason"):
-            problems.append(Problem(file, f"not_pooled[{i}]", "", f"{item!r}: expected {{outcome: NAME, reason: TEXT}}"))
-            continue
-        not_pooled.append((item["outcome"], str(item["reason"])))
-
+    raw, problems = read_yaml(path, "a YAML analysis plan")
     if problems:
         raise PlanError(problems)
+    if not isinstance(raw, dict):
+        raise PlanError([Problem(file, "", "", f"top level is {type(raw).__name__}; expected a "
+                                 "mapping with defaults, windows and outcomes (docs/plan.md)")])
+    values, problems = validate(Record(PLAN_SCHEMA), raw, file)
+    if problems:
+        raise PlanError(problems)
+    text = read_bytes_limited(path)[0].decode("utf-8").removeprefix("\ufeff")
+    outcomes = []
+    for o in values["outcomes"]:
+        o = {k: v for k, v in o.items() if k in _fields(OutcomePlan)}
+        o["label"] = o["label"] or o["name"]
+        outcomes.append(OutcomePlan(**o))
+    top = {k: v for k, v in values.items()
+           if k not in ("defaults", "outcomes", "exclusions", "arms", "not_pooled")}
     return Plan(
-        path=file,
-        title=str(raw.get("title", "")),
-        method=d["method"],
-        test=d["test"],
-        level=float(level),
-        few_studies=d["few_studies"],
-        overlap=d["overlap"],
-        percent_without_denominator=d["percent_without_denominator"],
-        median_conversion=d["median_conversion"],
-        median_sd=d["median_sd"],
-        windows=windows,
+        path=file, text=text, **{k: v for k, v in values["defaults"].items()},
+        **{k: v for k, v in top.items() if k in _fields(Plan)},
         outcomes=tuple(outcomes),
-        exclusions=tuple(exclusions),
-        arms=tuple(arms),
-        not_pooled=tuple(not_pooled),
-        funnel_min_k=int(fmk),
-        study_sets=study_sets,
-        assumed_denominator_min_fraction=float(frac),
-        text=text,
+        exclusions=tuple((e["study"], e["reason"]) for e in values["exclusions"]),
+        arms=tuple((a["study"], a["arm"], a["reason"]) for a in values["arms"]),
+        not_pooled=tuple((n["outcome"], n["reason"]) for n in values["not_pooled"]),
     )
+
+
+def _kinds(records) -> tuple[bool, bool]:
+    """(gives proportions, gives means) for a list of outcome records."""
+    prop = any("events" in o.stats or "percent" in o.stats for o in records)
+    mean = any("mean" in o.stats or "median" in o.stats for o in records)
+    return prop, mean
+
+
+def plan_problems(plan: Plan, studies) -> list[Problem]:
+    """Problems of ``plan`` against the study records: unknown studies, outcomes, arms,
+    and measures the records of an outcome cannot give.
+
+    Examples
+    --------
+    >>> import metaanalysis as ma                                   # doctest: +SKIP
+    >>> plan_problems(ma.load_plan("studies/plan.yaml"), ma.load_studies("studies"))  # doctest: +SKIP
+    []
+    """
+    file = plan.path or "built-in default plan"
+    out: list[Problem] = []
+    ids = {s.id: s for s in studies}
+    names = studies.outcomes()
+
+    def study(record, sid):
+        if sid not in ids:
+            out.append(Problem(file, record, "study", f"{show(sid)} is not a study id"
+                               + suggest(sid, ids)))
+            return None
+        return ids[sid]
+
+    for i, (sid, _) in enumerate(plan.exclusions):
+        study(f"exclusions[{i}]", sid)
+    for i, (sid, arm, _) in enumerate(plan.arms):
+        s = study(f"arms[{i}]", sid)
+        if s is not None and arm not in s.arms:
+            out.append(Problem(file, f"arms[{i}]", "arm", f"{show(arm)} is not an arm of {sid}"
+                               + (suggest(arm, s.arms) if s.arms else "; it has no arms")))
+    for name, members in plan.study_sets.items():
+        for sid in members:
+            if sid not in ids:
+                out.append(Problem(file, "study_sets", name, f"{show(sid)} is not a study id"
+                                   + suggest(sid, ids)))
+    for i, (name, _) in enumerate(plan.not_pooled):
+        if name not in names:
+            out.append(Problem(file, f"not_pooled[{i}]", "outcome", f"{show(name)} is not an "
+                               "outcome of the study records" + suggest(name, names)))
+    for op in plan.outcomes:
+        rec = f"outcomes/{op.name}"
+        if op.name not in names:
+            out.append(Problem(file, rec, "name", f"{show(op.name)} is not an outcome of the "
+                               "study records" + suggest(op.name, names)))
+            continue
+        prop, mean = _kinds([o for _, o in studies.records(op.name)])
+        if op.measure in PROPORTIONS and not prop:
+            out.append(Problem(file, rec, "measure", f"{op.measure} pools proportions, but no "
+                               f"record of {op.name} gives events/total or a percent"
+                               + ("; its records give means or medians: use measure: MC"
+                                  if mean else "")))
+        elif op.measure == "MC" and not mean:
+            out.append(Problem(file, rec, "measure", f"MC pools mean changes, but no record of "
+                               f"{op.name} gives a mean or median"
+                               + ("; its records give counts: use measure: PLO (or PR, PAS, "
+                                  "PFT)" if prop else "")))
+    return out
+
+
+def check_plan(plan: Plan, studies) -> None:
+    """Raise :class:`PlanError` listing :func:`plan_problems`, if any."""
+    problems = plan_problems(plan, studies)
+    if problems:
+        raise PlanError(problems)
 
 
 #: windows of the built-in default plan (days after the procedure)
