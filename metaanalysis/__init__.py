@@ -23,6 +23,7 @@ _EXPORTS = {
     "PlanError": "errors",
     "ConvergenceWarning": "errors",
     "StatisticalWarning": "errors",
+    "PerformanceWarning": "errors",
     # study records
     "load_studies": "records.studies",
     "StudySet": "records.studies",
@@ -66,6 +67,8 @@ _EXPORTS = {
     "posterior_plot": "plots.bayes",
     "save_figure": "plots.output",
     "use_style": "plots.output",
+    # past one machine: Dask, GOSH summaries, simulation studies
+    "DaskBatchResult": "models.distributed",
     # the main job
     "load_plan": "report.plan",
     "run_report": "report.run",

@@ -72,3 +72,7 @@ class ConvergenceWarning(UserWarning):
 
 class StatisticalWarning(UserWarning):
     """The method ran, but its answer means little here (e.g. Egger's test with k < 10)."""
+
+
+class PerformanceWarning(UserWarning):
+    """The call works, but its settings make it slow or memory-hungry (e.g. Dask block sizes)."""

@@ -4,7 +4,8 @@
   in use, so tests of the numerical layers do not import matplotlib);
 * the MWA cement-leakage series of the metafor reference values
   (tests/data/metafor/mwa_cement_leakage.json) as the reference dict and its
-  logit-proportion effect sizes.
+  logit-proportion effect sizes;
+* ``dask_client``: one in-process Dask LocalCluster (2 workers) for the Dask tests.
 """
 
 import json
@@ -33,3 +34,13 @@ def cement_data():
     d = json.loads((METAFOR / "mwa_cement_leakage.json").read_text())
     es = ma.effect_sizes("PLO", data=pd.DataFrame(d["data"]), events="xi", total="ni")
     return d, es
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """One in-process ``LocalCluster`` (2 workers, 1 thread each) for the whole session."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client

@@ -44,14 +44,16 @@ def test_first_pool_does_not_import_scipy_stats():
     assert out.stdout.strip() == "[]"
 
 
-def test_computing_does_not_import_matplotlib():
+def test_computing_does_not_import_matplotlib_or_dask():
+    # Dask is an optional extra: only Dask inputs or chunks=/client= import it
     code = (
         "import sys, metaanalysis as ma; ma.pool([0.1, 0.3, 0.2], [0.01, 0.02, 0.03]); "
+        "ma.pool_many([[0.1, 0.3]], [[0.1, 0.2]]); "
         "ma.effect_sizes('PLO', events=[1, 2], total=[91, 69]); "
-        "print('matplotlib' in sys.modules)"
+        "print([m for m in ('matplotlib', 'dask', 'distributed') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_exported_name_resolves():

@@ -17,6 +17,7 @@ import pandas as pd
 from metaanalysis import engine
 from metaanalysis.errors import InputError
 from metaanalysis.formatting import num
+from metaanalysis.models import distributed
 from metaanalysis.results.pool_result import BatchResult, PoolResult
 
 __all__ = ["pool", "pool_many"]
@@ -190,6 +191,10 @@ def pool_many(
     test: str = "z",
     level: float = 0.95,
     qprofile: bool = False,
+    chunks: int | None = None,
+    client=None,
+    scheduler: str | None = None,
+    compute: bool | None = None,
 ) -> BatchResult:
     """Pool many independent meta-analyses at once (one vectorised engine call).
 
@@ -202,10 +207,20 @@ def pool_many(
     qprofile : bool, default False
         Also compute Q-profile intervals for τ² and I² (about doubles the
         time); NaN otherwise.  :func:`pool` always computes them.
+    chunks, client, scheduler, compute
+        Run through Dask (optional extra ``metaanalysis[dask]``): blocks of
+        ``chunks`` rows mapped over the engine on ``client`` (a
+        ``dask.distributed.Client``) or ``scheduler`` (``"sync"``,
+        ``"threads"``, ``"processes"``).  ``yi``/``vi`` may also be
+        ``dask.array`` arrays chunked by rows; the result is then lazy (a
+        :class:`~metaanalysis.models.distributed.DaskBatchResult` of Dask
+        arrays, ``.compute()`` gives the ``BatchResult``) unless
+        ``compute=True``.  See :mod:`metaanalysis.models.distributed` and
+        docs/scale.md.
 
     Returns
     -------
-    BatchResult
+    BatchResult (or DaskBatchResult)
 
     Examples
     --------
@@ -215,6 +230,11 @@ def pool_many(
     >>> b.estimate.shape
     (1000,)
     """
+    if (chunks is not None or client is not None or scheduler is not None
+            or distributed.is_dask_array(yi) or distributed.is_dask_array(vi)):
+        return distributed.pool_many_dask(
+            yi, vi, method=method, test=test, level=level, qprofile=qprofile, chunks=chunks,
+            client=client, scheduler=scheduler, compute=compute)
     y = np.asarray(yi, dtype=float)
     v = np.asarray(vi, dtype=float)
     if y.ndim != 2 or v.ndim != 2:
