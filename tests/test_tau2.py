@@ -222,7 +222,9 @@ def test_halley_slopes_match_finite_differences():
     """The iterations use Halley's slope g' − g g''/(2g'); check it against
     central differences of the defining functions (REML/ML: 1 − tr(P)/y'PPy,
     Viechtbauer 2005; Q-profile: 1/target − 1/Q(τ²), Viechtbauer 2007)."""
-    from metaanalysis.engine.tau2 import _lik_parts, _q_parts
+    from metaanalysis.engine.design import Intercept
+    from metaanalysis.engine.likelihood import _halley
+    from metaanalysis.engine.tau2 import _q_parts
 
     rng = np.random.default_rng(11)
     k = 9
@@ -242,7 +244,7 @@ def test_halley_slopes_match_finite_differences():
         return f0, d1 - f0 * d2 / (2 * d1)
 
     for reml in (True, False):
-        val, slope = _lik_parts(y[:, None], v[:, None], np.array([t]), reml)
+        val, slope = _halley(Intercept(), reml)(np.array([t]), y[:, None], v[:, None])
         f0, s_fd = halley(lambda tt, r=reml: lik(tt, r))
         assert val[0] == pytest.approx(f0, rel=1e-12)
         assert slope[0] == pytest.approx(s_fd, rel=1e-5)

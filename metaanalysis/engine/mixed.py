@@ -6,8 +6,8 @@ works on a batch of data sets at once (shape ``(B, k)`` outcomes, ``(B, k, p)``
 designs), so permutation tests are one call.  Estimators: ``EE`` (τ² = 0),
 ``DL`` (DerSimonian-Laird generalised to moderators, Raudenbush 2009), ``HE``
 (Hedges' OLS-residual moment estimator), ``PM`` (Paule-Mandel generalised:
-residual Q equal to its degrees of freedom), ``ML`` and ``REML`` (Fisher
-scoring with step halving, Viechtbauer 2005; Raudenbush 2009).  τ² is never
+residual Q equal to its degrees of freedom), ``ML`` and ``REML`` (the global likelihood
+maximum, :mod:`metaanalysis.engine.likelihood`).  τ² is never
 negative.  Used by :mod:`metaanalysis.models.regression`,
 :mod:`metaanalysis.models.subgroups` and the regression tests of
 :mod:`metaanalysis.models.bias`.
@@ -33,7 +33,8 @@ import numpy as np
 from scipy import stats
 
 from metaanalysis.engine.batch import TESTS
-from metaanalysis.engine.tau2 import scan_interior, score_bound_hi
+from metaanalysis.engine.design import Matrix
+from metaanalysis.engine.likelihood import tau2_lik
 from metaanalysis.errors import InputError
 
 CORE_METHODS = ("EE", "FE", "DL", "HE", "PM", "ML", "REML")
@@ -136,98 +137,14 @@ def _tau2_pm(y, v, X, tol=1e-13, maxiter=200):
     return out, ok | ~need
 
 
-def _score(y, v, X, tau2, reml: bool):
-    """Score (times 2) and expected information (times 2) of the (restricted)
-    likelihood in τ²: REML S = y'PPy - tr P, I = tr(PP); ML S = y'PPy - tr W,
-    I = tr(W²), with W = diag(1/(v+τ²)), P = W - WX(X'WX)^-1X'W."""
-    w = 1.0 / (v + tau2[:, None])
-    _, A, r = _wls(y, w, X)
-    Py = w * r
-    yPPy = np.sum(Py * Py, axis=1)
-    w2 = w * w
-    if reml:
-        trP = np.sum(w, axis=1) - _trace_AXtDX(A, X, w2)
-        M2 = np.einsum("bki,bk,bkj->bij", X, w2, X)
-        AM2 = np.einsum("bij,bjl->bil", A, M2)
-        info = (np.sum(w2, axis=1) - 2.0 * _trace_AXtDX(A, X, w2 * w)
-                + np.einsum("bij,bji->b", AM2, AM2))
-        return yPPy - trP, info
-    return yPPy - np.sum(w, axis=1), np.sum(w2, axis=1)
-
-
-def _tau2_fisher(y, v, X, reml: bool, tol=1e-12, maxiter=500):
-    """ML / REML τ²: root of the score by Fisher scoring kept inside a bracket.
-
-    The score equations are those of Viechtbauer (2005) and Raudenbush (2009)
-    (see :func:`_score`).  Each row keeps an interval ``[lo, hi]`` on which the
-    score changes sign; a Fisher-scoring step that leaves it is replaced by
-    bisection (the safeguard of ``rtsafe``, Press et al., Numerical Recipes
-    §9.4), so the iteration converges even where plain Fisher scoring
-    oscillates (flat likelihoods, τ² small against the vi).  τ² = 0 when the
-    score at 0 is not positive, or when the likelihood at 0 is higher than at the
-    interior root (the ML likelihood can have two maxima).
-    """
-    B = y.shape[0]
-    scale = np.mean(v, axis=1)
-    zero = np.zeros(B)
-    s0, _ = _score(y, v, X, zero, reml)
-    interior = s0 > 0
-    lo = zero.copy()
-    hi = np.maximum(2.0 * _tau2_dl(y, v, X), scale)
-    for _ in range(200):  # grow hi until the score is negative there
-        s_hi, _ = _score(y, v, X, hi, reml)
-        grow = interior & (s_hi > 0)
-        if not grow.any():
-            break
-        lo = np.where(grow, hi, lo)
-        hi = np.where(grow, 4.0 * hi, hi)
-    t = np.where(interior, 0.5 * (lo + hi), 0.0)
-    active = interior.copy()
-    converged = ~interior
-    width = hi - lo
-    for _ in range(maxiter):
-        if not active.any():
-            break
-        s, info = _score(y, v, X, t, reml)
-        lo = np.where(active & (s > 0), t, lo)
-        hi = np.where(active & (s <= 0), t, hi)
-        newton = t + s / info
-        # bisect when the step leaves the bracket or the bracket did not halve
-        inside = (newton > lo) & (newton < hi) & (hi - lo <= 0.5 * width)
-        width = hi - lo
-        new = np.where(inside, newton, 0.5 * (lo + hi))
-        small = tol * (t + scale)
-        done = (np.abs(new - t) <= small) | (hi - lo <= small)
-        t = np.where(active, new, t)
-        converged |= active & done
-        active &= ~done
-    if interior.any():
-        better0 = _loglik(y, v, X, zero, reml) > _loglik(y, v, X, t, reml)
-        t = np.where(interior & better0, 0.0, t)
-    # score <= 0 at 0: 0 is a local maximum, but the likelihood can have a
-    # higher one inside; scan for it (shared helper of the pooling engine)
-    bnd = np.flatnonzero(~interior)
-    if bnd.size:
-        k, p = X.shape[1], X.shape[2]
-        yb, vb, Xb = y[bnd], v[bnd], X[bnd]
-        Xty = np.einsum("bki,bk->bi", Xb, yb)  # X has orthonormal columns here
-        rss = np.maximum(np.einsum("bk,bk->b", yb, yb) - np.einsum("bi,bi->b", Xty, Xty), 0.0)
-        vmin, vmax = vb.min(axis=1), vb.max(axis=1)
-        hi_b = score_bound_hi(rss, vmin, vmax, np.full(bnd.size, float(k - p if reml else k)))
-        lo_b = vmin / 16.0
-
-        def sc(tt, yy, vv, XX):
-            val, info = _score(yy, vv, XX, tt, reml)
-            return val, -info
-
-        def ll(tt, yy, vv, XX):
-            return _loglik(yy, vv, XX, tt, reml)
-
-        sel = np.flatnonzero(hi_b > lo_b)
-        if sel.size:
-            tb, better = scan_interior(sc, ll, (yb[sel], vb[sel], Xb[sel]), lo_b[sel], hi_b[sel])
-            t[bnd[sel[better]]] = tb[better]
-    return np.maximum(t, 0.0), converged
+def _tau2_lik(y, v, X, reml: bool):
+    """ML / REML τ²: the global maximum of the (restricted) likelihood, by the
+    engine's search (:func:`metaanalysis.engine.likelihood.tau2_lik`)."""
+    B, k, p = X.shape
+    d = Matrix(np.ascontiguousarray(X.transpose(1, 2, 0)),
+               np.broadcast_to(np.eye(p)[:, :, None], (p, p, B)).copy())
+    yT = np.ascontiguousarray(y.T)
+    return tau2_lik(d, yT, np.ascontiguousarray(v.T), np.ones_like(yT), np.full(B, k), reml)
 
 
 def fit_mixed(yi, vi, X, *, method: str = "REML", test: str = "z",
@@ -303,7 +220,7 @@ def fit_mixed(yi, vi, X, *, method: str = "REML", test: str = "z",
     elif method == "PM":
         t2, converged = _tau2_pm(y, v, X)
     else:
-        t2, converged = _tau2_fisher(y, v, X, reml=(method == "REML"))
+        t2, converged = _tau2_lik(y, v, X, reml=(method == "REML"))
 
     # Residual heterogeneity test and I² from the fixed-effects weights.
     w0 = 1.0 / v

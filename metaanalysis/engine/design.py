@@ -1,0 +1,286 @@
+"""Design matrices of the engine: the intercept-only model and general ``X``.
+
+Every estimator of :mod:`metaanalysis.engine` is written once against the small
+interface below; the intercept-only model is the case p = 1, where every
+"p × p matrix" is a number per row and the sums are plain row sums.
+
+Internal layout (the engine's, see :mod:`metaanalysis.engine.batch`): study
+arrays have shape ``(k, n)``, the n rows of a batch on the last, contiguous
+axis; an absent study has ``v = inf`` (weight exactly 0) and ``y = 0``.  A
+p × p matrix per row is an array ``(p, p, n)``, a p-vector ``(p, n)``.
+
+The design's columns are replaced by an orthonormal basis ``Q`` of their span
+(``X = Q R``, thin QR, unweighted): τ² estimators, Q_E, fitted values and
+every trace below are invariant to a change of basis of the column space, and
+an orthonormal basis keeps badly scaled moderators (calendar years next to an
+intercept) harmless.  Coefficients are mapped back with ``β = R⁻¹γ`` and
+``Var β = R⁻¹ Var γ R⁻ᵀ`` (:meth:`Matrix.to_original`).
+
+Examples
+--------
+>>> import numpy as np
+>>> d = make_design(np.column_stack([np.ones(4), [1.0, 2, 3, 4]]), 4)
+>>> d.p, d.gram(np.ones((4, 3))).shape
+(2, (2, 2, 3))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metaanalysis.errors import InputError
+
+__all__ = ["Intercept", "Matrix", "make_design"]
+
+try:  # np.einsum's C core without its Python dispatch layer (matters for a batch of one)
+    from numpy._core.multiarray import c_einsum as _einsum
+except ImportError:  # pragma: no cover - older numpy
+    try:
+        from numpy.core.multiarray import c_einsum as _einsum
+    except ImportError:
+        _einsum = np.einsum
+
+
+def colsum(a, b=None):
+    """Σ over studies (axis 0) of ``a`` or of ``a * b`` (no temporary)."""
+    if b is None:
+        return np.add.reduce(a, 0)
+    return _einsum("ij,ij->j", a, b)
+
+
+class Intercept:
+    """The intercept-only model: X = 1, so X'DX = Σd and Xβ = β."""
+
+    p = 1
+    shared = True
+    intercept = True
+
+    def gram(self, a, b=None):
+        """X' diag(a∘b) X per row."""
+        return colsum(a, b)
+
+    xtz = gram  # X'(a∘b): the same sum when X = 1
+
+    def xb(self, beta):
+        """Fitted values Xβ, broadcastable against (k, n)."""
+        return beta
+
+    # p × p algebra, here on numbers
+    @staticmethod
+    def inv(S):
+        return 1.0 / S
+
+    @staticmethod
+    def mv(A, c):
+        return A * c
+
+    @staticmethod
+    def dot(a, c):
+        return a * c
+
+    @staticmethod
+    def mm(A, B):
+        return A * B
+
+    @staticmethod
+    def tr(A):
+        return A
+
+    @staticmethod
+    def logdet(S):
+        return np.log(S)
+
+    @staticmethod
+    def diag(A):
+        return A[None]
+
+    def arrays(self):
+        """Per-row arrays to carry through row selections (none here)."""
+        return ()
+
+    def with_arrays(self, arrays):
+        return self
+
+    def take(self, idx):
+        return self
+
+    def full_rank(self, m):
+        """Rows whose present studies identify every coefficient (k ≥ 1 here)."""
+        return colsum(m) > 0
+
+
+class Matrix:
+    """A design with p ≥ 1 columns, shared by every row (``Q`` of shape (k, p)) or
+    one per row (``Q`` of shape (k, p, n)); ``R`` maps back to the original columns."""
+
+    shared: bool
+    intercept = False
+
+    def __init__(self, Q, R):
+        self.Q = Q
+        self.R = R
+        self.p = Q.shape[1]
+        p = self.p
+        iu = np.triu_indices(p)
+        self._pairs = iu
+        full = np.empty((p, p), dtype=np.intp)
+        full[iu] = np.arange(iu[0].size)
+        full[iu[1], iu[0]] = np.arange(iu[0].size)
+        self._full = full
+        self.shared = Q.ndim == 2
+        if self.shared:
+            self._QQ = (Q[:, iu[0]] * Q[:, iu[1]]).T.copy()  # (npairs, k)
+            self._Qt = Q.T.copy()
+        else:
+            self._QQ = Q[:, iu[0], :] * Q[:, iu[1], :]  # (k, npairs, n)
+
+    # -- X'DX, X'z, Xβ
+    def gram(self, a, b=None):
+        z = a if b is None else a * b
+        if self.shared:
+            G = self._QQ @ z
+        else:
+            G = _einsum("iqn,in->qn", self._QQ, z)
+        return G[self._full]
+
+    def xtz(self, a, b=None):
+        z = a if b is None else a * b
+        if self.shared:
+            return self._Qt @ z
+        return _einsum("ian,in->an", self.Q, z)
+
+    def xb(self, beta):
+        if self.shared:
+            return self.Q @ beta
+        return _einsum("ian,an->in", self.Q, beta)
+
+    # -- p × p algebra on (p, p, n) stacks
+    def inv(self, S):
+        if self.p == 1:
+            return 1.0 / S
+        if self.p == 2:
+            a, b, d = S[0, 0], S[0, 1], S[1, 1]
+            det = a * d - b * b
+            out = np.empty_like(S)
+            out[0, 0] = d / det
+            out[1, 1] = a / det
+            out[0, 1] = out[1, 0] = -b / det
+            return out
+        with np.errstate(all="ignore"):
+            try:
+                return np.linalg.inv(S.transpose(2, 0, 1)).transpose(1, 2, 0)
+            except np.linalg.LinAlgError:  # a singular row: invert row by row
+                out = np.full_like(S, np.nan)
+                for j in range(S.shape[2]):
+                    try:
+                        out[:, :, j] = np.linalg.inv(S[:, :, j])
+                    except np.linalg.LinAlgError:
+                        pass
+                return out
+
+    @staticmethod
+    def mv(A, c):
+        return _einsum("abn,bn->an", A, c)
+
+    @staticmethod
+    def dot(a, c):
+        return _einsum("an,an->n", a, c)
+
+    @staticmethod
+    def mm(A, B):
+        return _einsum("abn,bcn->acn", A, B)
+
+    @staticmethod
+    def tr(A):
+        return _einsum("aan->n", A)
+
+    @staticmethod
+    def logdet(S):
+        with np.errstate(all="ignore"):
+            return np.linalg.slogdet(S.transpose(2, 0, 1))[1]
+
+    @staticmethod
+    def diag(A):
+        return _einsum("aan->an", A)
+
+    # -- rows
+    def arrays(self):
+        return () if self.shared else (self.Q, self.R)
+
+    def with_arrays(self, arrays):
+        if self.shared:
+            return self
+        return Matrix(*arrays)
+
+    def take(self, idx):
+        if self.shared:
+            return self
+        return Matrix(self.Q[..., idx], self.R[..., idx])
+
+    def full_rank(self, m, tol=1e-10):
+        """Rows whose present studies (``m`` (k, n), 1 = present) identify every
+        coefficient: the smallest eigenvalue of Q'MQ above ``tol`` (Q orthonormal
+        over all k studies, so 1 is the largest possible)."""
+        G = self.gram(m)
+        if self.p == 1:
+            return G[0, 0] > tol
+        ev = np.linalg.eigvalsh(G.transpose(2, 0, 1))
+        return ev[:, 0] > tol
+
+    def to_original(self, gamma, V=None):
+        """Coefficients (and their covariance) in the original columns of X."""
+        Rinv = np.linalg.inv(self.R if self.shared else self.R.transpose(2, 0, 1))
+        if self.shared:
+            beta = Rinv @ gamma
+            if V is None:
+                return beta, None
+            return beta, _einsum("ab,bcn,dc->adn", Rinv, V, Rinv)
+        Rinv = Rinv.transpose(1, 2, 0)
+        beta = _einsum("abn,bn->an", Rinv, gamma)
+        if V is None:
+            return beta, None
+        return beta, _einsum("abn,bcn,dcn->adn", Rinv, V, Rinv)
+
+
+def make_design(X, k: int, B: int | None = None):
+    """The engine's design for ``X``: ``None`` (intercept only), ``(k, p)`` shared by
+    every row, or ``(B, k, p)`` one per row.  Raises :class:`InputError` for a bad
+    shape, non-finite entries or collinear columns."""
+    if X is None:
+        return Intercept()
+    try:
+        X = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"X: could not read as numbers ({exc}); expected a (k, p) "
+                         "or (B, k, p) design matrix") from None
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim == 2:
+        if X.shape[0] != k:
+            raise InputError(f"X: got {X.shape[0]} rows; expected one per study (k = {k})")
+    elif X.ndim == 3:
+        if X.shape[1] != k or (B is not None and X.shape[0] not in (1, B)):
+            raise InputError(f"X: got shape {X.shape}; expected (B, k, p) with B = {B}, k = {k}")
+        if X.shape[0] == 1:
+            X = X[0]
+    else:
+        raise InputError(f"X: got an array of shape {X.shape}; expected (k, p) or (B, k, p)")
+    if X.shape[-1] == 0:
+        raise InputError("X: got no columns; expected at least one (the intercept)")
+    if not np.all(np.isfinite(X)):
+        raise InputError("X: got non-finite entries; expected finite moderator values")
+    if X.ndim == 2:
+        Q, R = np.linalg.qr(X)
+        d = np.abs(np.diag(R))
+        if X.shape[1] > X.shape[0] or d.min() <= 1e-10 * max(d.max(), 1e-300):
+            raise InputError(f"X: the {X.shape[1]} columns are linearly dependent (the design "
+                             "is not of full column rank); drop redundant moderators")
+        return Matrix(Q, R)
+    Q, R = np.linalg.qr(X)  # stacked: (B, k, p), (B, p, p)
+    d = np.abs(np.diagonal(R, axis1=1, axis2=2))
+    if X.shape[2] > X.shape[1] or np.any(d.min(1) <= 1e-10 * np.maximum(d.max(1), 1e-300)):
+        bad = int(np.argmax(d.min(1) <= 1e-10 * np.maximum(d.max(1), 1e-300)))
+        raise InputError(f"X: the design of row {bad} is not of full column rank; "
+                         "drop redundant moderators")
+    return Matrix(np.ascontiguousarray(Q.transpose(1, 2, 0)),
+                  np.ascontiguousarray(R.transpose(1, 2, 0)))

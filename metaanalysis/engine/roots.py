@@ -1,0 +1,161 @@
+"""Vectorised safeguarded root finding on batches (the iterations of every
+iterative estimator, the likelihood maxima and the Q-profile limits).
+
+Iterations loop; rows never do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["MAXITER", "TOL", "solve_decreasing"]
+
+TOL = 1e-12
+MAXITER = 200
+
+try:  # np.count_nonzero's C core without its Python dispatch layer
+    from numpy._core.multiarray import count_nonzero as _count
+except ImportError:  # pragma: no cover - older numpy
+    try:
+        from numpy.core.multiarray import count_nonzero as _count
+    except ImportError:
+        _count = np.count_nonzero
+
+
+def solve_decreasing(
+    g: Callable[..., tuple[np.ndarray, np.ndarray]],
+    data: tuple,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    x0: np.ndarray,
+    *,
+    tol: float = TOL,
+    scale: np.ndarray | None = None,
+    maxiter: int = MAXITER,
+    quadratic: bool = False,
+    row_axis: int = 0,
+    last: bool = False,
+):
+    """Vectorised safeguarded Newton root finder for ``g(x) = 0`` on ``[lo, hi]``.
+
+    ``g(x, *data)`` returns ``(value, slope)`` for a batch, where ``data`` is a
+    tuple of per-row arrays (first axis = rows); the solver drops finished rows
+    from ``data`` as it goes.  ``g`` must be positive at ``lo`` and negative at
+    ``hi``.  ``slope`` may be the exact derivative or an approximation (minus
+    the Fisher information for a score): a step that leaves the bracket or
+    fails to halve ``|g|`` is replaced by bisection, so convergence is
+    guaranteed (rtsafe, Press et al., Numerical Recipes §9.4).  Iterations
+    loop; rows never do.
+
+    ``quadratic=True`` (only when ``slope`` is the exact derivative, or
+    Halley's slope ``g' − g g''/(2g')``, which converges faster still) also
+    stops a row after a small Newton step whose predicted successor,
+    ``|step|³/|previous step|²`` (quadratic convergence), is below the
+    tolerance, provided the previous step was below 10% of the scale: that
+    saves the last, confirming evaluation.  ``row_axis=-1`` when the arrays
+    in ``data`` hold the rows on their last axis.  Batches of fewer than 64
+    rows keep finished rows (frozen) instead of compacting.
+
+    Returns ``(x, converged)``; with ``last=True``, ``g`` returns a third array
+    (anything per row, e.g. the exact derivative) and the result is
+    ``(x, converged, (x_eval, value, aux))``: the point of each row's last
+    evaluation, g there and that third array.
+    """
+    L = np.array(lo, dtype=float)
+    H = np.array(hi, dtype=float)
+    X = np.minimum(np.maximum(np.asarray(x0, dtype=float), L), H)
+    n = X.shape[0]
+    S = np.zeros(n) if scale is None else np.asarray(scale, dtype=float)
+    rows = None  # original row numbers once finished rows have been dropped
+    DX = H - L  # the step before the last one (rtsafe's "dxold")
+    DX1 = DX  # the last step
+    NEWT = np.zeros(n)  # the last step if it was a Newton step, else 0 (quadratic rule)
+    fin = np.zeros(n, dtype=bool)
+    nfin = 0
+    newt = False  # any Newton step last time (else the quadratic rule cannot fire)
+    sc = np.abs(X) + S
+    tolx = tol * sc
+    if last:
+        XE, VE, AE = np.zeros(n), np.zeros(n), np.zeros(n)
+        xe_out, ve_out, ae_out = np.zeros(n), np.zeros(n), np.zeros(n)
+    # Every pass costs a fixed number of array calls, so the loop body keeps
+    # their count low (it dominates a batch of one): count_nonzero rather than
+    # .any(), in-place updates, no np.clip.
+    with np.errstate(all="ignore"):
+        for _ in range(maxiter):
+            if last:
+                val, slope, aux = g(X, *data)
+                np.copyto(XE, X, where=~fin)
+                np.copyto(VE, val, where=~fin)
+                np.copyto(AE, aux, where=~fin)
+            else:
+                val, slope = g(X, *data)
+            pos = val > 0
+            np.copyto(L, X, where=pos)
+            np.copyto(H, X, where=~pos)
+            step = val / slope
+            xn = X - step
+            # a Newton step below the tolerance means converged (even if
+            # rounding puts it a hair outside the bracket)
+            ast = np.abs(step)
+            small = ast <= tolx
+            if newt:
+                # Newton step inside the asymptotic regime: the next one would be
+                # ~ step³/step_prev² (quadratic convergence); apply it and stop
+                # (with NEWT <= 0.1 sc this implies |step| <= 2.2e-5 sc)
+                small |= (NEWT <= 0.1 * sc) & (ast * ast * ast <= tolx * NEWT * NEWT)
+            # bisect when Newton leaves the bracket or would not halve the
+            # step before last (rtsafe), unless already converged
+            bad = ~(((xn > L) & (xn < H) & (ast <= 0.5 * DX)) | small)  # NaN steps bisect
+            nbad = _count(bad)
+            if quadratic:
+                if nbad:
+                    np.copyto(ast, 0.0, where=bad)
+                NEWT = ast
+                newt = nbad < bad.size
+            if nbad:
+                # midpoint; geometric when the bracket spans orders of magnitude
+                mid = np.where((L > 0) & (H > 16 * L), np.sqrt(L * H), 0.5 * (L + H))
+                np.copyto(xn, mid, where=bad)
+            if _count(small):
+                np.copyto(xn, np.minimum(np.maximum(xn, L), H), where=small)
+            if nfin:
+                np.copyto(xn, X, where=fin)
+            DX = DX1
+            DX1 = np.abs(xn - X)
+            sc = np.abs(xn) + S  # carried to the next pass (X = xn there)
+            tolx = tol * sc
+            fin |= small | (DX1 <= tolx) | (H - L <= tolx)
+            X = xn
+            nfin = _count(fin)
+            if nfin == fin.size:
+                break
+            if nfin * 4 > fin.size >= 64:  # compact: drop finished rows (small batches: freeze them)
+                if rows is None:
+                    rows = np.arange(n)
+                    x_out = np.empty(n)
+                    conv = np.zeros(n, dtype=bool)
+                x_out[rows[fin]] = X[fin]
+                conv[rows[fin]] = True
+                if last:
+                    xe_out[rows[fin]], ve_out[rows[fin]], ae_out[rows[fin]] = XE[fin], VE[fin], AE[fin]
+                    XE, VE, AE = XE[~fin], VE[~fin], AE[~fin]
+                keep = ~fin
+                rows, X, L, H, S = rows[keep], X[keep], L[keep], H[keep], S[keep]
+                sc, tolx = sc[keep], tolx[keep]
+                DX, DX1, NEWT = DX[keep], DX1[keep], NEWT[keep]
+                data = tuple(d[keep] if row_axis == 0 else d.compress(keep, -1) for d in data)
+                fin = fin[keep]
+                nfin = 0
+    if rows is None:
+        return (X, fin, (XE, VE, AE)) if last else (X, fin)
+    x_out[rows] = X
+    conv[rows] = fin
+    if last:
+        xe_out[rows], ve_out[rows], ae_out[rows] = XE, VE, AE
+        return x_out, conv, (xe_out, ve_out, ae_out)
+    return x_out, conv
+
+
