@@ -32,6 +32,8 @@ _EXPORTS = {
     # effect sizes and conversions
     "effect_sizes": "effects.effect_sizes",
     "estimate_mean_sd": "effects.conversions",
+    "study_data": "effects.study_data",
+    "StudyData": "effects.study_data",
     # pooling
     "pool": "models.pooling",
     "pool_many": "models.pooling",

@@ -290,7 +290,7 @@ def test_hedges_c_matches_approximation_and_known_value():
             {"events": "x", "total": [5]},
             r"events = 'x' is a column name but no data was given",
         ),
-        ("PR", {"events": ["a"], "total": [5]}, r"events = \['a'\] is not numeric"),
+        ("PR", {"events": ["a"], "total": [5]}, r"effect_sizes: events: got the string 'a' at index 0; expected numbers"),
     ],
 )
 def test_input_errors_name_argument_and_value(measure, kwargs, pattern):

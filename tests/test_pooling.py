@@ -101,7 +101,8 @@ def test_dataframe_input_and_back_transform():
                            "study": [f"s{i}" for i in range(len(ni))]})  # fmt: skip
         df.attrs["measure"] = measure
         res = pool(df, method="REML")
-        assert res.measure == measure and res.labels[0] == "s0" and res.data is df
+        assert res.measure == measure and res.labels[0] == "s0"
+        assert res.data.equals(df) and res.data is not df  # the result keeps its own copy
         back = res.back_transform()
         exp = _ref(block, "REML")["back"]  # metafor predict(transf=...)
         for key in ("estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
@@ -127,9 +128,9 @@ def test_k2_upper_tau2_limit_capped_with_note():
     "kwargs, match",
     [
         ({"yi": [0.1, 0.2], "vi": [0.1]}, "lengths 2 and 1"),
-        ({"yi": [0.1, 0.2], "vi": [0.1, 0.0]}, "vi: got 0.0 for study 2"),
+        ({"yi": [0.1, 0.2], "vi": [0.1, 0.0]}, r"vi: got 0.0 at index 1 \(study 2\); expected sampling variances > 0"),
         ({"yi": [0.1, 0.2], "vi": [0.1, -1.0]}, "expected sampling variances > 0"),
-        ({"yi": [0.1, np.nan], "vi": [0.1, 0.1]}, "yi: got nan for study 2"),
+        ({"yi": [0.1, np.nan], "vi": [0.1, 0.1]}, r"yi: got nan at index 1 \(study 2\); expected finite numbers"),
         ({"yi": [0.1, 0.2], "vi": None}, "vi: missing"),
         (
             {"yi": [0.1, 0.2], "vi": [0.1, 0.1], "method": "FE"},

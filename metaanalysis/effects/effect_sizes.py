@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from metaanalysis.effects.study_data import as_numbers
 from metaanalysis.errors import InputError, StatisticalWarning
 
 __all__ = ["MEASURES", "effect_sizes", "measure_arguments"]
@@ -121,15 +122,8 @@ def _resolve(name: str, value: Any, data: pd.DataFrame | None) -> np.ndarray:
                 f"effect_sizes: {name} = {value!r} is not a column of data; columns are "
                 + ", ".join(map(str, data.columns))
             )
-        value = data[value].to_numpy()
-    elif isinstance(value, pd.Series):
-        value = value.to_numpy()
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"effect_sizes: {name} = {value!r} is not numeric; expected numbers"
-        ) from None
+        value = data[value]
+    arr = as_numbers(value, f"effect_sizes: {name}", ndim=None)  # no text, no booleans
     if arr.ndim > 1:
         raise InputError(
             f"effect_sizes: {name} has shape {arr.shape}; expected one value per study"

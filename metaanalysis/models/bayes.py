@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metaanalysis.effects.study_data import overflow_error, study_data
 from metaanalysis.errors import InputError
 from metaanalysis.formatting import ci, num, pval
+from metaanalysis.frozen import FrameField
 from metaanalysis.models import priors as _priors
 from metaanalysis.models.posterior import (
     _mixture_cdf,
@@ -250,56 +252,6 @@ class BayesResult:
 # --------------------------------------------------------------------------- API
 
 
-def _read_inputs(yi, vi, labels, measure, ni):
-    """Mirror ``pool()``: a DataFrame from ``effect_sizes`` brings vi, measure, ni, labels."""
-    if isinstance(yi, pd.DataFrame):
-        df = yi
-        for col in ("yi", "vi"):
-            if col not in df.columns:
-                raise InputError(f"yi: DataFrame has no {col!r} column; expected the output "
-                                 "of ma.effect_sizes")
-        if vi is not None:
-            raise InputError("vi: give either a DataFrame as yi or vi, not both")
-        vi = df["vi"].to_numpy(dtype=float)
-        measure = measure if measure is not None else df.attrs.get("measure")
-        if ni is None and "ni" in df.columns:
-            ni = df["ni"].to_numpy(dtype=float)
-        if labels is None:
-            for col in ("study", "label", "id"):
-                if col in df.columns:
-                    labels = df[col].astype(str).tolist()
-                    break
-        yi = df["yi"].to_numpy(dtype=float)
-    if vi is None:
-        raise InputError("vi: got None; expected the sampling variances (or pass an "
-                         "effect_sizes DataFrame as yi)")
-    y = np.atleast_1d(np.asarray(yi, dtype=float))
-    v = np.atleast_1d(np.asarray(vi, dtype=float))
-    if y.ndim != 1 or v.shape != y.shape:
-        raise InputError(f"vi: shape {v.shape} does not match yi {y.shape}; expected two "
-                         "1-D arrays of equal length")
-    if y.size == 0:
-        raise InputError("yi: empty; expected at least one study")
-    for name, arr in (("yi", y), ("vi", v)):
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            raise InputError(f"{name}: value {arr[bad[0]]!r} at position {bad[0]}; "
-                             "expected finite numbers")
-    if np.any(v <= 0):
-        i = int(np.flatnonzero(v <= 0)[0])
-        raise InputError(f"vi: value {v[i]!r} at position {i}; expected variances > 0")
-    if labels is None:
-        labels = [f"Study {i + 1}" for i in range(y.size)]
-    labels = tuple(str(s) for s in labels)
-    if len(labels) != y.size:
-        raise InputError(f"labels: {len(labels)} labels for {y.size} studies")
-    if ni is not None:
-        ni = np.atleast_1d(np.asarray(ni, dtype=float))
-        if ni.shape != y.shape:
-            raise InputError(f"ni: shape {ni.shape}; expected {y.shape}")
-    return y, v, labels, measure, ni
-
-
 def _summaries(w, m, s, level, shortest):
     """mean, median, sd, interval for q mixtures (means, sds: (q, N))."""
     a = (1.0 - level) / 2.0
@@ -365,7 +317,8 @@ def pool_bayes(yi, vi=None, *, tau_prior: Any = "auto", mu_prior: Any = None,
     >>> round(res.mu.median, 2)
     -3.87
     """
-    y, v, labels, measure, ni = _read_inputs(yi, vi, labels, measure, ni)
+    d = study_data(yi, vi, labels=labels, measure=measure, ni=ni)
+    y, v, labels, measure, ni = d.yi, d.vi, d.labels, d.measure, d.ni
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise InputError(f"level: got {level!r}; expected a number in (0, 1)")
     notes = []
@@ -408,6 +361,8 @@ def pool_bayes(yi, vi=None, *, tau_prior: Any = "auto", mu_prior: Any = None,
     if not (math.isfinite(e1) and math.isfinite(e2)):
         notes.append("the posterior of τ has no finite mean or variance under this prior and k; "
                      "moments that do not exist are shown as — or ∞ (medians and intervals are valid)")
+    if not np.all(np.isfinite([med[0], lb[0], ub[0], med[1]])):
+        raise overflow_error(y, v, "the posterior of μ")
     mu_sum = PosteriorSummary(*(float(x[0]) for x in (mean, med, sd, lb, ub)))
     pred = PosteriorSummary(*(float(x[1]) for x in (mean, med, sd, lb, ub)))
     shrink = pd.DataFrame({"label": labels, "yi": y, "mean": mean[2:], "median": med[2:],
@@ -420,7 +375,7 @@ def pool_bayes(yi, vi=None, *, tau_prior: Any = "auto", mu_prior: Any = None,
         shrinkage=shrink, yi=y, vi=v, labels=labels, measure=measure, ni=ni, level=level,
         interval="shortest" if shortest else "equal-tailed", prior_text=tp.text,
         mu_prior_text=_priors.describe(mu_prior), tau_prior=tau_prior, mu_prior=mu_prior,
-        notes=tuple(notes), data=yi if isinstance(yi, pd.DataFrame) else None, _post=post,
+        notes=tuple(notes), data=FrameField.peek(d, "frame"), _post=post,
     )
 
 
@@ -447,7 +402,8 @@ def prior_sensitivity(yi, vi=None, priors: dict[str, Any] | None = None, *,
     >>> list(tab.index)[:2]
     ['half-normal(0.5)', 'half-normal(1.0)']
     """
-    y, v, labels, measure, ni = _read_inputs(yi, vi, labels, measure, ni)
+    d = study_data(yi, vi, labels=labels, measure=measure, ni=ni)
+    y, v, labels, measure, ni = d.yi, d.vi, d.labels, d.measure, d.ni
     if priors is None:
         priors = _priors.sensitivity_priors(measure, v, ni)
     if not isinstance(priors, dict) or not priors:

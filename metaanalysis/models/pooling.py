@@ -11,30 +11,46 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-import pandas as pd
 
 from metaanalysis import engine
+from metaanalysis.effects.study_data import (
+    LABEL_COLUMNS,
+    NAN_POLICIES,
+    check_batch,
+    overflow_error,
+    study_data,
+)
+from metaanalysis.effects.transforms import PROPORTION_MEASURES
 from metaanalysis.errors import InputError
 from metaanalysis.formatting import num
+from metaanalysis.frozen import FrameField, readonly
 from metaanalysis.models import distributed
 from metaanalysis.results.pool_result import BatchResult, PoolResult
 
 __all__ = ["pool", "pool_many"]
 
-_LABEL_COLUMNS = ("study", "label", "id")
+# kept for modules that still import it (effects.study_data.LABEL_COLUMNS is the rule)
+_LABEL_COLUMNS = LABEL_COLUMNS
+
+#: results that are finite for every usable input with k ≥ 1 (and k ≥ 2): a non-finite one
+#: means the computation overflowed, which is reported, never returned.  (The test statistic
+#: and its p-value are not here: with test="knha" and identical effects, se = 0 and the
+#: statistic is infinite, as in metafor.)
+_FINITE_K1 = ("estimate", "se", "ci_lb", "ci_ub")
+_FINITE_K2 = ("tau2", "q", "q_p", "i2", "h2")
+_FINITE_K2_RE = ("se_tau2", "pi_lb", "pi_ub")
+_FINITE_QPROFILE = ("tau2_ci_lb", "tau2_ci_ub", "i2_ci_lb", "i2_ci_ub")
 
 
-def _vector(x, name) -> np.ndarray:
-    try:
-        a = np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: got {x!r}; expected a sequence of numbers") from None
-    if a.ndim == 0:
-        a = a[None]
-    if a.ndim != 1:
-        raise InputError(f"{name}: got an array of shape {a.shape}; expected one value per study")
-    return a
+def _finite_keys(method: str, qprofile: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(keys finite for k ≥ 1, keys finite for k ≥ 2) of an engine fit."""
+    k2 = _FINITE_K2
+    if method != "EE":
+        k2 = k2 + _FINITE_K2_RE + (_FINITE_QPROFILE if qprofile else ())
+    return _FINITE_K1, k2
 
 
 def pool(
@@ -53,12 +69,13 @@ def pool(
 
     Parameters
     ----------
-    yi : array_like or DataFrame
+    yi : array_like, DataFrame or StudyData
         Effect sizes, or the DataFrame returned by
         :func:`metaanalysis.effects.effect_sizes` (then ``vi``, ``measure``, ``ni`` and
-        ``labels`` are taken from it).
+        ``labels`` are taken from it), or a :class:`~metaanalysis.effects.study_data.StudyData`.
+        Finite, with ``|yi| <= 1e30``.
     vi : array_like
-        Sampling variances (> 0).
+        Sampling variances, between 1e-60 and 1e60 (so > 0).
     method : str
         ``"EE"`` (common effect) or a τ² estimator: ``"DL"``, ``"HE"``, ``"HS"``,
         ``"HSk"``, ``"SJ"``, ``"ML"``, ``"REML"`` (default), ``"EB"``, ``"PM"``, ``"PMM"``.
@@ -81,6 +98,14 @@ def pool(
     -------
     PoolResult
 
+    Raises
+    ------
+    InputError
+        For input that cannot be pooled, naming the argument, the index (and
+        study) and the value: text or other non-numbers, NaN, infinite or
+        out-of-range values, lengths that differ; also when the numbers overflow
+        double precision inside the computation.  Never a silent NaN.
+
     Examples
     --------
     >>> import metaanalysis as ma
@@ -89,70 +114,17 @@ def pool(
     >>> print(res.summary().splitlines()[0])
     Random-effects model (k = 4); τ² estimator: DL; CI: Knapp–Hartung, t(3)
     """
-    data = None
-    if isinstance(yi, pd.DataFrame):
-        data = yi
-        for col in ("yi", "vi"):
-            if col not in data.columns:
-                raise InputError(
-                    f"yi: the DataFrame has no column {col!r}; expected the output of effect_sizes()"
-                )
-        if vi is not None:
-            raise InputError(
-                "vi: got a value although yi is a DataFrame; expected vi=None (taken from the 'vi' column)"
-            )
-        vi = data["vi"].to_numpy(dtype=float)
-        if measure is None:
-            measure = data.attrs.get("measure")
-        if ni is None and "ni" in data.columns:
-            ni = data["ni"].to_numpy(dtype=float)
-        if labels is None:
-            for col in _LABEL_COLUMNS:
-                if col in data.columns:
-                    labels = [str(x) for x in data[col]]
-                    break
-        yi = data["yi"].to_numpy(dtype=float)
-    if vi is None:
-        raise InputError(
-            "vi: missing; expected the sampling variances (or pass an effect_sizes DataFrame as yi)"
-        )
-    y = _vector(yi, "yi")
-    v = _vector(vi, "vi")
-    if y.size != v.size:
-        raise InputError(
-            f"yi, vi: lengths {y.size} and {v.size} differ; expected one variance per effect size"
-        )
-    if y.size == 0:
-        raise InputError("yi: got no studies; expected at least one")
-    for name, a in (("yi", y), ("vi", v)):
-        if np.count_nonzero(np.isfinite(a)) != a.size:  # one cheap test; details only on error
-            bad = np.flatnonzero(~np.isfinite(a))
-            raise InputError(
-                f"{name}: got {float(a[bad[0]])!r} for study {bad[0] + 1}; expected finite numbers (drop the study instead)"
-            )
-    if np.count_nonzero(v <= 0):
-        bad = np.flatnonzero(v <= 0)
-        raise InputError(
-            f"vi: got {float(v[bad[0]])!r} for study {bad[0] + 1}; expected sampling variances > 0"
-        )
-    if labels is None:
-        labels = tuple([f"Study {i}" for i in range(1, y.size + 1)])
-    else:
-        labels = tuple([str(x) for x in labels])
-    if len(labels) != y.size:
-        raise InputError(
-            f"labels: got {len(labels)} labels for {y.size} studies; expected one per study"
-        )
-    if ni is not None:
-        ni = _vector(ni, "ni")
-        if ni.size != y.size:
-            raise InputError(
-                f"ni: got {ni.size} sample sizes for {y.size} studies; expected one per study"
-            )
-
-    out = engine.fit(y[None, :], v[None, :], method=method, test=test, level=level, qprofile=True)
+    d = study_data(yi, vi, labels=labels, measure=measure, ni=ni, unit=unit)
+    y, v = d.yi, d.vi
+    with np.errstate(over="ignore"):  # overflow is reported below, as an InputError
+        out = engine.fit(y[None, :], v[None, :], method=method, test=test, level=level,
+                         qprofile=True)
     r = {key: out[key].item(0) for key in engine.KEYS}  # Python scalars
     k = int(r["k"])
+    k1, k2 = _finite_keys(method, qprofile=True)
+    bad = [key for key in k1 + (k2 if k > 1 else ()) if not math.isfinite(r[key])]
+    if bad:
+        raise overflow_error(y, v, ", ".join(bad))
     notes = []
     if k == 1:
         notes.append(
@@ -167,19 +139,21 @@ def pool(
         )
     if not bool(r["converged"]):
         notes.append(f"the {method} iteration did not converge; the numbers are the last iterate")
-    if measure in ("PR", "PLO", "PAS", "PFT") and data is not None and {"events", "total"} <= set(data.columns):
+    data = FrameField.peek(d, "frame")
+    if d.measure in PROPORTION_MEASURES and data is not None and {"events", "total"} <= set(data.columns):
         from metaanalysis.models.proportions import (
             proportion_notes,  # guidance: PFT caveat, when to prefer the GLMM
         )
 
-        notes.extend(proportion_notes(data["events"], data["total"], measure, labels))
+        notes.extend(proportion_notes(data["events"], data["total"], d.measure, d.labels))
     if method == "EB":
         notes.append(
             "the empirical Bayes estimator equals Paule–Mandel (both solve Q(τ²) = k − 1)"
         )
     return PoolResult.from_fit(
-        r, method=method, test=test, level=level, weights=out["weights"][0], yi=y, vi=v,
-        labels=labels, measure=measure, ni=ni, unit=unit, notes=tuple(notes), data=data,
+        r, method=method, test=test, level=level, weights=readonly(out["weights"][0], owned=True),
+        yi=y, vi=v, labels=d.labels, measure=d.measure, ni=d.ni, unit=d.unit, notes=tuple(notes),
+        data=data,
     )  # fmt: skip
 
 
@@ -195,13 +169,15 @@ def pool_many(
     client=None,
     scheduler: str | None = None,
     compute: bool | None = None,
+    nan_policy: str = "raise",
 ) -> BatchResult:
     """Pool many independent meta-analyses at once (one vectorised engine call).
 
     Parameters
     ----------
     yi, vi : array_like, shape (batch, k)
-        NaN marks an absent study, so rows may have different k.
+        NaN in both ``yi`` and ``vi`` marks an absent study, so rows may have
+        different k.
     method, test, level
         As in :func:`pool`.
     qprofile : bool, default False
@@ -217,10 +193,25 @@ def pool_many(
         arrays, ``.compute()`` gives the ``BatchResult``) unless
         ``compute=True``.  See :mod:`metaanalysis.models.distributed` and
         docs/scale.md.
+    nan_policy : {"raise", "omit"}, default "raise"
+        What to do with a study that is neither present nor absent: an
+        infinite value, NaN in only one of ``yi`` and ``vi``, ``vi <= 0``, or a
+        value beyond the range double precision can pool (``|yi| > 1e30``,
+        ``vi`` outside 1e-60 to 1e60).  ``"raise"``: :class:`InputError` naming
+        the first such cell (row, column, value) and the rows that have them.
+        ``"omit"``: such studies are dropped (treated as absent) and
+        ``BatchResult.omitted`` counts them per row; the summary says how many.
+        As in scipy, where ``nan_policy`` has the same two meanings.
 
     Returns
     -------
     BatchResult (or DaskBatchResult)
+
+    Raises
+    ------
+    InputError
+        For unusable studies (``nan_policy="raise"``), non-numeric input, or a
+        row whose result overflows double precision.
 
     Examples
     --------
@@ -229,21 +220,35 @@ def pool_many(
     >>> b = ma.pool_many(rng.normal(size=(1000, 10)), np.full((1000, 10), 0.5))
     >>> b.estimate.shape
     (1000,)
+    >>> y = np.array([[0.1, 0.3, np.inf], [0.2, 0.4, 0.1]])
+    >>> ma.pool_many(y, np.full((2, 3), 0.02), nan_policy="omit").omitted.tolist()
+    [1, 0]
     """
+    if nan_policy not in NAN_POLICIES:
+        raise InputError(f"nan_policy: got {nan_policy!r}; expected 'raise' or 'omit'")
     if (chunks is not None or client is not None or scheduler is not None
             or distributed.is_dask_array(yi) or distributed.is_dask_array(vi)):
+        if nan_policy != "raise":
+            raise InputError("nan_policy: 'omit' is not available on the Dask path; expected "
+                             "'raise' there (or pool_many without chunks=/client=/scheduler=)")
+        if not (distributed.is_dask_array(yi) or distributed.is_dask_array(vi)):
+            check_batch(yi, vi, nan_policy="raise")  # NumPy input: the same checks up front
         return distributed.pool_many_dask(
             yi, vi, method=method, test=test, level=level, qprofile=qprofile, chunks=chunks,
             client=client, scheduler=scheduler, compute=compute)
-    y = np.asarray(yi, dtype=float)
-    v = np.asarray(vi, dtype=float)
-    if y.ndim != 2 or v.ndim != 2:
-        raise InputError(
-            f"yi, vi: got shapes {y.shape} and {v.shape}; expected 2-D arrays (batch, k)"
-        )
-    out = engine.fit(y, v, method=method, test=test, level=level, qprofile=qprofile)
+    data = check_batch(yi, vi, nan_policy=nan_policy)
+    y, v = data.yi, data.vi
+    with np.errstate(over="ignore"):  # overflow is reported below, as an InputError
+        out = engine.fit(y, v, method=method, test=test, level=level, qprofile=qprofile)
+    k1, k2 = _finite_keys(method, qprofile)
+    for key in k1 + k2:
+        bad = (out["k"] > (key in k2)) & ~np.isfinite(out[key])
+        if np.count_nonzero(bad):
+            row = int(np.flatnonzero(bad)[0])
+            raise overflow_error(y[row], v[row], f"{key} of row {row}")
     keys = [f.name for f in BatchResult.__dataclass_fields__.values()]
-    vals = {key: out[key] for key in keys if key in out}
+    vals = {key: readonly(out[key], owned=True) for key in keys if key in out}
     return BatchResult(
-        method=method, test=test, level=float(level), yi=y, vi=v, qprofile=qprofile, **vals
-    )
+        method=method, test=test, level=float(level), yi=y, vi=v, qprofile=qprofile,
+        omitted=data.omitted, **vals,
+    )  # fmt: skip

@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 from scipy import optimize, special, stats
 
+from metaanalysis.effects.study_data import as_numbers, check_labels
 from metaanalysis.effects.transforms import PROPORTION_MEASURES as _PROPORTION_MEASURES
 from metaanalysis.engine.batch import check_level
 from metaanalysis.errors import ConvergenceWarning, InputError
@@ -35,6 +36,9 @@ __all__ = ["FEW_EVENTS", "pool_glmm", "pool_proportions", "proportion_ci", "prop
 #: by a handful of counts (Stijnen et al. 2010; Lin & Chu 2020).
 FEW_EVENTS = 10
 
+#: largest count accepted: whole numbers are exact in double precision up to 2**53
+MAX_COUNT = 2.0**53
+
 _NODES_START = 15
 _NODES_MAX = 201
 _LL_TOL = 1e-9
@@ -45,11 +49,9 @@ _LL_TOL = 1e-9
 
 def _counts(events, total) -> tuple[np.ndarray, np.ndarray]:
     """Validate events/total and return them as float arrays."""
-    try:
-        x = np.atleast_1d(np.asarray(events, dtype=float))
-        n = np.atleast_1d(np.asarray(total, dtype=float))
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"events/total: got {events!r} / {total!r}; expected numbers") from exc
+    x = as_numbers(events, "events", ndim=None)
+    n = as_numbers(total, "total", ndim=None)
+    x, n = np.atleast_1d(x), np.atleast_1d(n)
     if x.ndim != 1 or n.ndim != 1 or x.shape != n.shape:
         raise InputError(
             f"events/total: got shapes {x.shape} and {n.shape}; expected two 1-D arrays of equal length"
@@ -57,16 +59,25 @@ def _counts(events, total) -> tuple[np.ndarray, np.ndarray]:
     if x.size == 0:
         raise InputError("events: got no studies; expected at least one")
     for name, arr in (("events", x), ("total", n)):
-        if not np.all(np.isfinite(arr)):
-            raise InputError(f"{name}: got {arr.tolist()}; expected finite counts (no NaN)")
-        if np.any(arr != np.round(arr)) or np.any(arr < 0):
-            raise InputError(f"{name}: got {arr.tolist()}; expected non-negative whole numbers")
-    if np.any(n < 1):
-        raise InputError(f"total: got {n.tolist()}; expected every total to be at least 1")
+        _first_bad(name, arr, ~np.isfinite(arr), "expected finite counts (no NaN)")
+        _first_bad(name, arr, (arr != np.round(arr)) | (arr < 0),
+                   "expected non-negative whole numbers")
+        _first_bad(name, arr, arr > MAX_COUNT,
+                   f"expected counts up to {MAX_COUNT:g} (exact whole numbers in double precision)")
+    _first_bad("total", n, n < 1, "expected every total to be at least 1")
     if np.any(x > n):
-        bad = [(int(a), int(b)) for a, b in zip(x, n) if a > b]
-        raise InputError(f"events: got events > total in {bad}; expected 0 <= events <= total")
+        i = int(np.flatnonzero(x > n)[0])
+        raise InputError(f"events: got {x[i]:g} at index {i} with total {n[i]:g}; expected "
+                         "0 <= events <= total")
     return x, n
+
+
+def _first_bad(name, arr, bad, expected):
+    if np.count_nonzero(bad):
+        idx = np.flatnonzero(bad)
+        more = f" (and {idx.size - 1} more)" if idx.size > 1 else ""
+        raise InputError(f"{name}: got {float(arr[idx[0]])!r} at index {int(idx[0])}{more}; "
+                         f"{expected}")
 
 
 # --------------------------------------------------------------------------- GLMM likelihood
@@ -501,14 +512,13 @@ def pool_glmm(events, total, *, level: float = 0.95, labels=None, unit: str | No
     x, n = _counts(events, total)
     level = check_level(level)
     k = x.size
-    if labels is None:
-        labels = [f"Study {i + 1}" for i in range(k)]
-    labels = tuple(str(s) for s in labels)
-    if len(labels) != k:
-        raise InputError(
-            f"labels: got {len(labels)} labels for {k} studies; expected one per study"
-        )
+    labels = check_labels(labels, k)
     r = _glmm_core(x, n, level)
+    if not all(math.isfinite(r[key]) for key in ("estimate", "se", "tau2")):
+        i = int(np.argmax(n))
+        raise InputError(f"events, total: the GLMM estimate is not finite for these counts "
+                         f"(largest total: {n[i]:g} at index {i}); expected counts the "
+                         "binomial likelihood can be evaluated for")
 
     yi, vi = _display_logits(x, n)
     ext = (x == 0) | (x == n)

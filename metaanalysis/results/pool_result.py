@@ -352,6 +352,7 @@ class BatchResult:
     yi: np.ndarray
     vi: np.ndarray
     qprofile: bool = False
+    omitted: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.k)
@@ -361,6 +362,8 @@ class BatchResult:
         cols = {key: getattr(self, key) for key in SCALARS}
         cols["df"] = self.df
         cols["converged"] = self.converged
+        if self.omitted is not None:
+            cols["omitted"] = self.omitted
         return pd.DataFrame(cols)
 
     def summary(self) -> str:
@@ -374,6 +377,10 @@ class BatchResult:
             lines.append("Q-profile intervals for τ² and I² not computed (qprofile=False)")
         bad = int(np.sum(~self.converged))
         lines.append(f"converged: {n - bad} of {n}")
+        if self.omitted is not None:
+            rows = int(np.count_nonzero(self.omitted))
+            lines.append(f"omitted (nan_policy='omit'): {int(np.sum(self.omitted))} studies with "
+                         f"unusable values in {rows} of {n} rows")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
