@@ -31,7 +31,8 @@ def batch():
     B, k = 2400, 6
     v = rng.uniform(0.01, 0.4, (B, k))
     y = rng.normal(0.2, np.sqrt(v + rng.choice([0.0, 0.05, 0.3], (B, 1))))
-    y[rng.random((B, k)) < 0.1] = np.nan  # absent studies: rows of different k
+    absent = rng.random((B, k)) < 0.1  # absent studies (NaN in yi and vi): rows of different k
+    y[absent] = v[absent] = np.nan
     return y, v
 
 

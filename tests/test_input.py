@@ -292,3 +292,13 @@ def test_same_message_for_every_entry_point():
         msgs.append(str(err.value))
     assert msgs[0] == msgs[1] == "yi: got inf at index 1 (study 2); expected finite numbers"
     assert isinstance(study_data([0.1], [0.1]), StudyData)
+
+
+def test_pool_many_dask_path_checks_numpy_input_the_same_way():
+    pytest.importorskip("dask")
+    y = np.full((3, 4), 0.2)
+    y[2, 1] = np.inf
+    with pytest.raises(InputError, match=r"yi: got inf at row 2, column 1"):
+        ma.pool_many(y, np.full((3, 4), 0.02), chunks=2, scheduler="sync")
+    with pytest.raises(InputError, match="nan_policy: 'omit' is not available on the Dask path"):
+        ma.pool_many(y, np.full((3, 4), 0.02), chunks=2, scheduler="sync", nan_policy="omit")

@@ -67,7 +67,8 @@ SCHEDULERS = ("sync", "synchronous", "threads", "threading", "processes", "multi
 
 # per-row outputs of the engine, in the column order of a packed block
 _ROW_KEYS = tuple(f.name for f in fields(BatchResult)
-                  if f.name not in ("method", "test", "level", "weights", "yi", "vi", "qprofile"))
+                  if f.name not in ("method", "test", "level", "weights", "yi", "vi", "qprofile",
+                                    "omitted"))
 
 
 class MissingExtraError(MetaAnalysisError, ImportError):
