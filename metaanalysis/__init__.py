@@ -55,7 +55,9 @@ _EXPORTS = {
     "leave_one_out": "models.sensitivity",
     "cumulative": "models.sensitivity",
     "influence": "models.sensitivity",
-    "gosh": "models.sensitivity",
+    "gosh": "models.gosh",
+    "GoshResult": "models.gosh",
+    "GoshSummary": "models.gosh",
     "meta_regression": "models.regression",
     "subgroups": "models.subgroups",
     # figures (matplotlib imported only when one is used)

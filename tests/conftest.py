@@ -41,6 +41,6 @@ def dask_client():
     """One in-process ``LocalCluster`` (2 workers, 1 thread each) for the whole session."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             yield client

@@ -1,4 +1,4 @@
-"""Sensitivity analyses: leave-one-out, cumulative, influence and GOSH.
+"""Sensitivity analyses: leave-one-out, cumulative and influence (GOSH: :mod:`.gosh`).
 
 Every analysis here is a batch of *masked* meta-analyses fed to the one
 numerical engine (:func:`metaanalysis.engine.batch.fit`): the k study outcomes with
@@ -11,16 +11,11 @@ References
 Viechtbauer W, Cheung MW-L (2010). Outlier and influence diagnostics for
 meta-analysis. *Research Synthesis Methods* 1:112-125.
 
-Olkin I, Dahabreh IJ, Trikalinos TA (2012). GOSH - a graphical display of study
-heterogeneity. *Research Synthesis Methods* 3:214-223.
-
 Lau J, Antman EM, Jimenez-Silva J, et al. (1992). Cumulative meta-analysis of
 therapeutic trials for myocardial infarction. *N Engl J Med* 327:248-254.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,9 +23,9 @@ from scipy import stats
 
 from metaanalysis import engine
 from metaanalysis.errors import InputError
-from metaanalysis.formatting import num, pct
+from metaanalysis.formatting import pct
 
-__all__ = ["GoshResult", "cumulative", "gosh", "influence", "leave_one_out"]
+__all__ = ["cumulative", "fit_masked", "influence", "leave_one_out", "study_arrays"]
 
 # engine keys reported per fit by leave_one_out / cumulative, in column order
 _FIT_COLUMNS = ("k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub",
@@ -41,7 +36,7 @@ _FIT_COLUMNS = ("k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "
 # helpers
 # ---------------------------------------------------------------------------
 
-def _study_arrays(res):
+def study_arrays(res):
     """Return ``(yi, vi, labels)`` of a fitted result, checked for the engine."""
     for name in ("yi", "vi", "method"):
         if not hasattr(res, name):
@@ -66,7 +61,7 @@ def _describe(res, analysis: str) -> str:
             f"level: {pct(100 * level, 0)}")
 
 
-def _fit_masked(res, yi, vi, include, *, qprofile=False, outputs="all"):
+def fit_masked(res, yi, vi, include, *, qprofile=False, outputs="all"):
     """One engine call on the batch of subsets given by the boolean ``include`` (B, k)."""
     fits = engine.fit(yi, vi, mask=include, method=res.method, test=getattr(res, "test", "z"),
                       level=getattr(res, "level", 0.95), tau2=None, qprofile=qprofile,
@@ -128,11 +123,11 @@ def leave_one_out(res) -> pd.DataFrame:
     >>> list(loo.index), list(loo["k"])
     (['A', 'B', 'C', 'D'], [3, 3, 3, 3])
     """
-    yi, vi, labels = _study_arrays(res)
+    yi, vi, labels = study_arrays(res)
     k = yi.size
     if k < 2:
         raise InputError(f"res: leave-one-out needs at least 2 studies; got k = {k}")
-    fits = _fit_masked(res, yi, vi, ~np.eye(k, dtype=bool))
+    fits = fit_masked(res, yi, vi, ~np.eye(k, dtype=bool))
     return _frame(fits, labels, res, "Leave-one-out analysis")
 
 
@@ -209,14 +204,14 @@ def cumulative(res, order=None, *, by=None) -> pd.DataFrame:
     >>> list(cum.index), list(cum["k"])
     (['B', 'A', 'C'], [1, 2, 3])
     """
-    yi, vi, labels = _study_arrays(res)
+    yi, vi, labels = study_arrays(res)
     k = yi.size
     idx = _resolve_order(res, order, by, k)
     # row j includes the studies at positions idx[0..j]
     rank = np.empty(k, dtype=int)
     rank[idx] = np.arange(k)
     include = rank[None, :] <= np.arange(k)[:, None]
-    fits = _fit_masked(res, yi, vi, include)
+    fits = fit_masked(res, yi, vi, include)
     df = _frame(fits, [labels[i] for i in idx], res, "Cumulative meta-analysis")
     df.attrs["order"] = idx.tolist()
     return df
@@ -264,14 +259,14 @@ def influence(res) -> pd.DataFrame:
     >>> inf["inf"].tolist()
     [False, False, False, True]
     """
-    yi, vi, labels = _study_arrays(res)
+    yi, vi, labels = study_arrays(res)
     k = yi.size
     if k < 3:
         raise InputError(f"res: influence diagnostics need at least 3 studies; got k = {k}")
     p = 1
-    full = _fit_masked(res, yi, vi, np.ones((1, k), dtype=bool))
+    full = fit_masked(res, yi, vi, np.ones((1, k), dtype=bool))
     mu, se, tau2 = float(full["estimate"][0]), float(full["se"][0]), float(full["tau2"][0])
-    dl = _fit_masked(res, yi, vi, ~np.eye(k, dtype=bool))
+    dl = fit_masked(res, yi, vi, ~np.eye(k, dtype=bool))
     mu_d = np.asarray(dl["estimate"], float)
     se_d = np.asarray(dl["se"], float)
     tau2_d = np.asarray(dl["tau2"], float)
@@ -302,145 +297,3 @@ def influence(res) -> pd.DataFrame:
                        "weight": 100 * hat, "dfbetas": dfbetas, "inf": inf},
                       index=pd.Index(labels, name="study"))
     return _tag(df, res, "Influence diagnostics (Viechtbauer & Cheung 2010)")
-
-
-# ---------------------------------------------------------------------------
-# GOSH
-# ---------------------------------------------------------------------------
-
-_GOSH_COLUMNS = ("estimate", "tau2", "i2", "h2", "q", "k")
-
-
-@dataclass(frozen=True)
-class GoshResult:
-    """Fits to many subsets of the studies (Olkin et al. 2012).
-
-    Attributes
-    ----------
-    frame : DataFrame
-        One row per subset: ``estimate, tau2, i2, h2, q, k``.
-    incl : ndarray of bool, shape (n_subsets, k)
-        ``incl[s, i]`` is True when study *i* is in subset *s*.
-    method, test : str
-        Model refitted to every subset (those of the input result).
-    exhaustive : bool
-        True when every one of the 2^k − 1 non-empty subsets was fitted.
-    labels : tuple of str
-        Study labels (columns of ``incl``).
-    """
-
-    frame: pd.DataFrame
-    incl: np.ndarray
-    method: str
-    test: str
-    exhaustive: bool
-    labels: tuple = field(default=())
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    def to_frame(self) -> pd.DataFrame:
-        """The per-subset results with one boolean column per study appended."""
-        inc = pd.DataFrame(self.incl, columns=list(self.labels), index=self.frame.index)
-        return pd.concat([self.frame, inc], axis=1)
-
-    def summary(self) -> str:
-        """Short text: what was fitted and the range of the estimates."""
-        f = self.frame
-        kind = "all" if self.exhaustive else "random"
-        k = self.incl.shape[1]
-        head = (f"GOSH: {len(f)} {kind} subsets of k = {k} studies; "
-                f"τ² estimator: {self.method}; test: {self.test}")
-        est = (f"estimate: median {num(np.nanmedian(f['estimate']))}, "
-               f"range [{num(np.nanmin(f['estimate']))}, {num(np.nanmax(f['estimate']))}]")
-        het = (f"I²: median {pct(np.nanmedian(f['i2']))}, "
-               f"range [{pct(np.nanmin(f['i2']))}, {pct(np.nanmax(f['i2']))}]")
-        lines = [head, est, het]
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-
-def _subset_masks(ids: np.ndarray, k: int) -> np.ndarray:
-    """Boolean (n, k) inclusion matrix of subsets numbered by the bits of ``ids``."""
-    # the bytes of each id, least significant first, unpacked into bits
-    by = np.ascontiguousarray(ids, dtype="<u8").view(np.uint8).reshape(-1, 8)
-    return np.unpackbits(by, axis=1, count=k, bitorder="little").view(bool)
-
-
-def gosh(res, subsets: int | None = None, *, max_exhaustive: int = 2 ** 20,
-         seed=None, chunk: int = 2 ** 13) -> GoshResult:
-    """GOSH data: the model refitted to subsets of the studies.
-
-    As metafor's ``gosh()``: subsets of every size 1..k.  When the number of
-    non-empty subsets 2^k − 1 is at most ``subsets`` (default
-    ``max_exhaustive``), all of them are fitted; otherwise ``subsets`` random
-    subsets, each study included with probability 1/2 (empty draws redrawn).
-    Subsets are fitted in batches of ``chunk`` rows through the engine with
-    the τ² estimator and test of ``res`` (``outputs="core"``: only the
-    estimate and heterogeneity statistics are computed).
-
-    Parameters
-    ----------
-    res : PoolResult
-        A fitted model from :func:`metaanalysis.pool`.
-    subsets : int, optional
-        Number of subsets to fit when not fitting all of them.
-    max_exhaustive : int
-        Default for ``subsets``: fit all subsets when 2^k − 1 ≤ this.
-    seed : int or numpy Generator, optional
-        For the random subsets.
-    chunk : int
-        Rows per engine call (memory: about 40 bytes × k × chunk; the default
-        keeps the (chunk, k) arrays of k ≈ 16 within a 2 MB L2 cache).
-
-    Returns
-    -------
-    GoshResult
-        ``.frame`` (estimate, tau2, i2, h2, q, k per subset) and ``.incl``.
-        Exhaustive subsets are numbered by the bits of 1..2^k − 1 (study i
-        included when bit i is set).
-
-    Examples
-    --------
-    >>> import metaanalysis as ma
-    >>> res = ma.pool([0.1, 0.3, 0.35, 0.2], [0.01, 0.02, 0.015, 0.01], method="DL")
-    >>> g = ma.gosh(res)
-    >>> len(g), g.incl.shape
-    (15, (15, 4))
-    """
-    yi, vi, labels = _study_arrays(res)
-    k = yi.size
-    n_limit = max_exhaustive if subsets is None else subsets
-    if isinstance(n_limit, bool) or not isinstance(n_limit, (int, np.integer)) or n_limit < 1:
-        raise InputError(f"subsets: expected a positive integer; got {n_limit!r}")
-    if not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise InputError(f"chunk: expected a positive integer; got {chunk!r}")
-    n_limit, chunk = int(n_limit), int(chunk)
-    exhaustive = k <= 62 and (2 ** k - 1) <= n_limit
-    n = 2 ** k - 1 if exhaustive else n_limit
-    rng = None if exhaustive else np.random.default_rng(seed)
-
-    out = {c: np.empty(n, dtype=float) for c in _GOSH_COLUMNS}
-    incl = np.empty((n, k), dtype=bool)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        if exhaustive:
-            inc = _subset_masks(np.arange(start + 1, stop + 1, dtype=np.int64), k)
-        else:
-            inc = rng.random((stop - start, k)) < 0.5
-            empty = ~inc.any(axis=1)
-            while empty.any():
-                inc[empty] = rng.random((int(empty.sum()), k)) < 0.5
-                empty = ~inc.any(axis=1)
-        fits = _fit_masked(res, yi, vi, inc, outputs="core")
-        for c in _GOSH_COLUMNS:
-            out[c][start:stop] = fits[c]
-        incl[start:stop] = inc
-    frame = pd.DataFrame(out)
-    frame["k"] = frame["k"].astype(int)
-    frame.attrs.update(analysis="GOSH", method=res.method, test=getattr(res, "test", "z"))
-    return GoshResult(frame=frame, incl=incl, method=res.method,
-                      test=getattr(res, "test", "z"), exhaustive=exhaustive,
-                      labels=tuple(labels))
