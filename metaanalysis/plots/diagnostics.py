@@ -175,7 +175,9 @@ def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: 
     Parameters
     ----------
     gosh : result of :func:`metaanalysis.gosh` or its DataFrame
-        Needs ``estimate`` and ``i2`` per subset.
+        Needs ``estimate`` and ``i2`` per subset; a result without per-subset
+        rows (large k) is drawn from its 2-D histogram (``gosh.stats``) as a
+        density, with ``highlight`` as contours of the subsets containing the study.
     ax : matplotlib Axes, optional
     highlight : str or int, optional
         A study (label or index): subsets containing it are drawn in a second
@@ -195,6 +197,8 @@ def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: 
     >>> ax = ma.gosh_plot(ma.gosh(res), highlight=0)  # doctest: +SKIP
     """
     frame = gosh if isinstance(gosh, pd.DataFrame) else getattr(gosh, "frame", None)
+    if frame is None and getattr(gosh, "stats", None) is not None:
+        return _gosh_density(gosh.stats, ax=ax, highlight=highlight, **kwargs)
     if frame is None or not {"estimate", "i2"} <= set(frame.columns):
         raise InputError(f"gosh: got {type(gosh).__name__}; expected a gosh() result or a "
                          "DataFrame with 'estimate' and 'i2' columns")
@@ -238,6 +242,51 @@ def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: 
     ax.set_xlabel("Pooled estimate")
     ax.set_ylabel("I² (%)")
     ax.set_ylim(bottom=0, top=max(100.0 if np.nanmax(i2) > 50 else np.nanmax(i2) * 1.1, 1))
+    return ax
+
+
+def _gosh_density(stats, *, ax=None, highlight=None, **kwargs):
+    """GOSH plot from the histogram summaries of :func:`metaanalysis.gosh` (no rows kept)."""
+    from matplotlib.colors import LogNorm
+
+    counts = np.asarray(stats.counts, float)
+    ex, ey = stats.est_edges, stats.i2_edges
+    j = None
+    if highlight is not None:
+        labels = list(stats.labels)
+        j = labels.index(highlight) if isinstance(highlight, str) and highlight in labels \
+            else highlight
+        if isinstance(j, str) or not 0 <= int(j) < len(labels):
+            raise InputError(f"highlight: got {highlight!r}; expected one of {labels} "
+                             f"or 0..{len(labels) - 1}")
+        j = int(j)
+        counts = counts - stats.counts_with[j]  # the density without the study
+    ax = _layout.single_column_axes(ax, 0.9)
+    shown = np.ma.masked_less_equal(counts.T, 0)
+    kwargs.setdefault("cmap", "Greys" if j is not None else "Blues")
+    ax.pcolormesh(ex, ey, shown, norm=LogNorm(vmin=1, vmax=max(shown.max(), 1)),
+                  gid="gosh-density", rasterized=True, **kwargs)
+    if j is not None:
+        with_ = np.asarray(stats.counts_with[j], float).T
+        cx, cy = 0.5 * (ex[1:] + ex[:-1]), 0.5 * (ey[1:] + ey[:-1])
+        top = with_.max()
+        if top > 0:
+            levels = top * np.array([0.01, 0.1, 0.5])
+            cs = ax.contour(cx, cy, with_, levels=levels, colors=_VERMILLION, linewidths=0.8)
+            cs.set_gid("gosh-highlight")
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+
+        name = stats.labels[j]
+        ax.legend([Patch(color="#8C8C8C"), Line2D([], [], color=_VERMILLION)],
+                  [f"without {name}", f"with {name}"], frameon=False)
+    nonzero = np.flatnonzero(counts.sum(axis=1) + (stats.counts_with[j].sum(axis=1)
+                                                     if j is not None else 0))
+    if nonzero.size:
+        ax.set_xlim(ex[nonzero[0]], ex[nonzero[-1] + 1])
+    ax.set_xlabel("Pooled estimate")
+    ax.set_ylabel("I² (%)")
+    ax.set_ylim(0, 100)
     return ax
 
 
