@@ -73,6 +73,7 @@ _EXPORTS = {
     "use_style": "plots.output",
     # past one machine: Dask, GOSH summaries, simulation studies
     "DaskBatchResult": "models.distributed",
+    "simulate": "models.simulation",
     # the main job
     "load_plan": "report.plan",
     "run_report": "report.run",
