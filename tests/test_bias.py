@@ -224,3 +224,23 @@ def test_summaries_state_method_choices():
     text = ma.trim_and_fill(res).summary()
     assert "L0" in text and "right" in text and "Egger" in text
     assert "one-tailed" in ma.fail_safe_n(res).summary()
+
+
+def test_egger_result_carries_its_fitted_line():
+    # the funnel plot draws the test's line from the result: intercept, slope, their
+    # SEs and the predictor per study; for model="lm" the line is the weighted
+    # least-squares fit of yi on sei with weights 1/vi (numpy.linalg.lstsq here)
+    ref = _load("bcg_rr")
+    res = _pool(ref)
+    eg = ma.egger_test(res, model="lm")
+    y, v = np.array(ref["yi"]), np.array(ref["vi"])
+    np.testing.assert_allclose(eg.x, np.sqrt(v))
+    np.testing.assert_allclose(eg.yi, y)
+    sw = 1 / np.sqrt(v)
+    coef = np.linalg.lstsq(np.column_stack([sw, np.ones_like(y)]), y * sw, rcond=None)[0]
+    assert eg.intercept == pytest.approx(coef[0], rel=1e-10)
+    assert eg.slope == pytest.approx(coef[1], rel=1e-10)
+    assert eg.intercept_se == eg.limit_se and eg.intercept_se > 0
+    np.testing.assert_allclose(eg.fitted(eg.x), coef[0] + coef[1] * np.sqrt(v))
+    pe = ma.peese(res)
+    np.testing.assert_allclose(pe.x, v)

@@ -96,6 +96,21 @@ class RegressionTestResult(TextDisplay):
     predicted for a study with predictor 0 (infinite precision: PET for
     ``predictor="sei"``, PEESE for ``predictor="vi"``), with its ``limit_ci_lb,
     limit_ci_ub`` interval.
+
+    The fitted line is part of the result, so a funnel plot draws it without
+    refitting: ``fitted(x) = intercept + slope · x`` with ``intercept`` (=
+    ``limit_estimate``), ``intercept_se`` (= ``limit_se``), ``slope``,
+    ``slope_se``, and ``x`` the predictor value of each study (``yi`` its
+    effect), in the order of the pooled result's studies.
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> res = ma.pool([0.1, 0.3, 0.35, 0.2, 0.6, 0.4, 0.1, 0.5, 0.2, 0.3],
+    ...               [0.01, 0.02, 0.015, 0.03, 0.08, 0.05, 0.01, 0.06, 0.02, 0.04])
+    >>> eg = ma.egger_test(res, model="lm")
+    >>> bool(eg.fitted(0.0) == eg.intercept), eg.x.shape
+    (True, (10,))
     """
 
     name: str
@@ -116,6 +131,22 @@ class RegressionTestResult(TextDisplay):
     limit_ci_ub: float
     tau2: float
     notes: tuple[str, ...] = ()
+    x: np.ndarray = field(default=None, repr=False, compare=False)
+    yi: np.ndarray = field(default=None, repr=False, compare=False)
+
+    @property
+    def intercept(self) -> float:
+        """Intercept of the fitted line (the limit estimate)."""
+        return self.limit_estimate
+
+    @property
+    def intercept_se(self) -> float:
+        """Standard error of the intercept."""
+        return self.limit_se
+
+    def fitted(self, x):
+        """The fitted line ``intercept + slope · x`` at predictor values ``x``."""
+        return self.limit_estimate + self.slope * np.asarray(x, dtype=float)
 
     def summary(self) -> str:
         """Text report with the model choices stated."""
@@ -194,7 +225,7 @@ def _regression_test(res, model: str, predictor: str, name: str) -> RegressionTe
         slope=float(out["beta"][0, 1]), slope_se=float(out["se"][0, 1]),
         limit_estimate=float(out["beta"][0, 0]), limit_se=float(out["se"][0, 0]),
         limit_ci_lb=float(out["ci_lb"][0, 0]), limit_ci_ub=float(out["ci_ub"][0, 0]),
-        tau2=float(out["tau2"][0]), notes=tuple(notes))
+        tau2=float(out["tau2"][0]), notes=tuple(notes), x=x, yi=y)
 
 
 def egger_test(res, model: str = "rma", predictor: str = "sei") -> RegressionTestResult:
