@@ -60,6 +60,10 @@ _EXPORTS = {
     "GoshSummary": "models.gosh",
     "meta_regression": "models.regression",
     "subgroups": "models.subgroups",
+    # multilevel / multivariate models (metafor rma.mv)
+    "pool_mv": "models.multilevel",
+    "MVResult": "models.mv_result",
+    "vcalc": "models.vcalc",
     # figures (matplotlib imported only when one is used)
     "forest": "plots.forest",
     "funnel": "plots.funnel",
