@@ -76,6 +76,8 @@ def test_dask_input_is_lazy_until_computed(batch, dask_client):
     np.testing.assert_array_equal(res.tau2, ma.pool_many(y, v, method="DL").tau2)
     # the default client (the session's cluster) runs persist; the result stays lazy
     kept = lazy.persist()
+    on = ma.pool_many(yd, vd, method="DL", client=dask_client)
+    assert "client inproc://" in on.summary()
     np.testing.assert_array_equal(kept.estimate.compute(), res.estimate)
     assert ma.pool_many(yd, vd, method="DL", compute=True).to_frame().shape[0] == 2400
     assert lazy.to_frame()["tau2"].to_numpy().tolist() == res.tau2.tolist()

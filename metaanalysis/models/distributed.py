@@ -314,7 +314,8 @@ class DaskBatchResult:
     def summary(self) -> str:
         """What will be fitted, and where (nothing is computed)."""
         if self.client is not None:
-            where = f"client {getattr(self.client, 'scheduler', '')}".strip()
+            address = getattr(getattr(self.client, "scheduler", None), "address", "")
+            where = f"client {address}".strip()
         else:
             where = self.scheduler or "Dask default"
         return (f"{len(self)} meta-analyses of up to {self.yi.shape[1]} studies in "
