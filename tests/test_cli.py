@@ -34,7 +34,7 @@ def _metafor(name):
 def test_check_ok(capsys):
     assert main(["check", str(STUDIES)]) == 0
     out, err = capsys.readouterr()
-    assert "8 studies" in out and "no errors" in out
+    assert "12 studies" in out and "no errors" in out
     lines = err.strip().splitlines()
     assert all(line.endswith("[warning]") for line in lines)
     assert any("chen2022/outcomes[13].percent" in line and "58, 77, 96, 97, 115, 116, 134, 135"
@@ -85,7 +85,7 @@ def test_subprocess_exit_code_and_stderr():
 
 SMALL_PLAN = """
 outcomes:
-  - {name: complications, measure: PLO, model: GLMM, unit: patients}
+  - {name: complications_major, measure: PLO, model: GLMM, unit: patients}
 """
 
 
@@ -109,7 +109,7 @@ def test_report_writes_tables(report_dir):
     out, files = report_dir
     index = pd.read_csv(out / "effect_sizes" / "index.csv")
     assert {"cement_leakage__procedure__lesions.csv", "pain_vas__pre-procedure__patients.csv",
-            "local_control__6-months__lesions.csv"} <= set(index.file)
+            "local_control__within-6-months__lesions.csv"} <= set(index.file)
     assert {out / "effect_sizes" / f for f in index.file} | {out / "effect_sizes" / "index.csv"} <= set(files)
     assert all(f.exists() for f in files)
     assert not any(p.name.startswith(".") for p in out.parent.iterdir())  # no temp left
@@ -128,11 +128,13 @@ def test_report_leakage_matches_metafor(report_dir):
 
 def test_report_complications_match_metafor(report_dir):
     out, _ = report_dir
-    df = pd.read_csv(out / "effect_sizes" / "complications__procedure__patients.csv")
     ref = _metafor("mwa_complications_k2")  # escalc(PR/PLO) on Chen 1/91, Khan 2/69
-    got = df[df.measure == "PLO"].set_index("study").loc[["chen2022", "khan2018"]]
-    np.testing.assert_allclose(got.yi, ref["PLO"]["yi"], rtol=1e-10)
-    np.testing.assert_allclose(got.vi, ref["PLO"]["vi"], rtol=1e-10)
+    for i, (sid, name) in enumerate([("chen2022", "complications_major"),
+                                     ("khan2018", "complications_any")]):
+        df = pd.read_csv(out / "effect_sizes" / f"{name}__procedure__patients.csv")
+        got = df[df.measure == "PLO"].set_index("study").loc[sid]
+        assert got.yi == pytest.approx(ref["PLO"]["yi"][i], rel=1e-10)
+        assert got.vi == pytest.approx(ref["PLO"]["vi"][i], rel=1e-10)
 
 
 def test_report_means_and_flags(report_dir):
@@ -150,7 +152,7 @@ def test_report_means_and_flags(report_dir):
 
 def test_report_lists_unusable_rows(report_dir):
     out, _ = report_dir
-    df = pd.read_csv(out / "effect_sizes" / "local_control__6-months__lesions.csv")
+    df = pd.read_csv(out / "effect_sizes" / "local_control__within-6-months__lesions.csv")
     assert df.study.tolist() == ["chen2022"]
     assert not df.included[0] and "without a denominator" in df.reason[0]
 

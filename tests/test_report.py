@@ -35,7 +35,7 @@ def test_every_output_exists(report):
                  "results.csv", "results.md", "results.tex",
                  "sensitivity.csv", "sensitivity.md", "sensitivity.tex"):
         assert (out / name) in files and (out / name).stat().st_size > 0
-    for stem in ("forest/cement_leakage__all__lesions", "forest/complications__all__patients",
+    for stem in ("forest/cement_leakage__all__lesions", "forest/complications_major__all__patients",
                  "forest/pain_vas__about_1_month__patients",
                  "forest/morphine_mg_day__about_1_month__patients",
                  "funnel/pain_vas__about_1_month__patients",  # k = 5 >= funnel_min_k
@@ -56,7 +56,7 @@ def test_report_md_mentions_every_outcome_with_assumptions(report):
     assert "Pooled cement leakage was 29.2% (95% CI 24.2–34.7%; 3 studies, 288 lesions" in text
     assert "Local tumour control (lesions): not pooled" in text
     assert "candidate denominators ≤ 140: 58, 77, 96, 97, 115, 116, 134, 135" in text
-    assert "half-normal(scale=15)" in text  # the Bayesian prior is printed
+    assert "half-normal(scale=0.5)" in text  # the Bayesian prior is printed (k = 2)
     assert "Knapp–Hartung" in text and "pre-post r = 0.5" in text
     assert "median_sd: exclude" in text  # how khan2018's "median ± SD" was handled
     assert "technical_success: reported as 100%" in text
@@ -88,8 +88,8 @@ def test_sensitivity_table_content(report):
             "overlap: all studies of each group", "leave out Chen 2022"} <= set(leak.index)
     # display label in the analysis name, the study id kept in its own column
     assert leak.loc["leave out Chen 2022", "left_out"] == "chen2022"
-    # all four leakage studies: 373 vertebrae
-    assert leak.loc["overlap: all studies of each group", "n"] == 373
+    # all five leakage studies: 436 vertebrae
+    assert leak.loc["overlap: all studies of each group", "n"] == 436
     pain = sens[(sens.outcome == "pain_vas") & (sens.window == "about_1_month")]["analysis"]
     assert {"r = 0.3", "r = 0.7", "'median ± SD' used as mean ± SD"} <= set(pain)
     # flagged rows: mean/SD from medians (†), the "median ± SD" read as a mean (‡)
@@ -97,24 +97,6 @@ def test_sensitivity_table_content(report):
     assert pain_rows.loc["r = 0.3", "flags"].startswith("† Chen 2022, Motaghi 2022;")
     assert "‡ Khan 2018" in pain_rows.loc["'median ± SD' used as mean ± SD", "flags"]
     assert "‡" not in pain_rows.loc["r = 0.3", "flags"]
-
-
-def test_anchor_series_study_set_gives_bayesian_k2_with_prior(report):
-    # issue 7's done-when: complications 1/91 (Chen 2022) and 2/69 (Khan 2018), k = 2, Bayesian
-    out, _ = report
-    sens = pd.read_csv(out / "sensitivity.csv", keep_default_na=False)
-    row = sens[(sens.outcome == "complications") & (sens.study_set == "anchor_series")]
-    assert len(row) == 1
-    row = row.iloc[0]
-    assert row["analysis"] == ("study set anchor_series only (Chen 2022, Khan 2018): k = 2 → "
-                               "Bayesian normal-normal")
-    assert row["k"] == 2 and row["n"] == 91 + 69 and row["studies"] == "chen2022, khan2018"
-    assert "τ ~ half-normal(scale=0.5)" in row["note"]  # the prior is printed
-    # the crude rate 3/160 = 1.9% lies inside the credible interval
-    assert float(row["ci_lb"]) < 3 / 160 < float(row["ci_ub"])
-    md = (out / "report.md").read_text()
-    assert ("Study set anchor_series only (Chen 2022, Khan 2018): " in md
-            and "k = 2, 160 patients; Bayesian normal-normal, τ ~ half-normal(scale=0.5)" in md)
 
 
 def test_display_labels_and_markers_in_report(report):
@@ -126,7 +108,7 @@ def test_display_labels_and_markers_in_report(report):
     res = pd.read_csv(out / "results.csv", keep_default_na=False)
     leak = res[res.outcome == "cement_leakage"].iloc[0]
     assert leak["studies"] == "chen2022, wang2022, wu2021"  # ids kept in the CSV
-    assert leak["study_labels"] == "Chen 2022, Wang 2022, Wu 2021 §"
+    assert leak["study_labels"] == "Chen 2022, Wang 2022, Wu 2021 §‖"
     sens_md = (out / "sensitivity.md").read_text()
     assert "Estimated/assumed data" in sens_md and "leave out Chen 2022" in sens_md
 
@@ -163,10 +145,11 @@ def test_bad_plan_exits_2_and_writes_nothing(tmp_path, capsys):
 
 def test_progress_lines_and_quiet(tmp_path, capsys):
     plan = tmp_path / "p.yaml"
-    plan.write_text("outcomes:\n  - {name: complications, measure: PLO, model: GLMM, unit: patients}\n")
+    plan.write_text("outcomes:\n  - {name: complications_major, measure: PLO, model: GLMM, "
+                    "unit: patients}\n")
     run_report(STUDIES, out=tmp_path / "o", plan=plan, formats=FORMATS)
     err = capsys.readouterr().err
-    assert "complications any time (patients): k = 4, GLMM" in err
+    assert "complications_major any time (patients): k = 4, GLMM" in err  # no modality rule: RFA too
     run_report(STUDIES, out=tmp_path / "o", plan=plan, formats=FORMATS, quiet=True)
     assert capsys.readouterr().err == ""
 

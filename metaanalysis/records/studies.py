@@ -33,11 +33,23 @@ COUNT_KEYS = ("events", "total", "n")
 STAT_KEYS = ("events", "total", "percent", "mean", "sd", "se", "ci_lb", "ci_ub",
              "median", "q1", "q3", "min", "max", "n")
 UNITS = ("patients", "lesions")
-STUDY_KEYS = ("id", "citation", "doi", "url", "source", "design", "intervention", "period",
-              "patients", "lesions", "lesion_type", "overlap_group", "arms", "outcomes", "note")
+#: ablation modalities a record may name (``modality:``)
+MODALITIES = ("MWA", "RFA", "cryoablation", "laser", "other", "none")
+#: ``overlap_membership:`` established (same centre or group named in the sources) or
+#: probable (inferred, e.g. from author initials): see docs/study_records.md
+OVERLAP_MEMBERSHIP = ("established", "probable")
+#: free-text study fields (Table 1 and provenance)
+STUDY_TEXT_KEYS = ("design", "intervention", "period", "lesion_type", "note", "label", "country",
+                   "centre", "augmentation", "pain_scale", "follow_up", "attrition",
+                   "overlap_evidence")
+STUDY_KEYS = ("id", "citation", "doi", "url", "pmid", "source", "patients", "lesions",
+              "modality", "augmented", "population", "overlap_group", "overlap_membership",
+              "arms", "outcomes") + STUDY_TEXT_KEYS
 OUTCOME_KEYS = ("outcome", "time", "unit", "arm", "reported_as", "derived", "assumed", "p",
-                "note") + STAT_KEYS
-ARM_KEYS = ("patients", "lesions", "intervention", "note")
+                "definition", "grade", "note") + STAT_KEYS
+ARM_KEYS = ("patients", "lesions", "intervention", "modality", "note")
+#: what ``derived:`` / ``assumed:`` may name besides statistic keys
+FLAG_KEYS = STAT_KEYS + ("unit", "definition", "time")
 #: study ids and arm names: letters, digits, _ . - starting with a letter (at most 64)
 ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 #: outcome names: lower-case letters, digits and _ starting with a letter (at most 64)
@@ -85,6 +97,10 @@ class OutcomeRecord:
     p: str | None = None
     note: str | None = None
     index: int = 0
+    definition: str | None = None
+    grade: str | None = None
+    assumed_reasons: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    derived_reasons: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def where(self) -> str:
@@ -106,6 +122,39 @@ class Arm:
     patients: int | None = None
     lesions: int | None = None
     intervention: str | None = None
+    modality: str | None = None
+
+
+@dataclass(frozen=True)
+class Share:
+    """How many of the treated units received something (``augmented: {count, total, unit}``).
+
+    ``text`` is ``"all"`` or ``"not reported"`` when no counts are given.
+
+    Examples
+    --------
+    >>> Share(9, 20, "tumours").fraction, Share(text="all").fraction
+    (0.45, 1.0)
+    """
+
+    count: int | None = None
+    total: int | None = None
+    unit: str | None = None
+    text: str | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        """Share in 0-1 (1 for ``all``), None when not reported."""
+        if self.text == "all":
+            return 1.0
+        if self.count is not None and self.total:
+            return self.count / self.total
+        return None
+
+    def __str__(self) -> str:
+        if self.count is not None and self.total is not None:
+            return f"{self.count} of {self.total}" + (f" {self.unit}" if self.unit else "")
+        return self.text or "not reported"
 
 
 @dataclass(frozen=True)
@@ -128,6 +177,19 @@ class Study:
     overlap_group: str | None = None
     arms: Mapping[str, Arm] = field(default_factory=lambda: MappingProxyType({}))
     note: str | None = None
+    label: str | None = None
+    pmid: str | None = None
+    country: str | None = None
+    centre: str | None = None
+    modality: str | None = None
+    augmentation: str | None = None
+    augmented: Share | None = None
+    pain_scale: str | None = None
+    follow_up: str | None = None
+    attrition: str | None = None
+    population: tuple[str, ...] = ()
+    overlap_membership: str | None = None
+    overlap_evidence: str | None = None
 
     def size(self, unit: str, arm: str | None = None) -> int | None:
         """Number of patients or lesions (of ``arm`` when given), or None if unknown."""
@@ -270,18 +332,30 @@ def _parse_outcome(c: _Collector, i: int, o, arms: Mapping[str, Arm]) -> Outcome
         if x is not None:
             stats[key] = x
             decimals[key] = decimals_of(v)
-    flags = {}
+    flags, reasons = {}, {}
     for key in ("derived", "assumed"):
         v = o.get(key, [])
+        why: dict[str, str] = {}
         if isinstance(v, str):
             v = [v]
-        if not isinstance(v, list) or any(not isinstance(x, str) or x not in STAT_KEYS + ("unit",)
+        if isinstance(v, dict):
+            why = {k: r for k, r in v.items() if isinstance(k, str)}
+            if len(why) != len(v) or any(not isinstance(r, str) or not r.strip()
+                                         or len(r) > MAX_TEXT for r in why.values()):
+                c.error(f"{where}.{key}", f"got {show(v)}; expected {{key: reason}} with the "
+                        "reason as text, e.g. {unit: 'the abstract names no unit'}")
+                why = {}
+            v = list(why)
+        if not isinstance(v, list) or any(not isinstance(x, str) or x not in FLAG_KEYS
                                           for x in v):
-            c.error(f"{where}.{key}", f"got {show(v)}; expected a list of statistic keys "
-                    "(e.g. [events]) whose values were worked out or assumed, not reported")
-            v = []
+            c.error(f"{where}.{key}", f"got {show(v)}; expected a list of keys (e.g. [events]) "
+                    "whose values were worked out or assumed, not reported, or a mapping "
+                    "{key: reason}; keys: " + ", ".join(FLAG_KEYS))
+            v, why = [], {}
         flags[key] = tuple(v)
-    texts = {key: _text(c, o, key, fld=f"{where}.{key}") for key in ("reported_as", "note")}
+        reasons[key] = MappingProxyType(why)
+    texts = {key: _text(c, o, key, fld=f"{where}.{key}")
+             for key in ("reported_as", "note", "definition", "grade")}
     p = o.get("p")
     if p is not None and (not isinstance(p, (str, int, float)) or isinstance(p, bool)
                           or len(str(p)) > 100):
@@ -292,7 +366,40 @@ def _parse_outcome(c: _Collector, i: int, o, arms: Mapping[str, Arm]) -> Outcome
         outcome=name, time=time, timepoint=tp, unit=unit,
         stats=MappingProxyType(stats), decimals=MappingProxyType(decimals), arm=arm,
         reported_as=texts["reported_as"], derived=flags["derived"], assumed=flags["assumed"],
-        p=None if p is None else str(p), note=texts["note"], index=i)
+        p=None if p is None else str(p), note=texts["note"], index=i,
+        definition=texts["definition"], grade=texts["grade"],
+        assumed_reasons=reasons["assumed"], derived_reasons=reasons["derived"])
+
+
+def _choice(c: _Collector, v, fld: str, allowed) -> str | None:
+    """``v`` when it is one of ``allowed`` (None stays None), else an error."""
+    if v is None:
+        return None
+    if isinstance(v, str) and v.strip() in allowed:
+        return v.strip()
+    c.error(fld, f"got {show(v)}; expected one of {', '.join(allowed)}")
+    return None
+
+
+def _share(c: _Collector, v, key: str) -> Share | None:
+    """``all`` / ``not reported`` / ``{count: 9, total: 20, unit: tumours}``."""
+    if v is None:
+        return None
+    if v in ("all", "not reported"):
+        return Share(text=v)
+    if isinstance(v, dict) and set(v) <= {"count", "total", "unit"} and {"count", "total"} <= set(v):
+        n, t = _count(c, v, "count", f"{key}.count"), _count(c, v, "total", f"{key}.total")
+        unit = _text(c, v, "unit", fld=f"{key}.unit")
+        if n is not None and t is not None:
+            if n > t or t == 0:
+                c.error(key, f"got {n} of {t}; expected a count no larger than a total of at "
+                        "least 1")
+                return None
+            return Share(n, t, unit)
+        return None
+    c.error(key, f"got {show(v)}; expected 'all', 'not reported' or {{count: N, total: N, "
+            "unit: TEXT}}")
+    return None
 
 
 def _parse_arms(c: _Collector, raw) -> dict[str, Arm]:
@@ -314,9 +421,10 @@ def _parse_arms(c: _Collector, raw) -> dict[str, Arm]:
             c.error(f"arms.{name}", f"got {show(a)}; expected a mapping with patients/lesions")
             continue
         c.unknown_keys(a, ARM_KEYS, f"arms.{name}.")
+        arm_mod = _choice(c, a.get("modality"), f"arms.{name}.modality", MODALITIES)
         arms[name] = Arm(name, _count(c, a, "patients", f"arms.{name}.patients"),
                          _count(c, a, "lesions", f"arms.{name}.lesions"),
-                         _text(c, a, "intervention", fld=f"arms.{name}.intervention"))
+                         _text(c, a, "intervention", fld=f"arms.{name}.intervention"), arm_mod)
     return arms
 
 
@@ -340,12 +448,33 @@ def _parse_study(c: _Collector, doc) -> Study | None:
     if doi is None and url is None and "doi" not in doc:
         c.error("doi", "missing; give the DOI (or a url) the numbers were read from")
     source = _text(c, doc, "source", required=True)
-    texts = {k: _text(c, doc, k) for k in ("design", "intervention", "period", "lesion_type",
-                                           "note")}
+    texts = {k: _text(c, doc, k) for k in STUDY_TEXT_KEYS}
     og = doc.get("overlap_group")
     if og is not None:
         og = _name(c, og, "overlap_group", ID_RE, "a group name of letters, digits, _ . - "
                    "starting with a letter, or null")
+    membership = doc.get("overlap_membership")
+    if membership is not None and og is None:
+        c.error("overlap_membership", f"got {show(membership)}; expected next to an "
+                "overlap_group")
+        membership = None
+    membership = _choice(c, membership, "overlap_membership", OVERLAP_MEMBERSHIP)
+    if og is not None and membership is None:
+        membership = "established"
+    modality = _choice(c, doc.get("modality"), "modality", MODALITIES)
+    pmid = doc.get("pmid")
+    if pmid is not None and (isinstance(pmid, bool) or not re.fullmatch(r"[0-9]{1,9}", str(pmid))):
+        c.error("pmid", f"got {show(pmid)}; expected a PubMed id (digits)")
+        pmid = None
+    population = doc.get("population", ())
+    if isinstance(population, str):
+        population = [population]
+    if not isinstance(population, (list, tuple)) or len(population) > 100 or any(
+            not isinstance(x, str) or len(x) > MAX_TEXT for x in population):
+        c.error("population", f"got {show(population)}; expected a list of notes as text, "
+                "e.g. ['multiple myeloma 10 of 69 patients']")
+        population = ()
+    augmented = _share(c, doc.get("augmented"), "augmented")
     patients = _count(c, doc, "patients")
     lesions = _count(c, doc, "lesions")
     arms = _parse_arms(c, doc.get("arms"))
@@ -362,7 +491,10 @@ def _parse_study(c: _Collector, doc) -> Study | None:
         return None
     return Study(id=sid, file=c.file, citation=citation, doi=doi, url=url, source=source,
                  outcomes=tuple(outcomes), patients=patients, lesions=lesions,
-                 overlap_group=og, arms=MappingProxyType(arms), **texts)
+                 overlap_group=og, arms=MappingProxyType(arms),
+                 pmid=None if pmid is None else str(pmid), modality=modality,
+                 augmented=augmented, population=tuple(population),
+                 overlap_membership=membership, **texts)
 
 
 def read_study_file(path: str | Path) -> tuple[Study | None, list[Problem]]:
@@ -382,7 +514,8 @@ def read_study_file(path: str | Path) -> tuple[Study | None, list[Problem]]:
 
 _FRAME_COLUMNS = ("study", "citation", "doi", "source", "overlap_group", "arm", "outcome",
                   "time", "time_kind", "day_lo", "day_hi", "unit", "patients", "lesions") \
-    + STAT_KEYS + ("reported_as", "derived", "assumed", "p", "note")
+    + STAT_KEYS + ("reported_as", "derived", "assumed", "p", "note", "modality", "definition",
+                   "grade")
 
 
 class StudySet:
@@ -457,7 +590,8 @@ class StudySet:
             Columns: study, citation, doi, source, overlap_group, arm, outcome,
             time (as reported), time_kind, day_lo, day_hi, unit, patients,
             lesions, every statistic key (NaN if absent), n, reported_as,
-            derived, assumed, p, note.
+            derived, assumed, p, note, modality (the arm's, else the study's),
+            definition, grade.
 
         Examples
         --------
@@ -481,8 +615,11 @@ class StudySet:
                    "lesions": _nan(s.size("lesions", o.arm))}
             for key in STAT_KEYS:
                 row[key] = float(o.stats[key]) if key in o.stats else math.nan
+            arm = s.arms.get(o.arm) if o.arm else None
             row.update(reported_as=o.reported_as, derived=",".join(o.derived) or None,
-                       assumed=",".join(o.assumed) or None, p=o.p, note=o.note)
+                       assumed=",".join(o.assumed) or None, p=o.p, note=o.note,
+                       modality=(arm.modality if arm and arm.modality else s.modality),
+                       definition=o.definition, grade=o.grade)
             rows.append(row)
         df = pd.DataFrame(rows, columns=list(_FRAME_COLUMNS))
         df.attrs["outcome"] = name

@@ -40,13 +40,19 @@ from metaanalysis.records.schema import (
     suggest,
     validate,
 )
-from metaanalysis.records.studies import OUTCOME_RE
+from metaanalysis.records.studies import MODALITIES, OUTCOME_RE
 from metaanalysis.records.yamlsafe import read_bytes_limited, read_yaml
 
 MODELS = ("two-step", "GLMM")
 FEW_STUDIES = ("bayes", "pool")
 OVERLAP = ("one_per_group", "all")
-PERCENT_RULES = ("exclude", "assume")
+PERCENT_RULES = ("exclude", "treated")
+COUNT_RULES = ("exclude", "nearest")
+PROBABLE_OVERLAP = ("separate", "apply")
+SUBGROUPS = ("modality",)
+#: two-group measures over the arms of comparative studies (ablation arm vs control arm)
+COMPARATIVE_COUNTS = ("RR", "OR", "RD")
+COMPARATIVE = COMPARATIVE_COUNTS + ("MD", "SMD", "ROM")
 MEDIAN_SD_RULES = ("exclude", "as_mean")
 PRIORS = ("halfnormal", "halfcauchy")
 
@@ -61,6 +67,9 @@ _DEFAULTS = {
     "median_sd": "exclude",
     "funnel_min_k": 10,
     "assumed_denominator_min_fraction": 0.5,
+    "modalities": None,
+    "probable_overlap": "separate",
+    "percent_without_count": "exclude",
 }
 
 
@@ -79,6 +88,21 @@ class OutcomePlan:
     timecourse: bool = False
     tau_prior: tuple[str, float] = ("halfnormal", 0.5)
     study_sets: tuple[str, ...] | None = None  # names of plan.study_sets; None: every set
+    records: tuple[str, ...] = ()  # record outcomes pooled under this name (default: the name)
+    complement: tuple[str, ...] = ()  # record outcomes whose complement this outcome is
+    absolute: bool = False  # MC: also pool the absolute value (MN) at baseline and each window
+    bounds: tuple | None = None  # (lowest, highest) value of the scale; None: unbounded
+    subgroups: tuple[str, ...] = ()  # subgroup analyses, e.g. ("modality",)
+    modalities: tuple[str, ...] | None = None  # override of the plan's modalities
+
+    def __post_init__(self):
+        if not self.records:
+            object.__setattr__(self, "records", (self.name,))
+
+    @property
+    def all_records(self) -> tuple[str, ...]:
+        """Every record outcome this analysis reads (direct and complemented)."""
+        return self.records + tuple(c for c in self.complement if c not in self.records)
 
 
 @dataclass(frozen=True)
@@ -103,6 +127,10 @@ class Plan:
     funnel_min_k: int = 10
     study_sets: dict = field(default_factory=dict)  # name -> tuple of study ids
     assumed_denominator_min_fraction: float = 0.5
+    modalities: tuple[str, ...] | None = None  # ablation modalities in the main analyses; None: all
+    probable_overlap: str = "separate"  # probable overlap-group members: separate, or apply
+    percent_without_count: str = "exclude"  # percent of a total matching no count: or nearest
+    controls: dict = field(default_factory=dict)  # study id -> control arm (comparisons)
     text: str = ""  # the plan file as read, recorded with the outputs
 
     def outcome(self, name: str) -> OutcomePlan:
@@ -123,14 +151,18 @@ class Plan:
             + ("Knapp–Hartung (t)" if self.test == "knha" else self.test),
             f"confidence level: {self.level:g}",
             f"fewer than 3 studies: {'Bayesian normal-normal model' if self.few_studies == 'bayes' else 'pooled as usual'}",
-            f"overlapping cohorts: {'largest study per overlap group' if self.overlap == 'one_per_group' else 'all studies'}",
+            f"overlapping cohorts: {'one study per overlap group and outcome (the largest with usable data)' if self.overlap == 'one_per_group' else 'all studies'}"
+            + ("; probable members (overlap_membership: probable) treated as separate cohorts"
+               if self.probable_overlap == "separate" else
+               "; probable members counted in their group"),
             (f"percent without denominator: {self.percent_without_denominator}; sensitivity: "
              f"smallest and largest candidate denominator from "
              f"{100 * self.assumed_denominator_min_fraction:g}% to 100% of the units treated "
              "(all units treated when the percent is 0% or 100%)"),
             f"median conversion: {self.median_conversion}; 'median ± SD': {self.median_sd}",
             f"funnel plots: drawn when k ≥ {self.funnel_min_k}",
-        ] + [f"study set {name} ({', '.join(ids)}): pooled alone as a sensitivity analysis "
+        ] + ([f"ablation modalities in the main analyses: {', '.join(self.modalities)}"]
+             if self.modalities else []) + [f"study set {name} ({', '.join(ids)}): pooled alone as a sensitivity analysis "
              "when at least two of its studies are in an analysis"
              for name, ids in self.study_sets.items()]
 
@@ -143,8 +175,8 @@ class Plan:
 # (for outcome keys); ``load_plan`` passes every validated key on by name.
 # docs/plan.md ("Adding a plan key") says more.
 
-#: the outcome measures the report can pool
-REPORT_MEASURES = PROPORTIONS + ("MC",)
+#: the outcome measures the report can pool (two-group measures over the arms of a study)
+REPORT_MEASURES = PROPORTIONS + ("MC",) + COMPARATIVE
 MEASURES = REPORT_MEASURES
 
 DEFAULTS_SCHEMA = {
@@ -162,7 +194,24 @@ DEFAULTS_SCHEMA = {
     "funnel_min_k": Integer(lo=2, hi=10000, default=_DEFAULTS["funnel_min_k"]),
     "assumed_denominator_min_fraction": Number(
         lo=0, hi=1, lo_open=True, default=_DEFAULTS["assumed_denominator_min_fraction"]),
+    "modalities": ListOf(Choice(MODALITIES), min_len=1, unique=True,
+                         doc="ablation modalities pooled in the main analyses; omitted: all"),
+    "probable_overlap": Choice(PROBABLE_OVERLAP, default=_DEFAULTS["probable_overlap"],
+                               doc="probable overlap-group members: separate cohorts, or applied"),
+    "percent_without_count": Choice(COUNT_RULES, default=_DEFAULTS["percent_without_count"],
+                                    doc="a percent of a total that matches no whole count"),
 }
+
+
+class _Bounds(Spec):
+    expected = "[lowest, highest] value of the scale (null for no bound), lowest < highest"
+
+    def check(self, value, ck, record, fld):
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(v is None or (is_number(v) and math.isfinite(float(v))) for v in value)
+                or (None not in value and not value[0] < value[1])):
+            return self.bad(value, ck, record, fld)
+        return tuple(None if v is None else float(v) for v in value)
 
 
 def _outcome_label(value, index):
@@ -176,6 +225,12 @@ def _outcome_cross_checks(v, ck, record):
     if v["model"] == "GLMM" and v["measure"] not in PROPORTIONS:
         ck.error(record, "model", f"GLMM pools proportions (measure {', '.join(PROPORTIONS)}); "
                  f"measure {v['measure']} needs model: two-step")
+    if v["absolute"] and v["measure"] != "MC":
+        ck.error(record, "absolute", f"absolute values are pooled next to mean changes; measure "
+                 f"{v['measure']} needs absolute: false")
+    if v["complement"] and v["measure"] not in PROPORTIONS:
+        ck.error(record, "complement", f"a complement (1 − p) needs a single-proportion measure "
+                 f"({', '.join(PROPORTIONS)})")
 
 
 OUTCOME_SCHEMA = {
@@ -185,7 +240,18 @@ OUTCOME_SCHEMA = {
     "label": Text(max_len=300, doc="display label; default: the name"),
     "measure": Choice(REPORT_MEASURES, required=True),
     "model": Choice(MODELS, default="two-step"),
-    "unit": Choice(("patients", "lesions", "any"), default="any"),
+    "unit": Choice(("patients", "lesions", "any", "mixed"), default="any",
+                   doc="any: each unit alone; mixed: both units in one analysis"),
+    "records": ListOf(Name(pattern=OUTCOME_RE, pattern_text="an outcome name"), unique=True,
+                      default=(), doc="record outcomes pooled under this name; default: name"),
+    "complement": ListOf(Name(pattern=OUTCOME_RE, pattern_text="an outcome name"), unique=True,
+                         default=(), doc="record outcomes whose complement (1 − p) is pooled"),
+    "absolute": Boolean(default=False, doc="MC: also the absolute value at baseline and each "
+                        "window"),
+    "bounds": _Bounds(doc="the scale's lowest and highest value (PIs beyond them are flagged)"),
+    "subgroups": ListOf(Choice(SUBGROUPS), unique=True, default=()),
+    "modalities": ListOf(Choice(MODALITIES), min_len=1, unique=True,
+                         doc="override of defaults/modalities for this outcome"),
     "windows": ListOf(Ref("windows"), unique=True, default=()),
     "r": Number(lo=-1, hi=1, default=0.5, doc="pre-post correlation (MC)"),
     "r_sensitivity": ListOf(Number(lo=-1, hi=1), default=()),
@@ -203,6 +269,7 @@ EXCLUSION_SCHEMA = {
 ARM_SCHEMA = {
     "study": Name(required=True, doc="study id"),
     "arm": Name(required=True, doc="arm name in that study's record"),
+    "control": Name(doc="the control arm, for two-group measures (RR, OR, RD, MD, SMD, ROM)"),
     "reason": Text(default=""),
 }
 
@@ -305,6 +372,7 @@ def load_plan(path) -> Plan:
         outcomes=tuple(outcomes),
         exclusions=tuple((e["study"], e["reason"]) for e in values["exclusions"]),
         arms=tuple((a["study"], a["arm"], a["reason"]) for a in values["arms"]),
+        controls={a["study"]: a["control"] for a in values["arms"] if a["control"]},
         not_pooled=tuple((n["outcome"], n["reason"]) for n in values["not_pooled"]),
     )
 
@@ -342,9 +410,14 @@ def plan_problems(plan: Plan, studies) -> list[Problem]:
         study(f"exclusions[{i}]", sid)
     for i, (sid, arm, _) in enumerate(plan.arms):
         s = study(f"arms[{i}]", sid)
-        if s is not None and arm not in s.arms:
-            out.append(Problem(file, f"arms[{i}]", "arm", f"{show(arm)} is not an arm of {sid}"
-                               + (suggest(arm, s.arms) if s.arms else "; it has no arms")))
+        for fld, name in (("arm", arm), ("control", plan.controls.get(sid))):
+            if s is not None and name is not None and name not in s.arms:
+                out.append(Problem(file, f"arms[{i}]", fld, f"{show(name)} is not an arm of "
+                                   f"{sid}" + (suggest(name, s.arms) if s.arms
+                                               else "; it has no arms")))
+        if plan.controls.get(sid) == arm:
+            out.append(Problem(file, f"arms[{i}]", "control", f"{show(arm)} is the arm pooled; "
+                               "expected the study's other (control) arm"))
     for name, members in plan.study_sets.items():
         for sid in members:
             if sid not in ids:
@@ -356,12 +429,24 @@ def plan_problems(plan: Plan, studies) -> list[Problem]:
                                "outcome of the study records" + suggest(name, names)))
     for op in plan.outcomes:
         rec = f"outcomes/{op.name}"
-        if op.name not in names:
-            out.append(Problem(file, rec, "name", f"{show(op.name)} is not an outcome of the "
-                               "study records" + suggest(op.name, names)))
+        missing = [r for r in op.all_records if r not in names]
+        if len(missing) == len(op.all_records):
+            fld = "name" if op.records == (op.name,) and not op.complement else "records"
+            out.append(Problem(file, rec, fld, f"{show(missing[0])} is not an outcome of the "
+                               "study records" + suggest(missing[0], names)))
             continue
-        prop, mean = _kinds([o for _, o in studies.records(op.name)])
-        if op.measure in PROPORTIONS and not prop:
+        prop, mean = _kinds([o for _, o in studies.records() if o.outcome in op.all_records])
+        if op.measure in COMPARATIVE and not plan.controls:
+            out.append(Problem(file, rec, "measure", f"{op.measure} compares two arms, but no "
+                               "entry under arms names a control arm (arms: [{study, arm, "
+                               "control}])"))
+        elif op.measure in COMPARATIVE_COUNTS and not prop:
+            out.append(Problem(file, rec, "measure", f"{op.measure} compares event counts, but "
+                               f"no record of {op.name} gives events/total or a percent"))
+        elif op.measure in COMPARATIVE and op.measure not in COMPARATIVE_COUNTS and not mean:
+            out.append(Problem(file, rec, "measure", f"{op.measure} compares means, but no "
+                               f"record of {op.name} gives a mean or median"))
+        elif op.measure in PROPORTIONS and not prop:
             out.append(Problem(file, rec, "measure", f"{op.measure} pools proportions, but no "
                                f"record of {op.name} gives events/total or a percent"
                                + ("; its records give means or medians: use measure: MC"

@@ -76,6 +76,21 @@ def _mean_sd(st, reported_as, n, plan: Plan, study, time, notes):
     return None, None, f"{time}: no mean ± SD or median with range/IQR"
 
 
+def overlap_group_of(study, plan: Plan) -> str | None:
+    """The overlap group a study counts in under ``plan``: its ``overlap_group``,
+    unless its membership is only probable and the plan keeps probable members
+    separate (``probable_overlap: separate``)."""
+    if study.overlap_membership == "probable" and plan.probable_overlap != "apply":
+        return None
+    return study.overlap_group
+
+
+def _modality(study, arm: str | None) -> str | None:
+    """The ablation modality of a study (of ``arm`` when the arm names one)."""
+    a = study.arms.get(arm) if arm else None
+    return a.modality if a is not None and a.modality else study.modality
+
+
 def _base_filter(studies: StudySet, plan: Plan, op: OutcomePlan, unit: str):
     """Records of the outcome left after exclusions, arms and unit; plus the reasons."""
     excl = dict(plan.exclusions)
@@ -89,6 +104,9 @@ def _base_filter(studies: StudySet, plan: Plan, op: OutcomePlan, unit: str):
             why = (f"arm {o.arm}: not the arm pooled ({arms[s.id][0]}: {arms[s.id][1]})"
                    if s.id in arms else f"arm {o.arm} of a multi-arm study; the plan names no arm "
                    "to pool (plan: arms)")
+        elif plan.modalities and _modality(s, o.arm) not in plan.modalities:
+            why = (f"modality {_modality(s, o.arm) or 'not recorded'}; the main analyses pool "
+                   f"{', '.join(plan.modalities)} (plan: modalities)")
         elif o.unit != unit:
             why = f"unit {o.unit}; this analysis pools {unit}"
         if why:
@@ -195,10 +213,12 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
         tp = chosen.timepoint
         row = {"study": sid, "label": labels.get(sid, sid), "arm": chosen.arm,
                "time": chosen.time, "days": tp.days if tp.defined else math.nan, "unit": unit,
-               "overlap_group": s.overlap_group, "assumption": "", "flags": ""}
+               "overlap_group": overlap_group_of(s, plan), "assumption": "", "flags": ""}
         flags = set()
         if {"n", "total"} & set(chosen.assumed):
             flags.add("§")
+        if {"unit", "definition"} & set(chosen.assumed):
+            flags.add("‖")
         if is_prop:
             if _has(st, "events", "total"):
                 row.update(events=st["events"], total=st["total"], ni=st["total"])

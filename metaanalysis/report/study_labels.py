@@ -23,7 +23,7 @@ def display_label(study) -> str:
     """First author and year from a study's ``citation``, e.g. ``"Chen 2022"``.
 
     ``"Motaghi M et al. 2022, J Clin Neurosci ..."`` gives ``"Motaghi 2022"``.
-    A citation without a first author (``"... J Vasc Interv Radiol 2014
+    A record's ``label`` is used as given.  A citation without a first author (``"... J Vasc Interv Radiol 2014
     (author not verified)"``) falls back to the id's letters in capitals and
     its year (``jvir2014`` → ``"JVIR 2014"``); anything else to the id.
 
@@ -34,7 +34,15 @@ def display_label(study) -> str:
     'Chen 2022'
     >>> display_label(S(id="jvir2014", citation="Microwave ablation, J Vasc Interv Radiol 2014"))
     'JVIR 2014'
+
+    A record's own ``label:`` wins:
+
+    >>> display_label(S(id="bmcneurol2020", citation="BMC Neurol 2020", label="BMC Neurol 2020"))
+    'BMC Neurol 2020'
     """
+    own = getattr(study, "label", None)
+    if own:
+        return str(own)
     m = _CITATION.match(str(getattr(study, "citation", "") or ""))
     if m:
         return f"{m.group(1)} {m.group(2)}"
@@ -62,7 +70,7 @@ def display_labels(studies) -> dict[str, str]:
 
 
 #: marker -> meaning; a row carries the markers of every estimate or assumption behind it
-FLAG_MARKS = ("†", "‡", "§", "¶")
+FLAG_MARKS = ("†", "‡", "§", "‖", "¶")
 _CONVERSION_SOURCES = {"luo-shi": "Luo 2018; Shi 2020", "wan": "Wan 2014", "hozo": "Hozo 2005"}
 
 
@@ -80,6 +88,7 @@ def flag_text(mark: str, plan: Plan | None = None, conversion: str | None = None
              f"({_CONVERSION_SOURCES.get(conv, conv)})",
         "‡": "'median ± SD' used as mean ± SD (assumption)",
         "§": "n (or total) not reported for this time point, the study's sample size assumed",
+        "‖": "unit or definition not stated, assumed (the record gives the reason)",
         "¶": "denominator not reported, assumed (sensitivity analysis only)",
     }
     return f"{mark} {texts[mark]}"
