@@ -267,7 +267,7 @@ def test_display_and_frame():
     assert frame.loc["mu", "median"] == res.mu.median
     assert frame.attrs["tau_prior"] == "half-normal(scale=0.5)"
     html = res._repr_html_()
-    assert html.startswith("<pre>") and "half-normal(scale=0.5)" in html
+    assert html.startswith("<div") and "half-normal(scale=0.5)" in html
     assert repr(res) == res.summary()
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.k = 3  # frozen

@@ -229,7 +229,8 @@ def test_pool_many_nan_policy_omit_counts_per_row():
     assert b.k.tolist() == [4, 5, 3, 0]
     one = ma.pool(np.delete(y[0], 1), np.delete(v[0], 1), method="DL")
     assert b.estimate[0] == pytest.approx(one.estimate, rel=1e-12)
-    assert "omitted (nan_policy='omit'): 7 studies with unusable values in 3 of 4 rows" in b.summary()
+    assert "Omitted (nan_policy='omit'): 7 studies with unusable values in 3 of 4 rows" in b.summary()
+    assert "Rows with no study: 1 (their results are NaN)" in b.summary()
     with pytest.raises(InputError, match="nan_policy: got 'propagate'; expected 'raise' or 'omit'"):
         ma.pool_many(y, v, nan_policy="propagate")
 

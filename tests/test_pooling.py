@@ -52,15 +52,18 @@ def test_pool_is_immutable_and_with_copies():
 def test_summary_prints_every_method_choice():
     res = pool(BCG["yi"], BCG["vi"], method="REML", test="knha")
     text = res.summary()
-    first = text.splitlines()[0]
-    assert first == "Random-effects model (k = 13); τ² estimator: REML; CI: Knapp–Hartung, t(12)"
+    assert text.splitlines()[:3] == ["Random-effects model (k = 13)",
+                                     "  τ² estimator: REML (restricted maximum likelihood)",
+                                     "  CI and tests: Knapp–Hartung, t(12)"]
     assert "τ² = 0.3132" in text  # bcg_rr.json REML tau2 = 0.31324
     assert "I² = 92.2%" in text
     assert "Q(12) = 152.23, p < 0.0001" in text
     assert "prediction interval" in text
     assert repr(res) == text
     ee = pool(BCG["yi"], BCG["vi"], method="EE").summary()
-    assert ee.splitlines()[0] == "Common-effect model (k = 13); CI: Wald-type, normal"
+    assert ee.splitlines()[:3] == ["Common-effect model (k = 13)",
+                                   "  Weights: inverse variance (τ² = 0)",
+                                   "  CI and tests: Wald-type, normal"]
     assert "prediction interval" not in ee
 
 
@@ -70,7 +73,7 @@ def test_to_frame_and_html():
     assert frame.shape[0] == 1
     assert frame["tau2"].iloc[0] == pytest.approx(_ref(BCG, "DL")["tau2"], rel=1e-8)
     html = res._repr_html_()
-    assert "τ² estimator: DL" in html and "<table>" in html
+    assert "τ² estimator" in html and "DL (DerSimonian–Laird)" in html and "<table" in html
 
 
 def test_repr_html_never_raises():

@@ -25,8 +25,8 @@ import pandas as pd
 
 from metaanalysis.effects.study_data import overflow_error, study_data
 from metaanalysis.errors import InputError
-from metaanalysis.formatting import ci, num, pval
-from metaanalysis.frozen import FrameField
+from metaanalysis.formatting import ci, level_text, num, pval
+from metaanalysis.frozen import FrameField, freeze_arrays
 from metaanalysis.models import priors as _priors
 from metaanalysis.models.posterior import (
     _mixture_cdf,
@@ -35,6 +35,7 @@ from metaanalysis.models.posterior import (
     _Posterior,
     _shortest,
 )
+from metaanalysis.results.display import Display, Displayed, Lines, Table
 
 __all__ = ["BayesResult", "PosteriorSummary", "pool_bayes", "prior_sensitivity"]
 
@@ -53,8 +54,8 @@ class PosteriorSummary:
     ci_ub: float
 
 
-@dataclass(frozen=True, eq=False)
-class BayesResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class BayesResult(Displayed):
     """Result of :func:`pool_bayes` (immutable).
 
     Attributes
@@ -66,7 +67,8 @@ class BayesResult:
     predictive : PosteriorSummary
         Full summary of that predictive distribution.
     shrinkage : pandas.DataFrame
-        Per study: ``label, yi, mean, median, sd, ci_lb, ci_ub`` of θᵢ | data.
+        Per study: ``label, yi, mean, median, sd, ci_lb, ci_ub`` of θᵢ | data (a new
+        copy on every access, like ``data``).
     prior_text, mu_prior_text : str
         The priors in words (printed with every result).
     """
@@ -77,7 +79,7 @@ class BayesResult:
     predictive: PosteriorSummary
     pi_lb: float
     pi_ub: float
-    shrinkage: pd.DataFrame
+    shrinkage: pd.DataFrame = FrameField(required=True)
     yi: np.ndarray
     vi: np.ndarray
     labels: tuple
@@ -90,8 +92,14 @@ class BayesResult:
     tau_prior: Any = field(repr=False)
     mu_prior: Any = field(repr=False)
     notes: tuple = ()
-    data: pd.DataFrame | None = field(default=None, repr=False)  # the effect_sizes frame, if given
+    data: pd.DataFrame | None = FrameField()  # the effect_sizes frame, if given
     _post: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        freeze_arrays(self)
+        for value in vars(self._post).values() if self._post is not None else ():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False  # the posterior grid is the result's own
 
     # ---- probabilities, densities, quantiles (used by the plots)
     def _mix(self, which):
@@ -177,13 +185,17 @@ class BayesResult:
         return self.prob("mu", greater=c)
 
     # ---- display
-    def to_frame(self) -> pd.DataFrame:
-        """Posterior summaries of μ, τ and θ_new as rows."""
+    def _frame(self) -> pd.DataFrame:
         rows = {"mu": self.mu, "tau": self.tau, "predictive": self.predictive}
         df = pd.DataFrame({name: vars(s) for name, s in rows.items()}).T
         df.attrs.update(tau_prior=self.prior_text, mu_prior=self.mu_prior_text,
                         level=self.level, interval=self.interval, measure=self.measure)
         return df
+
+    def to_frame(self) -> pd.DataFrame:
+        """Posterior summaries of μ, τ and θ_new as rows; the priors, level and interval
+        kind in ``attrs`` (``attrs["description"]``: every method choice in words)."""
+        return super().to_frame()
 
     def back_transform(self) -> pd.DataFrame:
         """μ (posterior median) with its credible and prediction intervals on the
@@ -196,57 +208,46 @@ class BayesResult:
             vals = np.asarray(to_natural(self.measure, vals, ni=self.ni), dtype=float)
         return pd.DataFrame([vals], columns=["estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"])
 
-    def summary(self) -> str:
-        pc = f"{100 * self.level:g}%"
-        lines = [
-            f"Bayesian random-effects meta-analysis (normal-normal hierarchical model), k = {self.k}"
-            + (f", measure {self.measure}" if self.measure else ""),
-            f"Prior on τ: {self.prior_text}",
-            f"Prior on μ: {self.mu_prior_text}",
-            ("Computation: μ integrated analytically given τ; τ by adaptive Gauss-Legendre "
-            "quadrature on log τ (no sampling)"),
-            (f"Intervals: {pc} {self.interval} credible; prediction interval from the "
-            "posterior predictive distribution"),
-            "",
-            f"{'':12}{'mean':>10}{'median':>10}{'sd':>10}   {pc} interval",
+    def _display(self) -> Display:
+        from metaanalysis.effects.transforms import NATURAL_MEASURES, natural_label
+
+        lv = level_text(self.level)
+        methods = [
+            ("Prior on τ", self.prior_text),
+            ("Prior on μ", self.mu_prior_text),
+            ("Intervals", f"{lv} {self.interval} credible; prediction interval from the "
+                          "posterior predictive distribution"),
+            ("Computation", "μ integrated analytically given τ; τ by adaptive "
+                            "Gauss–Legendre quadrature on log τ (no sampling)"),
         ]
-        for name, s in (("μ", self.mu), ("τ", self.tau), ("θ_new", self.predictive)):
-            lines.append(f"{name:12}{num(s.mean):>10}{num(s.median):>10}{num(s.sd):>10}   "
-                         f"{ci(s.ci_lb, s.ci_ub)}")
-        prob = pval(self.prob_mu_greater(0.0))
-        lines.append(f"P(μ > 0 | data) {prob if prob.startswith('<') else '= ' + prob}")
-        if self.measure is not None:
-            try:
-                bt = self.back_transform().iloc[0]
-            except Exception as exc:  # noqa: BLE001 - display must not fail
-                lines.append(f"(back-transformation unavailable: {exc})")
-            else:
-                if bt["estimate"] != self.mu.median:  # identity transforms add nothing
-                    lines.append(f"Back-transformed ({self.measure}): median "
-                                 f"{num(bt['estimate'])}, CrI {ci(bt['ci_lb'], bt['ci_ub'])}, "
-                                 f"PI {ci(bt['pi_lb'], bt['pi_ub'])}")
-        lines += ["", "Shrinkage estimates (posterior of each study's θᵢ):"]
-        width = max([5] + [len(str(lab)) for lab in self.labels])
-        lines.append(f"{'study':{width}}{'yi':>10}{'mean':>10}{'sd':>10}   {pc} interval")
-        for _, r in self.shrinkage.iterrows():
-            lines.append(f"{r['label']!s:{width}}{num(r['yi']):>10}{num(r['mean']):>10}"
-                         f"{num(r['sd']):>10}   {ci(r['ci_lb'], r['ci_ub'])}")
-        lines += [f"Note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        try:
-            return self.summary()
-        except Exception as exc:  # noqa: BLE001
-            return f"<BayesResult k={self.k} (summary failed: {exc})>"
-
-    def _repr_html_(self) -> str:
-        import html
-
-        try:
-            return "<pre>" + html.escape(self.summary()) + "</pre>"
-        except Exception as exc:  # noqa: BLE001 - never raises
-            return f"<pre>BayesResult (display failed: {html.escape(str(exc))})</pre>"
+        if self.measure:
+            methods.append(("Measure", self.measure))
+        cri = f"{lv} CrI"
+        post = pd.DataFrame(
+            {"mean": [num(s.mean) for s in (self.mu, self.tau, self.predictive)],
+             "median": [num(s.median) for s in (self.mu, self.tau, self.predictive)],
+             "sd": [num(s.sd) for s in (self.mu, self.tau, self.predictive)],
+             cri: [ci(s.ci_lb, s.ci_ub) for s in (self.mu, self.tau, self.predictive)]},
+            index=pd.Index(["μ", "τ", "θ_new"], name="posterior"))
+        rows = [("P(μ > 0 | data)", pval(self.prob_mu_greater(0.0)))]
+        if self.measure in NATURAL_MEASURES:
+            bt = self.back_transform().iloc[0]
+            rows.append((natural_label(self.measure),
+                         f"median {num(bt['estimate'])}, {cri} {ci(bt['ci_lb'], bt['ci_ub'])}, "
+                         f"{lv} PI {ci(bt['pi_lb'], bt['pi_ub'])}"))
+        shrink = FrameField.peek(self, "shrinkage")
+        studies = pd.DataFrame(
+            {"yi": shrink["yi"].map(num), "mean": shrink["mean"].map(num),
+             "sd": shrink["sd"].map(num),
+             cri: [ci(a, b) for a, b in zip(shrink["ci_lb"], shrink["ci_ub"])]},
+        ).set_axis(pd.Index(shrink["label"].astype(str), name="study"))
+        return Display(
+            f"Bayesian random-effects model, normal–normal hierarchical (k = {self.k})",
+            tuple(methods),
+            (Table("", post), Lines(tuple(rows)),
+             Table("Shrinkage estimates (posterior of each study's θᵢ):", studies)),
+            tuple(self.notes),
+        )
 
 
 # --------------------------------------------------------------------------- API

@@ -111,8 +111,8 @@ def pool(
     >>> import metaanalysis as ma
     >>> res = ma.pool([0.1, 0.3, 0.35, -0.2], [0.01, 0.02, 0.015, 0.03],
     ...               method="DL", test="knha")
-    >>> print(res.summary().splitlines()[0])
-    Random-effects model (k = 4); τ² estimator: DL; CI: Knapp–Hartung, t(3)
+    >>> print(res.method_line())
+    Random-effects model (k = 4); τ² estimator: DL (DerSimonian–Laird); CI and tests: Knapp–Hartung, t(3); τ² and I² intervals: Q-profile (Viechtbauer 2007)
     """
     d = study_data(yi, vi, labels=labels, measure=measure, ni=ni, unit=unit)
     y, v = d.yi, d.vi
@@ -130,8 +130,6 @@ def pool(
         notes.append(
             "k = 1: the pooled estimate is the single study; heterogeneity (τ², I², H², Q test) is undefined"
         )
-        if test != "z":
-            notes.append(f"test={test!r} needs k ≥ 2; the normal (Wald-type) interval is used")
     if out["tau2_ci_capped"].item(0):
         notes.append(
             f"the upper Q-profile limit for τ² lies beyond the search bound and is shown as that bound "

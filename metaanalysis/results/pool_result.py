@@ -1,53 +1,50 @@
 """Immutable results of pooling: :class:`PoolResult` (one analysis) and
 :class:`BatchResult` (many).
 
-Both print every method choice with the numbers ("τ² estimator: REML; CI:
-Knapp–Hartung, t(12)") because defaults differ between packages.  All numbers
-are formatted through :mod:`metaanalysis.formatting`.
+Both print every method choice with the numbers (τ² estimator, how the CI and
+tests are computed with their distribution, the Q-profile intervals) because
+defaults differ between packages.  Text and HTML come from one
+:class:`~metaanalysis.results.display.Display`; all numbers and method names are
+formatted through :mod:`metaanalysis.formatting`.  Arrays are read-only and
+``PoolResult.data`` is a copy on every access: a result never changes.
 
 Examples
 --------
 >>> import metaanalysis as ma
 >>> res = ma.pool([0.1, 0.3, 0.35, -0.2], [0.01, 0.02, 0.015, 0.03], method="DL")
->>> res.summary().splitlines()[0]
-'Random-effects model (k = 4); τ² estimator: DL; CI: Wald-type, normal'
+>>> print(res.summary().splitlines()[1])
+  τ² estimator: DL (DerSimonian–Laird)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from metaanalysis.formatting import ci, num, pct, pval
+from metaanalysis.formatting import (
+    METHOD_NAMES,
+    TEST_NAMES,
+    ci,
+    dist_text,
+    inference_text,
+    level_text,
+    method_text,
+    num,
+    p_text,
+    pct,
+    pval,
+    stat_text,
+)
+from metaanalysis.frozen import FrameField, freeze_arrays
+from metaanalysis.results.display import Display, Displayed, Lines, Table
 
 __all__ = ["METHOD_NAMES", "TEST_NAMES", "BatchResult", "PoolResult"]
-
-METHOD_NAMES = {
-    "EE": "common-effect (inverse variance)",
-    "DL": "DerSimonian–Laird",
-    "HE": "Hedges",
-    "HS": "Hunter–Schmidt",
-    "HSk": "Hunter–Schmidt, small-sample corrected",
-    "SJ": "Sidik–Jonkman",
-    "ML": "maximum likelihood",
-    "REML": "restricted maximum likelihood",
-    "EB": "empirical Bayes",
-    "PM": "Paule–Mandel",
-    "PMM": "median-unbiased Paule–Mandel",
-    "GLMM": "binomial-normal GLMM",
-}
-TEST_NAMES = {
-    "z": "Wald-type",
-    "knha": "Knapp–Hartung",
-    "adhoc": "Knapp–Hartung (ad hoc, factor ≥ 1)",
-}
 
 SCALARS = (
     "k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "tau2", "se_tau2",
@@ -55,27 +52,43 @@ SCALARS = (
 )  # fmt: skip
 
 
-def _model_line(k, method, test, df) -> str:
-    model = "Common-effect model" if method == "EE" else "Random-effects model"
-    head = f"{model} (k = {int(k)})"
+def _inference(test: str, df) -> str:
+    """CI/test text; a t-based test with no df (k = 1) fell back to the normal."""
+    if test != "z" and (df is None or not np.isfinite(df)):
+        return f"{inference_text('z')} (test={test!r} needs k ≥ 2)"
+    return inference_text(test, df)
+
+
+def _methods(method, test, df, qprofile, measure=None, unit=None) -> list:
+    """The method facts shared by PoolResult and BatchResult."""
+    facts = []
     if method == "GLMM":
-        head += "; binomial-normal GLMM (ML, adaptive Gauss–Hermite)"
-    elif method != "EE":
-        head += f"; τ² estimator: {method}"
-    if test == "z" or df is None or not np.isfinite(df):
-        head += f"; CI: {TEST_NAMES.get(test, test) if test != 'z' else 'Wald-type'}, normal"
+        facts.append(("Model", "binomial-normal GLMM on the logit scale, adaptive "
+                      "Gauss–Hermite quadrature"))
+        facts.append(("τ² estimator", method_text("ML")))
+    elif method == "EE":
+        facts.append(("Weights", "inverse variance (τ² = 0)"))
     else:
-        head += f"; CI: {TEST_NAMES.get(test, test)}, t({num(df, 0)})"
-    return head
+        facts.append(("τ² estimator", method_text(method)))
+    facts.append(("CI and tests", inference_text(test, df) if isinstance(df, str)
+                  else _inference(test, df)))
+    if qprofile and method not in ("EE", "GLMM"):
+        facts.append(("τ² and I² intervals", "Q-profile (Viechtbauer 2007)"))
+    if measure:
+        facts.append(("Measure", measure + (f"; unit: {unit}" if unit else "")))
+    elif unit:
+        facts.append(("Unit", unit))
+    return facts
 
 
-@dataclass(frozen=True)
-class PoolResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class PoolResult(Displayed):
     """One pooled meta-analysis (immutable).
 
     Attributes follow metafor's names; ``i2``, its interval and ``weights`` are
-    in percent.  ``notes`` are printed with the result.  Build one with
-    :func:`metaanalysis.pool`.
+    in percent.  ``notes`` are printed with the result.  Arrays are read-only and
+    ``data`` (the effect-size frame, if any) is a new copy on every access.  Build
+    one with :func:`metaanalysis.pool`.
 
     Examples
     --------
@@ -118,7 +131,10 @@ class PoolResult:
     converged: bool = True
     unit: str | None = None
     notes: tuple = ()
-    data: Any = field(default=None, repr=False, compare=False)
+    data: pd.DataFrame | None = FrameField()
+
+    def __post_init__(self):
+        freeze_arrays(self)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -167,73 +183,56 @@ class PoolResult:
         return "z" if self.df is None or not np.isfinite(self.df) else "t"
 
     def method_line(self) -> str:
-        """The one-line description of every method choice."""
-        return _model_line(self.k, self.method, self.test, self.df)
+        """The model and every method choice on one line."""
+        return self._display().headline()
 
-    def summary(self) -> str:
-        """Multi-line text: model and method choices, estimate, heterogeneity, notes."""
-        lv = f"{100 * self.level:g}%"
-        lines = [self.method_line()]
-        if self.measure:
-            lines.append(
-                f"Measure: {self.measure}" + (f"; unit: {self.unit}" if self.unit else "")
-            )
-        stat = f"{self.stat_name}" + (f"({num(self.df, 0)})" if self.stat_name == "t" else "")
-        lines.append(
-            f"Estimate {num(self.estimate)} (SE {num(self.se)}), {lv} CI {ci(self.ci_lb, self.ci_ub)}, "
-            f"{stat} = {num(self.stat, 2)}, p = {pval(self.p)}".replace("p = <", "p <")
-        )
-        if self.method != "EE" and np.isfinite(self.pi_lb):
-            crit = "normal" if self.stat_name == "z" else f"t({num(self.df, 0)})"
-            lines.append(f"{lv} prediction interval {ci(self.pi_lb, self.pi_ub)} ({crit})")
-        qp = pval(self.q_p)
-        qline = f"Q({num(self.q_df, 0)}) = {num(self.q, 2)}, p = {qp}".replace("p = <", "p <")
-        if self.method == "EE":
-            lines.append(
-                f"Heterogeneity (from Q): I² = {pct(self.i2)}, H² = {num(self.h2, 2)}; {qline}"
-            )
+    def _qprofile(self) -> bool:
+        return bool(np.isfinite(self.tau2_ci_lb))
+
+    def _display(self) -> Display:
+        lv = level_text(self.level)
+        re = self.method != "EE"
+        title = f"{'Random-effects' if re else 'Common-effect'} model (k = {self.k})"
+        methods = _methods(self.method, self.test, self.df, self._qprofile(), self.measure,
+                           self.unit)
+        rows = [("Estimate", f"{num(self.estimate)} (SE {num(self.se)}), {lv} CI "
+                 f"{ci(self.ci_lb, self.ci_ub)}, {stat_text(self.stat, self.df)}, {p_text(self.p)}")]
+        if re and np.isfinite(self.pi_lb):
+            crit = "normal" if self.stat_name == "z" else dist_text(self.df)
+            rows.append((f"{lv} prediction interval", f"{ci(self.pi_lb, self.pi_ub)} ({crit})"))
+        q = f"Q({num(self.q_df, 0)}) = {num(self.q, 2)}, {p_text(self.q_p)}"
+        if not re:
+            rows.append(("Heterogeneity (from Q)", f"I² = {pct(self.i2)}, H² = {num(self.h2, 2)}; {q}"))
         elif np.isfinite(self.tau2):
-            t2 = f"τ² = {num(self.tau2)} (SE {num(self.se_tau2)})"
-            if np.isfinite(self.tau2_ci_lb):
-                t2 += f", {lv} CI {ci(self.tau2_ci_lb, self.tau2_ci_ub)}"
+            t2 = f"τ² = {num(self.tau2)}"
+            if np.isfinite(self.se_tau2):
+                t2 += f" (SE {num(self.se_tau2)})"
             i2 = f"I² = {pct(self.i2)}"
-            if np.isfinite(self.i2_ci_lb):
+            if self._qprofile():
+                t2 += f", {lv} CI {ci(self.tau2_ci_lb, self.tau2_ci_ub)}"
                 i2 += f" [{pct(self.i2_ci_lb)}, {pct(self.i2_ci_ub)}]"
-            lines.append(f"Heterogeneity: {t2}; τ = {num(np.sqrt(self.tau2))}")
-            lines.append(f"  {i2}, H² = {num(self.h2, 2)}; {qline}")
-            if np.isfinite(self.tau2_ci_lb):
-                lines.append("  (τ² and I² intervals: Q-profile, Viechtbauer 2007)")
+            rows.append(("Heterogeneity", f"{t2}; τ = {num(np.sqrt(self.tau2))}"))
+            rows.append(("", f"{i2}, H² = {num(self.h2, 2)}; {q}"))
         else:
-            lines.append("Heterogeneity: undefined")
-        natural = self._natural_line(lv)
+            rows.append(("Heterogeneity", f"undefined (k = {self.k})"))
+        natural = self._natural_row(lv)
         if natural:
-            lines.append(natural)
-        for note in self.notes:
-            lines.append(f"Note: {note}")
-        return "\n".join(lines)
+            rows.append(natural)
+        return Display(title, tuple(methods), (Lines(tuple(rows)),), tuple(self.notes))
 
-    def _natural_line(self, lv: str) -> str:
+    def _natural_row(self, lv: str):
         """Estimate, CI and PI back on the natural scale (proportions, ratios, r), if any."""
         from metaanalysis.effects.transforms import NATURAL_MEASURES, natural_label
 
         if self.measure not in NATURAL_MEASURES or not np.isfinite(self.estimate):
-            return ""
-        try:
-            b = self.back_transform().iloc[0]
-        except Exception:  # noqa: BLE001 -- display must never fail
-            return ""
-        line = f"{natural_label(self.measure)}: {num(b['estimate'])}, {lv} CI {ci(b['ci_lb'], b['ci_ub'])}"
+            return None
+        b = self.back_transform().iloc[0]
+        text = f"{num(b['estimate'])}, {lv} CI {ci(b['ci_lb'], b['ci_ub'])}"
         if np.isfinite(b["pi_lb"]):
-            line += f", {lv} PI {ci(b['pi_lb'], b['pi_ub'])}"
-        return line
+            text += f", {lv} PI {ci(b['pi_lb'], b['pi_ub'])}"
+        return natural_label(self.measure), text
 
-    def __repr__(self) -> str:
-        return self.summary()
-
-    __str__ = __repr__
-
-    def to_frame(self) -> pd.DataFrame:
-        """One-row DataFrame of the pooled numbers and method choices."""
+    def _frame(self) -> pd.DataFrame:
         row = {"method": self.method, "test": self.test, "level": self.level}
         row.update({key: getattr(self, key) for key in SCALARS})
         row["df"] = np.nan if self.df is None else self.df
@@ -241,6 +240,11 @@ class PoolResult:
         if self.measure:
             row["measure"] = self.measure
         return pd.DataFrame([row])
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row DataFrame of the pooled numbers and method choices
+        (``attrs["description"]``: the model and every method choice in words)."""
+        return super().to_frame()
 
     def studies_frame(self) -> pd.DataFrame:
         """One row per study: label, yi, vi, se, CI, weight (%)."""
@@ -252,38 +256,6 @@ class PoolResult:
             {"label": list(self.labels), "yi": self.yi, "vi": self.vi, "se": se,
              "ci_lb": self.yi - z * se, "ci_ub": self.yi + z * se, "weight": self.weights}
         )  # fmt: skip
-
-    def _repr_html_(self) -> str:
-        try:
-            head = html.escape(self.method_line())
-            frame = self.to_frame().drop(columns=["method", "test", "level"])
-            rows = "".join(
-                f"<tr><th>{html.escape(str(c))}</th><td>{html.escape(self._fmt(c, frame[c].iloc[0]))}</td></tr>"
-                for c in frame.columns
-            )
-            notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-            return (
-                f"<div><p><b>{head}</b></p><table>{rows}</table>"
-                + (f"<ul>{notes}</ul>" if notes else "")
-                + "</div>"
-            )
-        except Exception:  # noqa: BLE001  (the notebook display must never raise)
-            try:
-                return f"<pre>{html.escape(self.summary())}</pre>"
-            except Exception:  # noqa: BLE001
-                return "<pre>PoolResult</pre>"
-
-    @staticmethod
-    def _fmt(name, value) -> str:
-        if name in ("p", "q_p"):
-            return pval(value)
-        if name in ("i2", "i2_ci_lb", "i2_ci_ub"):
-            return pct(value)
-        if name in ("k", "q_df", "df"):
-            return num(value, 0)
-        if isinstance(value, (bool, np.bool_, str)):
-            return str(value)
-        return num(value)
 
     def back_transform(self) -> pd.DataFrame:
         """Estimate, CI and PI on the natural scale of ``measure``.
@@ -307,12 +279,13 @@ class PoolResult:
         return pd.DataFrame([dict(zip(keys, nat))])
 
 
-@dataclass(frozen=True)
-class BatchResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class BatchResult(Displayed):
     """Many independent meta-analyses (from :func:`metaanalysis.pool_many`).
 
-    Every :class:`PoolResult` number is an array of length ``batch``;
-    ``weights`` has shape ``(batch, k)``.
+    Every :class:`PoolResult` number is an array of length ``batch`` (read-only);
+    ``weights`` has shape ``(batch, k)``; ``omitted`` counts the studies dropped per
+    row by ``nan_policy="omit"`` (None otherwise).
 
     Examples
     --------
@@ -354,11 +327,13 @@ class BatchResult:
     qprofile: bool = False
     omitted: np.ndarray | None = None
 
+    def __post_init__(self):
+        freeze_arrays(self)
+
     def __len__(self) -> int:
         return len(self.k)
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per meta-analysis."""
+    def _frame(self) -> pd.DataFrame:
         cols = {key: getattr(self, key) for key in SCALARS}
         cols["df"] = self.df
         cols["converged"] = self.converged
@@ -366,28 +341,47 @@ class BatchResult:
             cols["omitted"] = self.omitted
         return pd.DataFrame(cols)
 
-    def summary(self) -> str:
-        """Method choices and the range of results."""
+    def to_frame(self) -> pd.DataFrame:
+        """One row per meta-analysis (``attrs["description"]``: the method choices)."""
+        return super().to_frame()
+
+    def _display(self) -> Display:
         n = len(self)
-        head = _model_line(0, self.method, self.test, None).split(" (k = 0)")
-        lines = [f"{head[0]}, {n} meta-analyses{head[1]}"]
-        if self.test != "z":
-            lines[0] = lines[0].replace("normal", "t(k − 1)")
-        if not self.qprofile:
-            lines.append("Q-profile intervals for τ² and I² not computed (qprofile=False)")
-        bad = int(np.sum(~self.converged))
-        lines.append(f"converged: {n - bad} of {n}")
+        k = np.asarray(self.k)
+        kind = "Random-effects" if self.method != "EE" else "Common-effect"
+        ks = f"k = {int(k.min())}" if n and k.min() == k.max() else (
+            f"k = {int(k.min())} to {int(k.max())}" if n else "no rows")
+        title = f"{kind} models: {n} meta-analyses ({ks})"
+        df = "t(k − 1) in each row" if self.test != "z" else None
+        methods = _methods(self.method, self.test, df, self.qprofile)
+        if self.test == "z":
+            methods[1] = ("CI and tests", inference_text("z"))
+        if not self.qprofile and self.method != "EE":
+            methods.append(("τ² and I² intervals", "not computed (qprofile=False)"))
+        rows = [("Converged", f"{int(np.count_nonzero(self.converged))} of {n}")]
         if self.omitted is not None:
-            rows = int(np.count_nonzero(self.omitted))
-            lines.append(f"omitted (nan_policy='omit'): {int(np.sum(self.omitted))} studies with "
-                         f"unusable values in {rows} of {n} rows")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        try:
-            return f"<p>{html.escape(self.summary())}</p>" + self.to_frame().head(20)._repr_html_()
-        except Exception:  # noqa: BLE001
-            return "<pre>BatchResult</pre>"
+            om = np.asarray(self.omitted)
+            rows.append(("Omitted (nan_policy='omit')",
+                         f"{int(om.sum())} studies with unusable values in "
+                         f"{int(np.count_nonzero(om))} of {n} rows"))
+        empty = int(np.count_nonzero(k == 0))
+        if empty:
+            rows.append(("Rows with no study", f"{empty} (their results are NaN)"))
+        keys = (("Estimate", "estimate"), ("τ²", "tau2"), ("I²", "i2"))
+        for label, key in keys if self.method != "EE" else keys[::2]:
+            vals = np.asarray(getattr(self, key), dtype=float)
+            if np.isfinite(vals).any():
+                fmt = pct if key == "i2" else num
+                rows.append((label, f"median {fmt(np.nanmedian(vals))}, range "
+                             f"[{fmt(np.nanmin(vals))}, {fmt(np.nanmax(vals))}]"))
+        head = self._frame().head(10)
+        shown = pd.DataFrame({
+            "k": head["k"].map(lambda x: num(x, 0)),
+            "estimate": head["estimate"].map(num),
+            f"{level_text(self.level)} CI": [ci(a, b) for a, b in zip(head["ci_lb"], head["ci_ub"])],
+            "τ²": head["tau2"].map(num),
+            "I²": head["i2"].map(pct),
+            "p": head["p"].map(pval),
+        }, index=head.index)
+        caption = "First 10 rows:" if n > 10 else ""
+        return Display(title, tuple(methods), (Lines(tuple(rows)), Table(caption, shown)))
