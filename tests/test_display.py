@@ -52,7 +52,7 @@ def test_one_printer_behind_every_display(name):
         assert html.escape(label) in page and html.escape(value) in page
         assert f"  {label}: {value}" in text
     for block in d.body:
-        for label, value in getattr(block, "items", ()):
+        for _label, value in getattr(block, "items", ()):
             assert html.escape(value) in page and value in text
     for note in d.notes:
         assert html.escape(note) in page
