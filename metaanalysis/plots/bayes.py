@@ -50,7 +50,10 @@ def posterior_plot(res, which: str = "mu", ax=None, show_prior: bool = True, *,
     >>> import metaanalysis as ma
     >>> res = ma.pool_bayes([-4.50, -3.51], [1.011, 0.515],
     ...                     tau_prior=stats.halfnorm(scale=0.5))
-    >>> ax = ma.posterior_plot(res, "tau")  # doctest: +SKIP
+    >>> ax = ma.posterior_plot(res, "tau")
+    >>> float(ax.get_xlim()[0])  # τ ≥ 0
+    0.0
+    >>> ax.figure.clf()
     """
     if not (hasattr(res, "density") and hasattr(res, "quantile") and hasattr(res, "mu")):
         raise InputError(f"res: got {type(res).__name__}; expected a BayesResult from pool_bayes")

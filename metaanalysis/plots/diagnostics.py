@@ -84,8 +84,12 @@ def baujat(result, *, ax=None, labels="number", **kwargs):
 
     Examples
     --------
-    >>> import metaanalysis as ma  # doctest: +SKIP
-    >>> ax = ma.baujat(ma.pool(es))  # doctest: +SKIP
+    >>> import metaanalysis as ma
+    >>> res = ma.pool([0.1, 0.3, 0.35, 1.2, 0.2], [0.01, 0.02, 0.015, 0.01, 0.03])
+    >>> ax = ma.baujat(res)
+    >>> len(ax.collections[0].get_offsets())  # one point per study
+    5
+    >>> ax.figure.clf()
     """
     xy = baujat_coordinates(result)
     ax = _layout.single_column_axes(ax, 0.9)
@@ -131,8 +135,12 @@ def radial(result, *, ax=None, labels: bool = False, level: float | None = None,
 
     Examples
     --------
-    >>> import metaanalysis as ma  # doctest: +SKIP
-    >>> ax = ma.radial(ma.pool(es))  # doctest: +SKIP
+    >>> import metaanalysis as ma
+    >>> res = ma.pool([0.1, 0.3, 0.35, 1.2, 0.2], [0.01, 0.02, 0.015, 0.01, 0.03])
+    >>> ax = ma.radial(res)
+    >>> ax.get_xlabel()
+    '1/√(vᵢ + τ²)'
+    >>> ax.figure.clf()
     """
     _check_result(result)
     level = float(result.level if level is None else level)
@@ -193,8 +201,12 @@ def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: 
 
     Examples
     --------
-    >>> import metaanalysis as ma  # doctest: +SKIP
-    >>> ax = ma.gosh_plot(ma.gosh(res), highlight=0)  # doctest: +SKIP
+    >>> import metaanalysis as ma
+    >>> res = ma.pool([0.1, 0.3, 0.35, 1.2, 0.2], [0.01, 0.02, 0.015, 0.01, 0.03], method="DL")
+    >>> ax = ma.gosh_plot(ma.gosh(res), highlight=3)
+    >>> ax.get_ylabel().startswith("I²")
+    True
+    >>> ax.figure.clf()
     """
     frame = gosh if isinstance(gosh, pd.DataFrame) else getattr(gosh, "frame", None)
     if frame is None and getattr(gosh, "stats", None) is not None:
@@ -321,8 +333,12 @@ def influence_plot(result, *, fig=None, axes=None, labels: bool = False):
 
     Examples
     --------
-    >>> import metaanalysis as ma  # doctest: +SKIP
-    >>> axes = ma.influence_plot(ma.pool(es))  # doctest: +SKIP
+    >>> import metaanalysis as ma
+    >>> res = ma.pool([0.1, 0.3, 0.35, 1.2, 0.2], [0.01, 0.02, 0.015, 0.01, 0.03])
+    >>> axes = ma.influence_plot(res)
+    >>> axes.size > 1
+    True
+    >>> axes.flat[0].figure.clf()
     """
     if isinstance(result, pd.DataFrame):
         inf = result

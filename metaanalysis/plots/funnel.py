@@ -86,9 +86,14 @@ def funnel(result, *, ax=None, contours=True, pseudo_ci: bool = True, trimfill=N
 
     Examples
     --------
-    >>> import metaanalysis as ma  # doctest: +SKIP
-    >>> res = ma.pool(es, method="REML")  # doctest: +SKIP
-    >>> ax = ma.funnel(res, trimfill=ma.trim_and_fill(res), egger=True)  # doctest: +SKIP
+    >>> import warnings, metaanalysis as ma
+    >>> res = ma.pool([0.1, 0.3, 0.35, 0.2, 0.6, 0.8], [0.01, 0.02, 0.015, 0.03, 0.08, 0.1])
+    >>> with warnings.catch_warnings():  # k < 10: the tests warn that they mean little
+    ...     warnings.simplefilter("ignore")
+    ...     ax = ma.funnel(res, trimfill=ma.trim_and_fill(res), egger=True)
+    >>> bool(ax.yaxis_inverted())  # standard error, 0 at the top
+    True
+    >>> ax.figure.clf()
     """
     if not hasattr(result, "yi") or not hasattr(result, "vi"):
         raise InputError(f"result: got {type(result).__name__}; expected a PoolResult")

@@ -160,10 +160,13 @@ def timecourse(df=None, studies=None, *, ax=None, x: str = "days", y: str = "est
 
     Examples
     --------
-    >>> import pandas as pd, metaanalysis as ma  # doctest: +SKIP
+    >>> import pandas as pd, metaanalysis as ma
     >>> pooled = pd.DataFrame({"days": [0, 30, 180], "estimate": [7.1, 2.9, 2.1],
     ...                        "ci_lb": [6.6, 2.2, 1.6], "ci_ub": [7.6, 3.6, 2.6], "k": [5, 4, 3]})
-    >>> ax = ma.timecourse(pooled, ylabel="Pain (VAS, 0-10)")  # doctest: +SKIP
+    >>> ax = ma.timecourse(pooled, ylabel="Pain (VAS, 0-10)")
+    >>> ax.get_ylabel()
+    'Pain (VAS, 0-10)'
+    >>> ax.figure.clf()
     """
     traj = _check_trajectory(trajectory)
     if interval not in ("CI", "CrI"):
