@@ -124,8 +124,9 @@ def _run_block(spec: _Spec, b: int) -> dict:
     flat = np.clip(ie, 0, ne - 1) * ni + np.clip(ii, 0, ni - 1)
     nb2 = ne * ni
     counts = np.bincount(flat, minlength=nb2).reshape(ne, ni)
-    per_study = flat[:, None] + (np.arange(k) * nb2)[None, :]
-    with_ = np.bincount(per_study[inc], minlength=k * nb2).reshape(k, ne, ni)
+    with_ = np.empty((k, ne, ni), dtype=np.intp)
+    for j in range(k):
+        with_[j] = np.bincount(flat.compress(inc[:, j]), minlength=nb2).reshape(ne, ni)
     x = np.empty((m, 2 * len(_SUMMED)))
     for i, c in enumerate(_SUMMED):
         x[:, 2 * i] = cols[c]
