@@ -28,7 +28,7 @@ FIELDS = ("k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub"
 @pytest.fixture(scope="module")
 def batch():
     rng = np.random.default_rng(17)
-    B, k = 2400, 6
+    B, k = 1200, 6
     v = rng.uniform(0.01, 0.4, (B, k))
     y = rng.normal(0.2, np.sqrt(v + rng.choice([0.0, 0.05, 0.3], (B, 1))))
     absent = rng.random((B, k)) < 0.1  # absent studies (NaN in yi and vi): rows of different k
@@ -43,11 +43,11 @@ def _same(a, b):
 
 def test_sync_threads_and_cluster_identical(batch, dask_client):
     y, v = batch
-    kw = dict(method="REML", test="knha", qprofile=True, chunks=600)
+    kw = dict(method="REML", test="knha", qprofile=True, chunks=300)
     sync = ma.pool_many(y, v, scheduler="sync", **kw)
     threads = ma.pool_many(y, v, scheduler="threads", **kw)
     cluster = ma.pool_many(y, v, client=dask_client, **kw)
-    assert isinstance(sync, ma.BatchResult) and len(sync) == 2400
+    assert isinstance(sync, ma.BatchResult) and len(sync) == 1200
     _same(sync, threads)
     _same(sync, cluster)
     # the unchunked engine: the iterative REML root may differ in the last place
@@ -60,16 +60,16 @@ def test_sync_threads_and_cluster_identical(batch, dask_client):
 def test_closed_form_identical_to_unchunked(batch, dask_client):
     y, v = batch
     whole = ma.pool_many(y, v, method="DL")
-    _same(ma.pool_many(y, v, method="DL", chunks=800, client=dask_client), whole)
+    _same(ma.pool_many(y, v, method="DL", chunks=400, client=dask_client), whole)
 
 
 def test_dask_input_is_lazy_until_computed(batch, dask_client):
     y, v = batch
-    yd, vd = da.from_array(y, chunks=(1000, 3)), da.from_array(v, chunks=(1000, 6))
+    yd, vd = da.from_array(y, chunks=(500, 3)), da.from_array(v, chunks=(500, 6))
     lazy = ma.pool_many(yd, vd, method="DL")
     assert isinstance(lazy, distributed.DaskBatchResult)
-    assert isinstance(lazy.tau2, da.Array) and lazy.tau2.chunks == ((1000, 1000, 400),)
-    assert lazy.weights.shape == (2400, 6) and lazy.nblocks == 3 and len(lazy) == 2400
+    assert isinstance(lazy.tau2, da.Array) and lazy.tau2.chunks == ((500, 500, 200),)
+    assert lazy.weights.shape == (1200, 6) and lazy.nblocks == 3 and len(lazy) == 1200
     assert "lazy" in lazy.summary() and "DL" in repr(lazy)
     res = lazy.compute(weights=False)
     assert res.weights is None
@@ -79,7 +79,7 @@ def test_dask_input_is_lazy_until_computed(batch, dask_client):
     on = ma.pool_many(yd, vd, method="DL", client=dask_client)
     assert "client inproc://" in on.summary()
     np.testing.assert_array_equal(kept.estimate.compute(), res.estimate)
-    assert ma.pool_many(yd, vd, method="DL", compute=True).to_frame().shape[0] == 2400
+    assert ma.pool_many(yd, vd, method="DL", compute=True).to_frame().shape[0] == 1200
     assert lazy.to_frame()["tau2"].to_numpy().tolist() == res.tau2.tolist()
 
 

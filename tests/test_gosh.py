@@ -24,6 +24,21 @@ def res17():
 
 
 @pytest.fixture(scope="module")
+def res8():
+    rng = np.random.default_rng(8)
+    v = rng.uniform(0.01, 0.2, 8)
+    return ma.pool(rng.normal(0.3, np.sqrt(v + 0.04)), v, method="REML",
+                   labels=[f"T{i}" for i in range(8)])
+
+
+@pytest.fixture(scope="module")
+def res20():
+    rng = np.random.default_rng(20)
+    v = rng.uniform(0.01, 0.2, 20)
+    return ma.pool(rng.normal(0.3, np.sqrt(v + 0.04)), v, method="DL")
+
+
+@pytest.fixture(scope="module")
 def kept(res17):
     return ma.gosh(res17, subsets=2**17, keep=True)  # 131,071 subsets: 2 blocks + 1 row
 
@@ -66,43 +81,41 @@ def test_summaries_equal_what_the_rows_give(kept):
     assert abs(s.quantile(0.5) - f["estimate"].median()) < np.diff(s.est_edges)[0]
 
 
-def test_same_summaries_wherever_the_blocks_run(res17, kept, dask_client):
+def test_same_summaries_wherever_the_blocks_run(res20, dask_client):
     pytest.importorskip("dask")
-    local = ma.gosh(res17, subsets=2**17, keep=False)
-    threads = ma.gosh(res17, subsets=2**17, scheduler="threads", blocks_per_task=1,
-                      keep=False)
-    cluster = ma.gosh(res17, subsets=2**17, client=dask_client, blocks_per_task=1, keep=False)
-    assert local.frame is None and local.incl is None
+    n = BLOCK + 700  # random subsets: two blocks
+    kw = dict(subsets=n, seed=9, keep=False)
+    local = ma.gosh(res20, **kw)
+    threads = ma.gosh(res20, scheduler="threads", blocks_per_task=1, **kw)
+    cluster = ma.gosh(res20, client=dask_client, blocks_per_task=1, **kw)
+    rows = ma.gosh(res20, subsets=n, seed=9, keep=True)
+    assert local.frame is None and local.incl is None and len(local) == n
     with pytest.raises(InputError, match="not kept"):
         local.to_frame()
-    for g in (local, threads, cluster):
-        a, b = g.stats, kept.stats
+    for g in (threads, cluster, rows):
+        a, b = g.stats, local.stats
         np.testing.assert_array_equal(a.counts_with, b.counts_with)
         assert a.contrasts.equals(b.contrasts) and a.moments.equals(b.moments)
         assert a.extremes.equals(b.extremes)
     assert local.summary() == cluster.summary()
+    # the same random subsets whatever the engine chunk or the task grouping
+    again = ma.gosh(res20, subsets=n, seed=9, keep=True, chunk=1000, scheduler="sync",
+                    blocks_per_task=2)
+    np.testing.assert_array_equal(again.incl, rows.incl)
+    np.testing.assert_array_equal(again.frame["estimate"], rows.frame["estimate"])
+    assert rows.incl.any(axis=1).all() and not rows.exhaustive
+    other = ma.gosh(res20, subsets=500, seed=10, keep=True)
+    assert not np.array_equal(other.incl, rows.incl[:500])
 
 
-def test_random_subsets_do_not_depend_on_chunks_or_tasks(res17):
-    a = ma.gosh(res17, subsets=BLOCK + 500, seed=3, keep=True)
-    b = ma.gosh(res17, subsets=BLOCK + 500, seed=3, keep=True, chunk=1000,
-                scheduler="sync", blocks_per_task=1)
-    assert not a.exhaustive and len(a) == BLOCK + 500
-    np.testing.assert_array_equal(a.incl, b.incl)
-    np.testing.assert_array_equal(a.frame["estimate"], b.frame["estimate"])
-    assert a.incl.any(axis=1).all()
-    c = ma.gosh(res17, subsets=BLOCK + 500, seed=4, keep=True)
-    assert not np.array_equal(a.incl, c.incl)
-
-
-def test_gosh_plot_draws_the_density_of_a_summary_only_result(res17):
+def test_gosh_plot_draws_the_density_of_a_summary_only_result(res8):
     pytest.importorskip("matplotlib")
-    g = ma.gosh(res17, subsets=2**17, keep=False, bins=40)
+    g = ma.gosh(res8, keep=False, bins=40)
     ax = ma.gosh_plot(g)
     (mesh,) = [a for a in ax.collections if a.get_gid() == "gosh-density"]
     assert np.asarray(mesh.get_array()).size == 40 * 40
     assert ax.get_xlim()[0] <= g.stats.est_edges[0] + 1e-12
-    ax = ma.gosh_plot(g, highlight="S3")
+    ax = ma.gosh_plot(g, highlight="T3")
     assert [a for a in ax.collections if a.get_gid() == "gosh-highlight"]
     assert ax.get_legend() is not None
 

@@ -58,17 +58,18 @@ def test_bias_rmse_and_mcse_against_their_definitions():
 
 
 def test_same_table_whatever_the_blocks_or_scheduler(dask_client):
-    kw = dict(k=[3, 5], tau2=[0.0, 0.2], within=(0.01, 0.3), n_rep=REP_BLOCK + 300,
-              methods=["REML", "PM"], tests=["z", "knha"], seed=11)
+    kw = dict(k=3, tau2=[0.0, 0.2], within=(0.01, 0.3), n_rep=REP_BLOCK + 300,
+              methods=["REML"], tests=["z", "knha"], seed=11)
     local = ma.simulate(**kw)
-    assert len(local) == 4 * 2 * 2
+    assert len(local) == 2 * 2
     pytest.importorskip("dask")
     threads = ma.simulate(**kw, scheduler="threads", blocks_per_task=2)
     cluster = ma.simulate(**kw, client=dask_client)
     assert local.equals(threads) and local.equals(cluster)
-    assert local.attrs["seed"] == 11 and "REML, PM" in local.attrs["description"]
-    other = ma.simulate(**{**kw, "seed": 12})
-    assert not local.equals(other)
+    assert local.attrs["seed"] == 11 and "REML" in local.attrs["description"]
+    small = dict(k=3, tau2=0.2, n_rep=300, methods=["PM"])
+    assert ma.simulate(**small, seed=1).equals(ma.simulate(**small, seed=1))
+    assert not ma.simulate(**small, seed=1).equals(ma.simulate(**small, seed=2))
 
 
 def test_binomial_design():
