@@ -38,6 +38,7 @@ import pandas as pd
 
 from metaanalysis.errors import InputError
 from metaanalysis.formatting import num, pct
+from metaanalysis.frozen import FrameField, freeze_arrays
 from metaanalysis.models.sensitivity import fit_masked, study_arrays
 
 __all__ = ["BLOCK", "GoshResult", "GoshSummary", "gosh"]
@@ -215,7 +216,7 @@ def _run_dask(spec, client, scheduler, blocks_per_task, fan_in=8):
 # results
 # ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GoshSummary:
     """Summaries of every fitted subset, accumulated block by block.
 
@@ -251,10 +252,13 @@ class GoshSummary:
     i2_edges: np.ndarray
     counts: np.ndarray
     counts_with: np.ndarray
-    contrasts: pd.DataFrame
-    extremes: pd.DataFrame
-    moments: pd.DataFrame
-    not_converged: int
+    contrasts: pd.DataFrame = FrameField(required=True)
+    extremes: pd.DataFrame = FrameField(required=True)
+    moments: pd.DataFrame = FrameField(required=True)
+    not_converged: int = 0
+
+    def __post_init__(self):  # read-only arrays, frames copied on access: immutable
+        freeze_arrays(self)
 
     def density(self, study=None, present: bool = True) -> np.ndarray:
         """Counts per (estimate, I²) bin, over all subsets or those with/without ``study``."""
@@ -321,7 +325,7 @@ def _finish(spec: _Spec, part: dict, labels) -> GoshSummary:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GoshResult:
     """Fits to many subsets of the studies (Olkin et al. 2012).
 
@@ -344,14 +348,17 @@ class GoshResult:
         Number of subsets fitted.
     """
 
-    frame: pd.DataFrame | None
-    incl: np.ndarray | None
-    method: str
-    test: str
-    exhaustive: bool
+    frame: pd.DataFrame | None = FrameField(required=True)
+    incl: np.ndarray | None = None
+    method: str = ""
+    test: str = "z"
+    exhaustive: bool = True
     labels: tuple = field(default=())
     stats: GoshSummary | None = None
     n_subsets: int = 0
+
+    def __post_init__(self):
+        freeze_arrays(self)
 
     def __len__(self) -> int:
         return self.n_subsets if self.frame is None else len(self.frame)
