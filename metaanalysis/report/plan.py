@@ -42,6 +42,7 @@ from metaanalysis.records.schema import (
 )
 from metaanalysis.records.studies import MODALITIES, OUTCOME_RE
 from metaanalysis.records.yamlsafe import read_bytes_limited, read_yaml
+from metaanalysis.report.trajectory import ROBUST, SETTINGS, STRUCTURES, TRENDS
 
 MODELS = ("two-step", "GLMM")
 FEW_STUDIES = ("bayes", "pool")
@@ -131,6 +132,7 @@ class Plan:
     probable_overlap: str = "separate"  # probable overlap-group members: separate, or apply
     percent_without_count: str = "exclude"  # percent of a total matching no count: or nearest
     controls: dict = field(default_factory=dict)  # study id -> control arm (comparisons)
+    timecourse_model: dict = field(default_factory=lambda: dict(SETTINGS))  # docs/multilevel.md
     text: str = ""  # the plan file as read, recorded with the outputs
 
     def outcome(self, name: str) -> OutcomePlan:
@@ -279,6 +281,27 @@ NOT_POOLED_SCHEMA = {
 }
 
 
+TIMECOURSE_MODEL_SCHEMA = {  # the model-based time course (report/trajectory.py)
+    "struct": Choice(STRUCTURES, default=SETTINGS["struct"],
+                     doc="random effects over time (metafor rma.mv struct)"),
+    "time_unit_days": Number(lo=0, lo_open=True, hi=36525, default=SETTINGS["time_unit_days"],
+                             doc="unit of Δt in CAR's ρ^|Δt| (30.4375: months)"),
+    "sampling_rho": Number(lo=-1, hi=1, lo_open=True, hi_open=True,
+                           default=SETTINGS["sampling_rho"],
+                           doc="assumed correlation of a study's estimates at two time points"),
+    "rho_sensitivity": ListOf(Number(lo=-1, hi=1, lo_open=True, hi_open=True),
+                              default=SETTINGS["rho_sensitivity"]),
+    "trend": Choice(TRENDS, default=SETTINGS["trend"],
+                    doc="windows: one mean per window; log_time: a line in log(1 + days)"),
+    "method": Choice(("REML", "ML"), default=SETTINGS["method"]),
+    "test": Choice(("z", "t"), default=SETTINGS["test"]),
+    "robust": Choice(ROBUST, default=SETTINGS["robust"],
+                     doc="cluster-robust inference reported as a sensitivity analysis"),
+    "contrast": ListOf(Ref("windows"), min_len=2, max_len=2, unique=True,
+                       doc="[from_window, to_window] for the test of change over time"),
+}
+
+
 class _Window(Spec):
     expected = "[first_day, last_day] with 0 <= first_day <= last_day <= 36525"
 
@@ -295,6 +318,8 @@ PLAN_SCHEMA = {  # the order matters: names are defined before they are referred
     "defaults": Record(DEFAULTS_SCHEMA, default={}),
     "windows": MapOf(_Window(), define="windows", default={},
                      doc="named windows in days after the procedure"),
+    "timecourse_model": Record(TIMECOURSE_MODEL_SCHEMA, default={},
+                               doc="one multilevel model over all time points"),
     "study_sets": MapOf(ListOf(Name(), min_len=2, unique=True,
                                expect="a list of at least two different study ids"),
                         define="study_sets",

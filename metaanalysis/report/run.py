@@ -238,8 +238,11 @@ def _window_ticks(plan, op) -> dict:
     return dict(sorted(ticks.items()))
 
 
-def _figures(results, folder: Path, formats, dpi, say) -> dict:
-    """Forest, funnel and time-course figures; returns {analysis key: {kind: relative stem}}."""
+def _figures(results, folder: Path, formats, dpi, say, trajectories=()) -> dict:
+    """Forest, funnel and time-course figures; returns {analysis key: {kind: relative stem}}.
+
+    A fitted time-course model (:mod:`metaanalysis.report.trajectory`) is the
+    time-course figure's line, CI and PI band over each study's observed points."""
     import matplotlib.figure  # noqa: F401  (figure layer only from here)
 
     from metaanalysis.models.bayes import BayesResult
@@ -248,6 +251,7 @@ def _figures(results, folder: Path, formats, dpi, say) -> dict:
     from metaanalysis.plots.output import save_figure, use_style
     from metaanalysis.plots.timecourse import timecourse
     from metaanalysis.report.analysis import PROPORTIONS
+    from metaanalysis.report.trajectory import trajectory_figure
 
     made: dict = {}
     plan = results.plan
@@ -296,11 +300,14 @@ def _figures(results, folder: Path, formats, dpi, say) -> dict:
                         studies.append({"study": sid, "days": float(d), "yi": float(yi)})
                 if len(rows) < 2:
                     continue
-                ax = timecourse(pd.DataFrame(rows), pd.DataFrame(studies),
+                model = trajectory_figure(trajectories, op.name, unit)
+                ax = timecourse(None if model else pd.DataFrame(rows),
+                                model["studies"] if model else pd.DataFrame(studies),
                                 ylabel=op.label.split(" (")[0] + " (baseline − follow-up)",
                                 xscale="sqrt", xticks=_window_ticks(plan, op),
                                 study_labels=results.labels,
-                                xlabel="Time after treatment (square-root scale)")
+                                xlabel="Time after treatment (square-root scale)",
+                                trajectory=model["trajectory"] if model else None)
                 ax.set_title(f"{op.label.split(' (')[0]} ({unit})")
                 stem = f"{op.name}__{unit}"
                 save_figure(ax.figure, folder / "timecourse" / stem, formats, dpi=dpi)
@@ -310,10 +317,12 @@ def _figures(results, folder: Path, formats, dpi, say) -> dict:
     return made
 
 
-def _report_md(results, studies, figs, plan_name, version, results_md, sens_all) -> str:
+def _report_md(results, studies, figs, plan_name, version, results_md, sens_all,
+               trajectories=()) -> str:
     """The text of report.md; ``results_md`` is the Markdown results table and
     ``sens_all`` the sensitivity table, both already made for their own files."""
     from metaanalysis.report.analysis import FLAG_MARKS, flag_text, flags_of
+    from metaanalysis.report.trajectory import settings_lines
 
     plan = results.plan
     rl = _relabeller(results.labels)
@@ -323,6 +332,8 @@ def _report_md(results, studies, figs, plan_name, version, results_md, sens_all)
           "Input checksums are in `provenance.json`."), "",
          "## Methods and stated assumptions", ""]
     L += [f"- {line}" for line in plan.describe()]
+    if trajectories:
+        L += [f"- {line}" for line in settings_lines(plan)]
     L.append("- time windows (days after the procedure): " + "; ".join(
         f"{n.replace('_', ' ')} = {lo:g}-{hi:g}" for n, (lo, hi) in plan.windows.items()))
     L.append("- a study's record is used in a window when its reported time overlaps the window; "
@@ -379,6 +390,8 @@ def _report_md(results, studies, figs, plan_name, version, results_md, sens_all)
                 if len(est):
                     L.append(f"  Sensitivity analyses: {len(sens) - 1}; " + _range_text(a, est) + ".")
                 L += _special_sensitivity_lines(a, plan)
+        for t in (t for t in trajectories if t.outcome == op.name):
+            L.append(f"- Time course (primary, one model): {t.sentence()}")
         tc = figs.get(f"timecourse:{op.name}")
         if tc:
             L.append("- Time course: " + ", ".join(f"[{u}]({v}.svg)" for u, v in sorted(tc.items())))
@@ -502,6 +515,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         to_latex,
         to_markdown,
     )
+    from metaanalysis.report.trajectory import fit_trajectories, trajectory_table
 
     def say(text):
         _say(quiet, text)
@@ -527,6 +541,11 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         f"(conversion={MEDIAN_AS_MEAN}, estimated=True); the pooled analyses follow the plan "
         f"(median_sd: {the_plan.median_sd})")
     results = run_plan(sset, the_plan, progress=say)
+    trajectories = fit_trajectories(results)
+    for t in trajectories:
+        say(f"{t.outcome} time course ({t.unit}): " + (
+            f"one model, k = {t.result.k} estimates, {t.result.n_studies} studies" if t.fitted
+            else f"not fitted ({t.reason})"))
     tables = effect_size_tables(sset, median_conversion=mc)
     inputs = [Path(f) for f in study_files(studies)] + ([plan_path] if plan_path else [])
     measures = {o.name: o.measure for o in the_plan.outcomes}
@@ -561,11 +580,14 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
             "baseline minus follow-up)", label="tab:results") + "\n", encoding="utf-8")
         (tmp / "sensitivity.tex").write_text(to_latex(
             sdisp, caption="Sensitivity analyses", label="tab:sensitivity") + "\n", encoding="utf-8")
-        figs = _figures(results, tmp, formats, dpi, say)
+        if trajectories:
+            (tmp / "trajectory.csv").write_text(to_csv_text(trajectory_table(trajectories)),
+                                                encoding="utf-8")
+        figs = _figures(results, tmp, formats, dpi, say, trajectories)
         (tmp / "plan.yaml").write_text(the_plan.text or "# built-in default plan\n", encoding="utf-8")
         (tmp / "report.md").write_text(
             _report_md(results, sset, figs, plan_path.name if plan_path else "built-in default",
-                       __version__, results_md, sens_tab), encoding="utf-8")
+                       __version__, results_md, sens_tab, trajectories), encoding="utf-8")
         import matplotlib
         import scipy
 
