@@ -61,7 +61,7 @@ def result(k, method):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--k", type=int, nargs="+", default=[20, 25])
+    ap.add_argument("--k", type=int, nargs="*", default=[20, 25])
     ap.add_argument("--methods", nargs="+", default=["DL", "REML"])
     ap.add_argument("--dask-k", type=int, default=22)
     args = ap.parse_args(argv)
