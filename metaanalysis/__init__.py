@@ -81,6 +81,8 @@ _EXPORTS = {
     "simulate": "models.simulation",
     # the main job
     "load_plan": "report.plan",
+    # shipped example data (for runnable examples)
+    "example_path": "examples",
     "run_report": "report.run",
 }
 

@@ -289,7 +289,7 @@ def check_studies(studyset_or_path: StudySet | str | Path = "studies") -> list[P
     Examples
     --------
     >>> import metaanalysis as ma
-    >>> [str(p) for p in ma.check_studies("studies") if p.severity == "error"]  # doctest: +SKIP
+    >>> [str(p) for p in ma.check_studies(ma.example_path()) if p.severity == "error"]
     []
     """
     if isinstance(studyset_or_path, StudySet):

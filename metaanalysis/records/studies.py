@@ -532,8 +532,14 @@ class StudySet:
 
     Examples
     --------
-    >>> s = load_studies("studies")                    # doctest: +SKIP
-    >>> s.outcome("pain_vas", timepoint=(21, 42))      # doctest: +SKIP
+    >>> import metaanalysis as ma
+    >>> s = load_studies(ma.example_path())  # four studies shipped with the package
+    >>> s.outcome("pain_vas", timepoint=(21, 42))[["study", "time", "n", "mean", "median"]]
+          study       time     n  mean  median
+    0  chen2022    1 month  91.0   NaN     3.0
+    1  khan2018  2-4 weeks  69.0   NaN     2.0
+    2  wang2022    1 month  82.0   1.7     NaN
+    3    wu2021    4 weeks  23.0   1.4     NaN
     """
 
     def __init__(self, studies, warnings=(), path: str = ""):
@@ -595,8 +601,13 @@ class StudySet:
 
         Examples
         --------
-        >>> s = load_studies("studies")                          # doctest: +SKIP
-        >>> s.outcome("cement_leakage")[["study", "events", "total"]]  # doctest: +SKIP
+        >>> import metaanalysis as ma
+        >>> s = load_studies(ma.example_path())
+        >>> s.outcome("cement_leakage")[["study", "events", "total"]]
+              study  events  total
+        0  chen2022    42.0  140.0
+        1  wang2022    32.0  115.0
+        2    wu2021    10.0   33.0
         """
         import pandas as pd
 
@@ -749,9 +760,9 @@ def load_studies(path: str | Path = "studies", *, check: bool = True) -> StudySe
     Examples
     --------
     >>> import metaanalysis as ma
-    >>> studies = ma.load_studies("studies")        # doctest: +SKIP
-    >>> len(studies), studies.outcomes()[:2]        # doctest: +SKIP
-    (8, ['ablation_time_s', 'cement_leakage'])
+    >>> studies = ma.load_studies(ma.example_path())  # or your own folder, e.g. "studies"
+    >>> len(studies), studies.outcomes()[:2]
+    (4, ['ablation_time_s', 'cement_leakage'])
     """
     studies, problems = read_studies(path)
     if any(p.severity == "error" for p in problems):

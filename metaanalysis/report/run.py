@@ -90,8 +90,16 @@ def effect_size_table(df: pd.DataFrame, *, median_conversion: str = "luo-shi") -
 
     Examples
     --------
-    >>> s = load_studies("studies")                                 # doctest: +SKIP
-    >>> effect_size_table(s.outcome("cement_leakage"))[["study", "measure", "yi"]]  # doctest: +SKIP
+    >>> import metaanalysis as ma
+    >>> s = load_studies(ma.example_path())
+    >>> effect_size_table(s.outcome("cement_leakage"))[["study", "measure", "yi"]].round(4)
+          study measure      yi
+    0  chen2022      PR  0.3000
+    1  wang2022      PR  0.2783
+    2    wu2021      PR  0.3030
+    3  chen2022     PLO -0.8473
+    4  wang2022     PLO -0.9531
+    5    wu2021     PLO -0.8329
     """
     from metaanalysis.effects.conversions import estimate_mean_sd
     from metaanalysis.effects.effect_sizes import effect_sizes

@@ -168,9 +168,10 @@ def select(studies: StudySet, plan: Plan, op: OutcomePlan, window: str | None, u
     Examples
     --------
     >>> import metaanalysis as ma
-    >>> s, p = ma.load_studies("studies"), ma.load_plan("studies/plan.yaml")  # doctest: +SKIP
-    >>> sel = select(s, p, p.outcome("cement_leakage"), None, "lesions")       # doctest: +SKIP
-    >>> sel.included.study.tolist()                                            # doctest: +SKIP
+    >>> s = ma.load_studies(ma.example_path())
+    >>> p = ma.load_plan(ma.example_path("studies/plan.yaml"))
+    >>> sel = select(s, p, p.outcome("cement_leakage"), None, "lesions")
+    >>> sel.included.study.tolist()
     ['chen2022', 'wang2022', 'wu2021']
     """
     from metaanalysis.records.checks import candidate_denominators, compact, matching_counts

@@ -58,7 +58,7 @@ def display_labels(studies) -> dict[str, str]:
     Examples
     --------
     >>> import metaanalysis as ma
-    >>> display_labels(ma.load_studies("studies"))["khan2018"]  # doctest: +SKIP
+    >>> display_labels(ma.load_studies(ma.example_path()))["khan2018"]
     'Khan 2018'
     """
     raw = {s.id: display_label(s) for s in sorted(studies, key=lambda s: s.id)}
