@@ -69,7 +69,7 @@ def test_summaries_equal_what_the_rows_give(kept):
     assert s.moments.loc["estimate", "max"] == f["estimate"].max()
     # the outlier drives the contrast, and the summary says so
     assert np.argmax(np.abs(s.contrasts["estimate_diff"].to_numpy())) == 3
-    assert "largest inclusion contrast: S3" in g.summary()
+    assert "Largest inclusion contrast: S3" in g.summary()
     # extremes: the 10 lowest / highest estimates and highest I² of all rows
     ext = s.extremes
     low = ext[ext["kind"] == "lowest estimate"]

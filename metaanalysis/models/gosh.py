@@ -37,9 +37,10 @@ import numpy as np
 import pandas as pd
 
 from metaanalysis.errors import InputError
-from metaanalysis.formatting import num, pct
+from metaanalysis.formatting import method_text, num, pct
 from metaanalysis.frozen import FrameField, freeze_arrays
 from metaanalysis.models.sensitivity import fit_masked, study_arrays
+from metaanalysis.results.display import Display, Displayed, Lines
 
 __all__ = ["BLOCK", "GoshResult", "GoshSummary", "gosh"]
 
@@ -325,8 +326,8 @@ def _finish(spec: _Spec, part: dict, labels) -> GoshSummary:
     )  # fmt: skip
 
 
-@dataclass(frozen=True, eq=False)
-class GoshResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class GoshResult(Displayed):
     """Fits to many subsets of the studies (Olkin et al. 2012).
 
     Attributes
@@ -363,42 +364,48 @@ class GoshResult:
     def __len__(self) -> int:
         return self.n_subsets if self.frame is None else len(self.frame)
 
-    def to_frame(self) -> pd.DataFrame:
-        """The per-subset results with one boolean column per study appended."""
+    def _frame(self) -> pd.DataFrame:
         if self.frame is None:
             raise InputError(f"to_frame: the {self.n_subsets} per-subset rows were not kept "
                              "(gosh(..., keep=True) keeps them); the summaries are in .stats")
-        inc = pd.DataFrame(self.incl, columns=list(self.labels), index=self.frame.index)
-        return pd.concat([self.frame, inc], axis=1)
+        frame = FrameField.peek(self, "frame")
+        inc = pd.DataFrame(self.incl, columns=list(self.labels), index=frame.index)
+        return pd.concat([frame, inc], axis=1)
 
-    def summary(self) -> str:
-        """Short text: what was fitted, the spread of the estimates, the strongest contrast."""
+    def to_frame(self) -> pd.DataFrame:
+        """The per-subset results with one boolean column per study appended
+        (``attrs["description"]``: what was fitted)."""
+        return super().to_frame()
+
+    def _display(self) -> Display:
+        k = len(self.labels)
         kind = "all" if self.exhaustive else "random"
-        head = (f"GOSH: {len(self)} {kind} subsets of k = {len(self.labels)} studies; "
-                f"τ² estimator: {self.method}; test: {self.test}")
-        f = self.frame
+        methods = [("τ² estimator", method_text(self.method)),
+                   ("Subsets", f"every non-empty subset (2^{k} − 1)" if self.exhaustive
+                    else "random, each study included with probability 1/2")]
+        f = FrameField.peek(self, "frame")
         if f is not None:
-            est = (f"estimate: median {num(np.nanmedian(f['estimate']))}, "
+            est = (f"median {num(np.nanmedian(f['estimate']))}, "
                    f"range [{num(np.nanmin(f['estimate']))}, {num(np.nanmax(f['estimate']))}]")
-            het = (f"I²: median {pct(np.nanmedian(f['i2']))}, "
+            het = (f"median {pct(np.nanmedian(f['i2']))}, "
                    f"range [{pct(np.nanmin(f['i2']))}, {pct(np.nanmax(f['i2']))}]")
         else:
             s, mo = self.stats, self.stats.moments
-            est = (f"estimate: median ≈ {num(s.quantile(0.5))} (histogram), range "
+            est = (f"median ≈ {num(s.quantile(0.5))} (histogram), range "
                    f"[{num(mo.loc['estimate', 'min'])}, {num(mo.loc['estimate', 'max'])}]")
-            het = (f"I²: median ≈ {pct(s.quantile(0.5, 'i2'))} (histogram), range "
+            het = (f"median ≈ {pct(s.quantile(0.5, 'i2'))} (histogram), range "
                    f"[{pct(mo.loc['i2', 'min'])}, {pct(mo.loc['i2', 'max'])}]")
-        lines = [head, est, het]
-        if self.stats is not None and len(self.labels) > 1:
-            c = self.stats.contrasts
+        rows = [("Estimate", est), ("I²", het)]
+        if self.stats is not None and k > 1:
+            c = FrameField.peek(self.stats, "contrasts")
             j = int(np.nanargmax(np.abs(c["estimate_diff"].to_numpy())))
-            lines.append(f"largest inclusion contrast: {c.index[j]} (mean estimate "
-                         f"{num(c['estimate_with'].iloc[j])} with, "
-                         f"{num(c['estimate_without'].iloc[j])} without)")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.summary()
+            rows.append(("Largest inclusion contrast",
+                         f"{c.index[j]} (mean estimate {num(c['estimate_with'].iloc[j])} with, "
+                         f"{num(c['estimate_without'].iloc[j])} without)"))
+        if self.stats is not None and self.stats.not_converged:
+            rows.append(("Not converged", f"{self.stats.not_converged} subsets (last iterate used)"))
+        return Display(f"GOSH: {len(self)} {kind} subsets of k = {k} studies", tuple(methods),
+                       (Lines(tuple(rows)),))
 
 
 # ---------------------------------------------------------------------------
