@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metaanalysis.formatting import ci, num, pval
+from metaanalysis.formatting import ci, level_text, num, p_text, pval, stat_text
+from metaanalysis.frozen import FrameField, freeze_arrays
 from metaanalysis.models import mv_fit, mv_inference
 from metaanalysis.models.mv_structures import STRUCTURE_NAMES
-from metaanalysis.results.display import TextDisplay
+from metaanalysis.results.display import Display, Displayed, Lines, Table
 
 __all__ = ["MVModel", "MVResult", "build_result"]
 
@@ -59,8 +60,8 @@ class MVModel:
         return [where[int(r[0])] for r in self.rows]
 
 
-@dataclass(frozen=True, repr=False)
-class MVResult(TextDisplay):
+@dataclass(frozen=True, eq=False, repr=False)
+class MVResult(Displayed):
     """A multilevel / multivariate model (metafor ``rma.mv``), immutable.
 
     ``coef`` has columns ``estimate, se, stat, p, ci_lb, ci_ub, df`` (``df``
@@ -68,11 +69,13 @@ class MVResult(TextDisplay):
     estimates), ``tau2`` and ``rho`` (UN: lower triangle, column-major) are
     arrays.  ``df`` is the t degrees of freedom (``k − p``; CR1: clusters −
     p; ``None`` for z and for CR2, whose df are per coefficient in ``coef``).
-    ``q_m_df`` is ``(df1, df2)`` with ``df2 = None`` for χ².
+    ``q_m_df`` is ``(df1, df2)`` with ``df2 = None`` for χ².  Arrays are read-only;
+    the DataFrames (``coef``, ``vcov``, ``fit_stats``, ``design``) are new copies on
+    every access.
     """
 
-    coef: pd.DataFrame
-    vcov: pd.DataFrame
+    coef: pd.DataFrame = FrameField(required=True)
+    vcov: pd.DataFrame = FrameField(required=True)
     k: int
     p: int
     n_studies: int
@@ -97,7 +100,7 @@ class MVResult(TextDisplay):
     aic: float
     bic: float
     aicc: float
-    fit_stats: pd.DataFrame
+    fit_stats: pd.DataFrame = FrameField(required=True)
     parms: int
     converged: bool
     iterations: int
@@ -106,13 +109,16 @@ class MVResult(TextDisplay):
     vi: np.ndarray = field(repr=False)
     study: np.ndarray = field(repr=False)
     time: np.ndarray | None = field(repr=False)
-    design: pd.DataFrame = field(repr=False)
+    design: pd.DataFrame = FrameField(required=True)
     vcov_model: np.ndarray = field(repr=False)
     notes: tuple = ()
     robust_type: str | None = None
     n_clusters: int | None = None
     _model: MVModel | None = field(default=None, repr=False, compare=False)
     _cr2: tuple | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        freeze_arrays(self)
 
     # ------------------------------------------------------------------ inference
     @property
@@ -180,8 +186,7 @@ class MVResult(TextDisplay):
         return pd.DataFrame(rows, columns=["component", "estimate", "sqrt"])
 
     # ------------------------------------------------------------------ display
-    def method_lines(self) -> list[str]:
-        """Every method choice, one line each."""
+    def _methods(self) -> list[tuple[str, str]]:
         if self.struct is None:
             random = "~ 1 | study/estimate (three-level: σ² between studies, σ² within studies)"
         else:
@@ -199,57 +204,56 @@ class MVResult(TextDisplay):
             tests = f"t({num(self.df, 0)}) for coefficients, F for moderators"
         else:
             tests = "z for coefficients, χ² for moderators"
-        return [f"Multilevel random-effects model (as metafor rma.mv): k = {self.k} estimates "
-                f"in {self.n_studies} studies",
-                f"Random effects: {random}",
-                f"Sampling covariance: {self.sampling}",
-                f"Estimator: {est}; tests: {tests}"]
+        return [("Random effects", random), ("Sampling covariance", self.sampling),
+                ("Estimator", est), ("Tests", tests)]
 
-    def summary(self) -> str:
-        """Text report with every method choice stated."""
-        lv = f"{100 * self.level:g}%"
-        lines = self.method_lines()
-        lines.append(f"logLik = {num(self.loglik)}, deviance = {num(self.deviance)}, "
-                     f"AIC = {num(self.aic)}, BIC = {num(self.bic)}, AICc = {num(self.aicc)}")
-        lines.append("Variance components:")
-        for row in self.variance_components().itertuples():
-            extra = "" if math.isnan(row.sqrt) else f" (sqrt {num(row.sqrt)})"
-            lines.append(f"  {row.component:<16} {num(row.estimate):>10}{extra}")
-        lines.append(f"Test for residual heterogeneity: QE({self.q_e_df}) = {num(self.q_e, 2)}, "
-                     f"p = {pval(self.q_e_p)}".replace("p = <", "p <"))
+    def _title(self) -> str:
+        return (f"Multilevel random-effects model (as metafor rma.mv): k = {self.k} estimates "
+                f"in {self.n_studies} studies")
+
+    def method_lines(self) -> list[str]:
+        """Every method choice, one line each."""
+        return [self._title()] + [f"{label}: {text}" for label, text in self._methods()]
+
+    def _display(self) -> Display:
+        lv = level_text(self.level)
+        rows = [("Fit", f"logLik = {num(self.loglik)}, deviance = {num(self.deviance)}, "
+                        f"AIC = {num(self.aic)}, BIC = {num(self.bic)}, AICc = {num(self.aicc)}"),
+                ("Test for residual heterogeneity",
+                 f"{stat_text(self.q_e, self.q_e_df, 'QE')}, {p_text(self.q_e_p)}")]
         d1, d2 = self.q_m_df
-        name = "QM" if d2 is None else "F"
         dfs = num(d1, 0) if d2 is None else f"{num(d1, 0)}, {num(d2, 2 if d2 % 1 else 0)}"
-        lines.append(f"Test of moderators ({', '.join(self.btt)}): {name}({dfs}) = "
-                     f"{num(self.q_m, 2)}, p = {pval(self.q_m_p)}".replace("p = <", "p <"))
-        stat = "z" if self.coef["df"].isna().all() else "t"
-        names = [str(n) for n in self.coef.index]
-        w = max(8, *(len(n) for n in names))
-        head = f"{'':<{w}}  {'estimate':>9}  {'se':>8}  {stat:>7}  {'p':>8}  {lv + ' CI':>22}"
-        if stat == "t":
-            head += f"  {'df':>6}"
-        lines.append(head)
-        for n, r in zip(names, self.coef.itertuples()):
-            line = (f"{n:<{w}}  {num(r.estimate):>9}  {num(r.se):>8}  {num(r.stat, 2):>7}  "
-                    f"{pval(r.p):>8}  {ci(r.ci_lb, r.ci_ub):>22}")
-            if stat == "t":
-                line += f"  {num(r.df, 1 if r.df % 1 else 0):>6}"
-            lines.append(line)
-        lines.extend(f"Note: {n}" for n in self.notes)
-        return "\n".join(lines)
+        rows.append((f"Test of moderators ({', '.join(self.btt)})",
+                     f"{'QM' if d2 is None else 'F'}({dfs}) = {num(self.q_m, 2)}, "
+                     f"{p_text(self.q_m_p)}"))
+        vc = self.variance_components()
+        comps = pd.DataFrame(
+            {"estimate": vc["estimate"].map(num),
+             "sqrt": ["" if math.isnan(x) else num(x) for x in vc["sqrt"]]},
+        ).set_axis(pd.Index(vc["component"], name="variance component"))
+        coef = FrameField.peek(self, "coef")
+        t = not coef["df"].isna().all()
+        table = {"estimate": coef["estimate"].map(num), "se": coef["se"].map(num),
+                 "t" if t else "z": coef["stat"].map(lambda x: num(x, 2)),
+                 "p": coef["p"].map(pval),
+                 f"{lv} CI": [ci(a, b) for a, b in zip(coef["ci_lb"], coef["ci_ub"])]}
+        if t:
+            table["df"] = [num(d, 1 if d % 1 else 0) for d in coef["df"]]
+        coefs = pd.DataFrame(table).set_axis(pd.Index([str(n) for n in coef.index],
+                                                      name="coefficient"))
+        return Display(self._title(), tuple(self._methods()),
+                       (Lines(tuple(rows)), Table("", comps), Table("", coefs)),
+                       tuple(self.notes))
 
-    def _html_extra(self) -> str:
-        return self.coef._repr_html_()
-
-    def to_frame(self) -> pd.DataFrame:
-        """The coefficient table, with the method choices in ``attrs``."""
-        out = self.coef.copy()
+    def _frame(self) -> pd.DataFrame:
+        out = FrameField.peek(self, "coef").copy()
         out.attrs.update({"struct": self.struct, "method": self.method, "test": self.test,
                           "sampling": self.sampling, "robust": self.robust_type})
         return out
 
-    def __str__(self) -> str:
-        return self.summary()
+    def to_frame(self) -> pd.DataFrame:
+        """The coefficient table, with the method choices in ``attrs``."""
+        return super().to_frame()
 
 
 def build_result(model: MVModel, best: dict, *, y, vdiag, study, time, X, method, test,

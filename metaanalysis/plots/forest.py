@@ -180,9 +180,8 @@ def _overall_text(res):
 
 
 def p_eq(p) -> str:
-    """``p = 0.0123`` or ``p < 0.0001``."""
-    s = fmt.pval(p)
-    return f"p {s}" if s.startswith("<") else f"p = {s}"
+    """``p = 0.0123`` or ``p < 0.0001`` (the one p-text rule, :func:`formatting.p_text`)."""
+    return fmt.p_text(p)
 
 
 def _draw_table(ax, table, n_rows, *, created, width, fontsize) -> float:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from metaanalysis.errors import MetaAnalysisError
-from metaanalysis.formatting import num, pval
+from metaanalysis.formatting import num, p_text
 from metaanalysis.models.mv_structures import STRUCTURES
 
 __all__ = ["ROBUST", "SETTINGS", "STRUCTURES", "TRENDS", "Trajectory", "fit_trajectories",
@@ -143,14 +143,14 @@ def _test_text(t, tests) -> str:
     robust = tests[(tests["test"] == t.test) & (tests["inference"] != "model")]
     if t.kind == "contrast":
         out = (f"Change {t.test}: {num(t.estimate, 2)} ({num(100 * t.level, 0)}% CI "
-               f"{num(t.ci_lb, 2)} to {num(t.ci_ub, 2)}), p = {pval(t.p)}")
+               f"{num(t.ci_lb, 2)} to {num(t.ci_ub, 2)}), {p_text(t.p)}")
     else:
-        out = f"Test of no change over time ({t.test}): {t.stat_text}, p = {pval(t.p)}"
+        out = f"Test of no change over time ({t.test}): {t.stat_text}, {p_text(t.p)}"
     for r in robust.itertuples():
         out += (f" [{r.inference}: " + (f"{num(r.ci_lb, 2)} to {num(r.ci_ub, 2)}, "
                                        if r.kind == "contrast" else f"{r.stat_text}, ")
-                + f"p = {pval(r.p)}]")
-    return out.replace("p = <", "p <") + "."
+                + f"{p_text(r.p)}]")
+    return out + "."
 
 
 # ---------------------------------------------------------------- data and model
