@@ -112,3 +112,9 @@ def test_clear_error_without_dask(monkeypatch, batch):
     with pytest.raises(ImportError, match=r'pip install "metaanalysis\[dask\]"') as err:
         ma.pool_many(y, v, chunks=500)
     assert isinstance(err.value, ma.MetaAnalysisError)
+    res = ma.pool([0.1, 0.3, 0.2], [0.1, 0.1, 0.2], method="DL")
+    with pytest.raises(ImportError, match=r"gosh\(client=/scheduler=\) needs Dask"):
+        ma.gosh(res, scheduler="threads")
+    with pytest.raises(ImportError, match=r"simulate\(client=/scheduler=\) needs Dask"):
+        ma.simulate(k=3, tau2=0.1, n_rep=10, scheduler="threads")
+    assert len(ma.gosh(res, keep=False)) == 7  # without Dask everything else runs
