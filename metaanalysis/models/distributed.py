@@ -44,6 +44,8 @@ import numpy as np
 from metaanalysis import engine
 from metaanalysis.engine.batch import check_names
 from metaanalysis.errors import InputError, MetaAnalysisError, PerformanceWarning
+from metaanalysis.formatting import inference_text, method_text
+from metaanalysis.results.display import Display, Displayed, Lines
 from metaanalysis.results.pool_result import BatchResult
 
 __all__ = [
@@ -221,8 +223,8 @@ def pool_many_dask(yi, vi, *, method="REML", test="z", level=0.95, qprofile=Fals
     return lazy
 
 
-@dataclass(frozen=True)
-class DaskBatchResult:
+@dataclass(frozen=True, repr=False)
+class DaskBatchResult(Displayed):
     """The lazy result of ``pool_many`` on Dask arrays.
 
     Every :class:`BatchResult` array (``estimate``, ``tau2``, ``weights``, ...)
@@ -307,20 +309,25 @@ class DaskBatchResult:
                                yi=self.yi, vi=self.vi, client=self.client,
                                scheduler=self.scheduler)
 
+    def _frame(self):
+        return self.compute(weights=False)._frame()
+
     def to_frame(self):
         """Compute the results (without weights) and return one row per meta-analysis."""
-        return self.compute(weights=False).to_frame()
+        return super().to_frame()
 
-    def summary(self) -> str:
+    def _display(self) -> Display:
         """What will be fitted, and where (nothing is computed)."""
         if self.client is not None:
             address = getattr(getattr(self.client, "scheduler", None), "address", "")
             where = f"client {address}".strip()
         else:
             where = self.scheduler or "Dask default"
-        return (f"{len(self)} meta-analyses of up to {self.yi.shape[1]} studies in "
-                f"{self.nblocks} blocks; τ² estimator: {self.method}; test: {self.test}; "
-                f"lazy (Dask arrays, scheduler: {where}); call .compute()")
-
-    def __repr__(self) -> str:
-        return self.summary()
+        kind = "Common-effect" if self.method == "EE" else "Random-effects"
+        methods = (("τ² estimator", method_text(self.method)),
+                   ("CI and tests", inference_text(self.test, None if self.test == "z"
+                                                   else "t(k − 1) in each row")),
+                   ("Scheduler", where))
+        return Display(f"{kind} models (lazy, Dask arrays): {len(self)} meta-analyses of up to "
+                       f"{self.yi.shape[1]} studies in {self.nblocks} blocks", methods,
+                       (Lines((("Results", "not computed yet; call .compute()"),)),))
