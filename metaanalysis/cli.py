@@ -7,9 +7,10 @@ on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from metaanalysis.errors import MetaAnalysisError, StudyFileError
+from metaanalysis.errors import MetaAnalysisError, StudyFileError, one_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,8 +41,23 @@ def main(argv=None) -> int:
             print(problem, file=sys.stderr)
         return 2
     except (MetaAnalysisError, OSError) as err:
-        print(f"metaanalysis: {err}", file=sys.stderr)
+        print(one_line(f"metaanalysis: {err}"), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("metaanalysis: interrupted; the output folder was left as it was", file=sys.stderr)
+        return 130
+    except (MemoryError, RecursionError) as err:
+        print(f"metaanalysis: the input needs more resources than allowed "
+              f"({type(err).__name__}); expected study files within the limits of "
+              "docs/study_records.md", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - no traceback for users; METAANALYSIS_DEBUG=1 shows it
+        if os.environ.get("METAANALYSIS_DEBUG"):
+            raise
+        print(one_line(f"metaanalysis: internal error ({type(err).__name__}: {err}); please "
+                       "report it with the input that caused it (METAANALYSIS_DEBUG=1 shows "
+                       "the traceback)"), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,6 +49,7 @@ Pooled pain reduction at about 1 month was 4.30 (95% CI 1.45 to 7.15; 3 studies,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from metaanalysis.errors import MetaAnalysisError, one_line
 from metaanalysis.formatting import num, pct
 from metaanalysis.records.studies import StudySet
 from metaanalysis.report.plan import OutcomePlan, Plan, check_plan
@@ -103,8 +105,29 @@ def plan_model(k: int, op: OutcomePlan, plan: Plan) -> str:
     return f"{op.measure}:{plan.method}:{plan.test}"
 
 
+#: errors of a model on degenerate data (all 0% or 100%, no variance...): that analysis is
+#: "not pooled" with the reason, the rest of the report goes on
+FIT_ERRORS = (MetaAnalysisError, ValueError, ArithmeticError, np.linalg.LinAlgError)
+
+
+def _not_pooled_on_failure(fn):
+    """``fit`` never raises on data a model cannot fit: ``(None, "model failed: ...")``."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FIT_ERRORS as err:
+            return None, "model failed: " + one_line(str(err) or type(err).__name__)
+    return wrapper
+
+
+@_not_pooled_on_failure
 def fit(sel: Selection, op: OutcomePlan, plan: Plan, *, model: str = "plan", r: float | None = None):
     """Pool one selection; returns ``(result, model_label)`` or ``(None, reason)``.
+
+    A model that fails on the data (e.g. the GLMM when every study is at 100%)
+    gives ``(None, "model failed: <reason>")``: the analysis is reported as not
+    pooled and the rest of the report goes on.
 
     ``model``: ``"plan"`` (the plan's rule), ``"GLMM"``, ``"bayes"``, or a two-step
     ``"MEASURE:METHOD:TEST"`` such as ``"PFT:REML:knha"``.
