@@ -24,12 +24,26 @@ Checks, per outcome record:
 
 from __future__ import annotations
 
+import functools
+import itertools
 import sys
 from itertools import pairwise
 from pathlib import Path
 
-from metaanalysis.errors import Problem, StudyFileError
-from metaanalysis.records.studies import OutcomeRecord, Study, StudySet, read_studies
+import numpy as np
+
+from metaanalysis.errors import InputError, Problem, StudyFileError
+from metaanalysis.records.studies import (
+    MAX_COUNT,
+    MAX_DECIMALS,
+    OutcomeRecord,
+    Study,
+    StudySet,
+    read_studies,
+)
+
+#: how far below n the GRIM check looks for sample sizes consistent with a mean
+GRIM_SCAN = 10000
 
 #: outcomes measured on an integer scale: name -> (lowest, highest) score
 INTEGER_SCALES: dict[str, tuple[int, int]] = {
@@ -82,9 +96,45 @@ def matching_counts(percent: float, decimals: int, total: int) -> list[int]:
             if percent_matches(e, total, percent, decimals)]
 
 
+@functools.lru_cache(maxsize=64)
+def candidate_array(percent: float, decimals: int, upper: int,
+                    events: int | None = None) -> np.ndarray:
+    """:func:`candidate_denominators` as a read-only int64 array (cached)."""
+    out = _candidates(float(percent), int(decimals), int(upper),
+                      None if events is None else int(events))
+    out.flags.writeable = False
+    return out
+
+
+def _candidates(percent: float, decimals: int, upper: int, events: int | None) -> np.ndarray:
+    p = _scaled(percent, decimals)
+    a = 200 * 10 ** decimals  # |100 e 10^d / t - p| <= 1/2  <=>  t (2p - 1) <= a e <= t (2p + 1)
+    if upper < 1 or p < 0 or 2 * p > a:
+        return np.zeros(0, dtype=np.int64)
+    if events is not None:
+        e = int(events)
+        lo = max(1, e, -(-a * e // (2 * p + 1)))
+        hi = upper if 2 * p - 1 <= 0 else min(upper, a * e // (2 * p - 1))
+        return np.arange(lo, hi + 1, dtype=np.int64)
+    out = []
+    for start in range(1, upper + 1, _CHUNK):  # exact int64 arithmetic: 2p + 1 <= 2e8, t <= 1e7
+        t = np.arange(start, min(upper, start + _CHUNK - 1) + 1, dtype=np.int64)
+        e_lo = np.maximum(-((-(2 * p - 1) * t) // a), 0)
+        e_hi = np.minimum(((2 * p + 1) * t) // a, t)
+        out.append(t[e_lo <= e_hi])
+    return np.concatenate(out)
+
+
+_CHUNK = 1 << 20
+
+
 def candidate_denominators(percent: float, decimals: int, upper: int,
                            events: int | None = None) -> list[int]:
     """Denominators ``t <= upper`` for which some count (or ``events``) gives ``percent``.
+
+    Computed in closed form: with ``events`` the denominators form one interval;
+    without, every ``t`` is tested at once in exact integer arithmetic (vectorised),
+    so the work is bounded by ``upper`` (at most :data:`~metaanalysis.records.studies.MAX_COUNT`).
 
     Parameters
     ----------
@@ -104,14 +154,11 @@ def candidate_denominators(percent: float, decimals: int, upper: int,
     >>> candidate_denominators(30.30, 2, 40, events=10)
     [33]
     """
-    out = []
-    for t in range(1, int(upper) + 1):
-        if events is not None:
-            if events <= t and percent_matches(events, t, percent, decimals):
-                out.append(t)
-        elif matching_counts(percent, decimals, t):
-            out.append(t)
-    return out
+    if decimals > MAX_DECIMALS or upper > MAX_COUNT:
+        raise InputError(f"candidate_denominators: got {decimals} decimals and upper = "
+                         f"{upper}; expected at most {MAX_DECIMALS} decimals and upper <= "
+                         f"{MAX_COUNT}")
+    return candidate_array(percent, decimals, upper, events).tolist()
 
 
 def grim_consistent(mean: float, decimals: int, n: int, items: int = 1) -> bool:
@@ -137,18 +184,54 @@ def grim_consistent(mean: float, decimals: int, n: int, items: int = 1) -> bool:
                for s in range(centre - 1, centre + 2))
 
 
-def compact(values: list[int]) -> str:
-    """``[1, 2, 3, 4, 9]`` -> ``"1-4, 9"`` (runs of three or more become ranges)."""
-    parts, i = [], 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
-            j += 1
+def grim_alternatives(mean: float, decimals: int, n: int, how_many: int = 3,
+                      scan: int = GRIM_SCAN) -> list[int]:
+    """The largest ``m < n`` (at most ``how_many``, looking at most ``scan`` below ``n``)
+    for which ``mean`` passes the GRIM test.
+
+    Examples
+    --------
+    >>> grim_alternatives(1.71, 2, 67)
+    [66, 65, 63]
+    """
+    found = (m for m in range(n - 1, max(0, n - 1 - scan), -1)
+             if grim_consistent(mean, decimals, m))
+    return list(itertools.islice(found, how_many))
+
+
+def compact(values, limit: int = 40) -> str:
+    """``[1, 2, 3, 4, 9]`` -> ``"1-4, 9"`` (runs of three or more become ranges).
+
+    At most ``limit`` parts are shown; the rest is counted (``"..., and 120 more"``).
+
+    Examples
+    --------
+    >>> compact([1, 2, 3, 4, 9])
+    '1-4, 9'
+    >>> compact(range(0, 100, 2), limit=3)
+    '0, 2, 4, ... and 47 more (50 in all)'
+    """
+    v = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.int64)
+    if not len(v):
+        return ""
+    breaks = np.flatnonzero(np.diff(v) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [len(v)])) - 1
+    parts, shown = [], 0
+    for i, j in zip(starts.tolist(), ends.tolist()):
+        if len(parts) >= limit:
+            break
         if j - i >= 2:
-            parts.append(f"{values[i]}-{values[j]}")
+            parts.append(f"{v[i]}-{v[j]}")
+            shown = j + 1
         else:
-            parts.extend(str(v) for v in values[i:j + 1])
-        i = j + 1
+            for x in range(i, j + 1):
+                if len(parts) >= limit:
+                    break
+                parts.append(str(v[x]))
+                shown = x + 1
+    if shown < len(v):
+        parts.append(f"... and {len(v) - shown} more ({len(v)} in all)")
     return ", ".join(parts)
 
 
@@ -198,7 +281,7 @@ def _record_problems(s: Study, o: OutcomeRecord) -> list[Problem]:
                     "pooling it needs a stated assumption", "warning")
         else:
             bound = size if size is not None else max(1000, int(ev or 0))
-            cands = candidate_denominators(pc, d, bound, events=ev)
+            cands = candidate_array(pc, d, bound, events=ev)
             basis = f"{o.unit}" + (f" in arm {o.arm}" if o.arm else "")
             what = f"{ev} events = {_fmt(pc, d)}%" if ev is not None else f"{_fmt(pc, d)}%"
             add("percent", f"{what} with no denominator; denominators up to {bound} ({basis}) "
@@ -244,13 +327,15 @@ def _record_problems(s: Study, o: OutcomeRecord) -> list[Problem]:
         if "mean" in st and n is not None and n > 0:
             d = dec.get("mean", 0)
             if not grim_consistent(st["mean"], d, n):
-                ok = [m for m in range(n - 1, 0, -1) if grim_consistent(st["mean"], d, m)][:3]
+                ok = grim_alternatives(st["mean"], d, n)
                 assumed = "n" in o.assumed
                 msg = (f"GRIM: mean {_fmt(st['mean'], d)} is not a possible mean of {n} "
                        f"integer scores (Brown & Heathers 2017)")
                 if assumed:
                     msg += (f"; n at this time point is assumed, and the largest n below it "
-                            f"consistent with the mean are {', '.join(map(str, ok))}")
+                            f"consistent with the mean are {', '.join(map(str, ok))}"
+                            if ok else f"; n at this time point is assumed, and no n from "
+                            f"{max(1, n - GRIM_SCAN)} to {n - 1} is consistent with the mean")
                 add("mean", msg, "warning" if assumed else "error")
     return out
 

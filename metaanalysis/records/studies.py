@@ -55,11 +55,11 @@ ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 #: outcome names: lower-case letters, digits and _ starting with a letter (at most 64)
 OUTCOME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 #: largest count (events, total, n, patients, lesions) a record may hold
-MAX_COUNT = 10_000_000
+MAX_COUNT = 1_000_000
 #: largest magnitude of any other reported number
 MAX_VALUE = 1e12
 #: most decimals a reported number may be written with
-MAX_DECIMALS = 10
+MAX_DECIMALS = 6
 #: most study files in one folder, and their total size in bytes
 MAX_STUDY_FILES = 1000
 MAX_TOTAL_BYTES = 4 * 1024 * 1024
