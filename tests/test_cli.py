@@ -181,16 +181,20 @@ def test_report_cli_prints_choices(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_report_rerun_replaces_tables_keeps_other_files(tmp_path):
+def test_report_rerun_replaces_the_folder_and_never_deletes_other_files(tmp_path):
+    from metaanalysis.report.output import OutputError
+
     out = tmp_path / "figures"
     plan = _small_plan(tmp_path)
     run_report(STUDIES, out=out, quiet=True, plan=plan, formats=("svg",))
     (out / "mine.txt").write_text("keep")
-    (out / "effect_sizes" / "stale.csv").write_text("old")
-    run_report(STUDIES, out=out, quiet=True, plan=plan, formats=("svg",))
+    with pytest.raises(OutputError, match=r"holds files the report did not write \(mine.txt\)"):
+        run_report(STUDIES, out=out, quiet=True, plan=plan, formats=("svg",))
     assert (out / "mine.txt").read_text() == "keep"
-    assert not (out / "effect_sizes" / "stale.csv").exists()
-    assert (out / "effect_sizes" / "index.csv").exists()
+    (out / "mine.txt").unlink()
+    (out / "effect_sizes" / "index.csv").write_text("changed")
+    run_report(STUDIES, out=out, quiet=True, plan=plan, formats=("svg",))
+    assert (out / "effect_sizes" / "index.csv").read_text() != "changed"
 
 
 @pytest.mark.parametrize("case", ["impossible", "broken_yaml", "binary"])

@@ -43,6 +43,7 @@ from metaanalysis.records.schema import (
 )
 from metaanalysis.records.studies import MODALITIES, OUTCOME_RE
 from metaanalysis.records.yamlsafe import read_bytes_limited, read_yaml
+from metaanalysis.report.output import slug
 from metaanalysis.report.trajectory import ROBUST, SETTINGS, STRUCTURES, TRENDS
 
 MODELS = ("two-step", "GLMM")
@@ -384,6 +385,9 @@ def load_plan(path) -> Plan:
     values, problems = validate(Record(PLAN_SCHEMA), raw, file)
     if problems:
         raise PlanError(problems)
+    problems = _file_name_clashes(file, "windows", values["windows"])
+    if problems:
+        raise PlanError(problems)
     text = read_bytes_limited(path)[0].decode("utf-8").removeprefix("\ufeff")
     outcomes = []
     for o in values["outcomes"]:
@@ -401,6 +405,19 @@ def load_plan(path) -> Plan:
         controls={a["study"]: a["control"] for a in values["arms"] if a["control"]},
         not_pooled=tuple((n["outcome"], n["reason"]) for n in values["not_pooled"]),
     )
+
+
+def _file_name_clashes(file: str, section: str, names) -> list[Problem]:
+    """Names that would share a file name (``a/b`` and ``a-b`` both give ``a-b``)."""
+    seen, out = {}, []
+    for name in names:
+        key = slug(name).casefold()
+        if key in seen:
+            out.append(Problem(file, section, name, f"gives the same file name ({slug(name)}) as "
+                               f"{show(seen[key])}; rename one (file names keep only letters, "
+                               "digits, _ - .)"))
+        seen.setdefault(key, name)
+    return out
 
 
 def _kinds(records) -> tuple[bool, bool]:

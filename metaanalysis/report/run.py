@@ -28,28 +28,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from metaanalysis.records.studies import StudySet, load_studies
+from metaanalysis.report.output import OutputTree, check_out, write_output
 
 TABLE_PROPORTION_MEASURES = ("PR", "PLO")  # effect-size tables: raw and logit
 MEDIAN_AS_MEAN = "median-as-mean"
 TABLE_DIR = "effect_sizes"
 
 _STAT_COLS = ("events", "total", "percent", "mean", "sd", "median", "q1", "q3", "min", "max", "n")
-
-
-def _slug(text: str) -> str:
-    s = re.sub(r"[^a-z0-9.]+", "-", str(text).lower()).strip("-")
-    return s or "time"
 
 
 def _plan_row(row: pd.Series) -> tuple[str | None, str]:
@@ -169,31 +162,6 @@ def _say(quiet: bool, text: str) -> None:
         print(text, file=sys.stderr)
 
 
-def _write_atomically(out: Path, build) -> None:
-    """Call ``build(tmpdir)`` and move what it wrote into ``out`` only if it succeeds."""
-    out = Path(out)
-    parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-tmp-", dir=parent))
-    try:
-        build(tmp)
-        if not out.exists():
-            os.replace(tmp, out)
-            return
-        for entry in sorted(tmp.iterdir()):
-            target = out / entry.name
-            if target.is_dir() and not target.is_symlink():
-                old = Path(tempfile.mkdtemp(prefix=f".{entry.name}-old-", dir=out))
-                os.replace(target, old / entry.name)
-                os.replace(entry, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(entry, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 # ---------------------------------------------------------------- the report
 
 FIGURE_FORMATS = ("pdf", "svg", "png")
@@ -246,7 +214,7 @@ def _window_ticks(plan, op) -> dict:
     return dict(sorted(ticks.items()))
 
 
-def _figures(results, folder: Path, formats, dpi, say, trajectories=()) -> dict:
+def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=()) -> dict:
     """Forest, funnel and time-course figures; returns {analysis key: {kind: relative stem}}.
 
     A fitted time-course model (:mod:`metaanalysis.report.trajectory`) is the
@@ -282,15 +250,17 @@ def _figures(results, folder: Path, formats, dpi, say, trajectories=()) -> dict:
             else:
                 ax = forest(a.result.with_(labels=labels), percent=prop, title=title,
                             footnotes=notes, **counts)
-            save_figure(ax.figure, folder / "forest" / a.key, formats, dpi=dpi)
+            stem = tree.path("forest", a.outcome, a.window or "all", a.unit)
+            save_figure(ax.figure, stem, formats, dpi=dpi)
             _close(ax.figure)
-            entry["forest"] = f"forest/{a.key}"
+            entry["forest"] = f"forest/{stem.name}"
             if not is_bayes and a.result.k >= plan.funnel_min_k:
                 ax = funnel(a.result)
                 ax.set_title(title)
-                save_figure(ax.figure, folder / "funnel" / a.key, formats, dpi=dpi)
+                stem = tree.path("funnel", a.outcome, a.window or "all", a.unit)
+                save_figure(ax.figure, stem, formats, dpi=dpi)
                 _close(ax.figure)
-                entry["funnel"] = f"funnel/{a.key}"
+                entry["funnel"] = f"funnel/{stem.name}"
         for op in plan.outcomes:
             if not op.timecourse:
                 continue
@@ -317,10 +287,10 @@ def _figures(results, folder: Path, formats, dpi, say, trajectories=()) -> dict:
                                 xlabel="Time after treatment (square-root scale)",
                                 trajectory=model["trajectory"] if model else None)
                 ax.set_title(f"{op.label.split(' (')[0]} ({unit})")
-                stem = f"{op.name}__{unit}"
-                save_figure(ax.figure, folder / "timecourse" / stem, formats, dpi=dpi)
+                stem = tree.path("timecourse", op.name, unit)
+                save_figure(ax.figure, stem, formats, dpi=dpi)
                 _close(ax.figure)
-                made.setdefault(f"timecourse:{op.name}", {})[unit] = f"timecourse/{stem}"
+                made.setdefault(f"timecourse:{op.name}", {})[unit] = f"timecourse/{stem.name}"
     say(f"figures: {sum(len(v) for v in made.values())} ({', '.join(formats)})")
     return made
 
@@ -410,7 +380,8 @@ def _report_md(results, studies, figs, plan_name, version, results_md, sens_all,
     L += ["", "## Data warnings", ""]
     from metaanalysis.records.checks import format_problem
 
-    L += [f"- {format_problem(w).replace(studies.path + '/', '')}" for w in studies.warnings] or ["- none"]
+    L += [f"- {format_problem(dataclasses.replace(w, file=Path(w.file).name))}"
+          for w in studies.warnings] or ["- none"]
     return "\n".join(L) + "\n"
 
 
@@ -530,6 +501,11 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
 
     sset = load_studies(studies)
     the_plan, plan_path = _resolve_plan(studies, plan)
+    folder = Path(studies)
+    protected = {"the studies folder": folder if folder.is_dir() else folder.parent}
+    if plan_path is not None:
+        protected["the plan's folder"] = Path(plan_path).parent
+    check_out(out, protected)  # refuse a bad --out before any work
     if the_plan is None:
         the_plan = default_plan(sset)
         say("no plan file: using the built-in default plan (metaanalysis.report.plan.default_plan)")
@@ -558,44 +534,38 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     inputs = [Path(f) for f in study_files(studies)] + ([plan_path] if plan_path else [])
     measures = {o.name: o.measure for o in the_plan.outcomes}
 
-    def build(tmp: Path) -> None:
-        d = tmp / TABLE_DIR
-        d.mkdir()
-        index, used = [], set()
+    def build(tree: OutputTree) -> None:
+        index = []
         for name, time, unit, df in tables:
-            stem = f"{name}__{_slug(time)}__{unit}"
-            while stem in used:
-                stem += "_"
-            used.add(stem)
-            (d / f"{stem}.csv").write_text(to_csv_text(df), encoding="utf-8")
+            csv = tree.write_text(tree.path(TABLE_DIR, name, time, unit, suffix=".csv"),
+                                  to_csv_text(df))
             index.append({"outcome": name, "time": time, "unit": unit,
-                          "file": f"{stem}.csv", "rows": len(df),
+                          "file": csv.name, "rows": len(df),
                           "studies_included": df.loc[df["included"], "study"].nunique(),
                           "estimated": bool(df["estimated"].any())})
-        (d / "index.csv").write_text(to_csv_text(pd.DataFrame(index)), encoding="utf-8")
+        tree.write_text(f"{TABLE_DIR}/index.csv", to_csv_text(pd.DataFrame(index)))
         res_tab = results.results_table()
         sens_tab = results.sensitivity_table()
-        (tmp / "results.csv").write_text(to_csv_text(res_tab), encoding="utf-8")
-        (tmp / "sensitivity.csv").write_text(to_csv_text(sens_tab), encoding="utf-8")
-        (tmp / "selection.csv").write_text(to_csv_text(results.selection_table()), encoding="utf-8")
+        tree.write_text("results.csv", to_csv_text(res_tab))
+        tree.write_text("sensitivity.csv", to_csv_text(sens_tab))
+        tree.write_text("selection.csv", to_csv_text(results.selection_table()))
         disp = display_results(res_tab, the_plan.level)
         sdisp = display_sensitivity(sens_tab, measures)
         results_md = to_markdown(disp)
-        (tmp / "results.md").write_text(results_md + "\n", encoding="utf-8")
-        (tmp / "sensitivity.md").write_text(to_markdown(sdisp) + "\n", encoding="utf-8")
-        (tmp / "results.tex").write_text(to_latex(
+        tree.write_text("results.md", results_md + "\n")
+        tree.write_text("sensitivity.md", to_markdown(sdisp) + "\n")
+        tree.write_text("results.tex", to_latex(
             disp, caption="Pooled outcomes (proportions as percentages; mean changes as "
-            "baseline minus follow-up)", label="tab:results") + "\n", encoding="utf-8")
-        (tmp / "sensitivity.tex").write_text(to_latex(
-            sdisp, caption="Sensitivity analyses", label="tab:sensitivity") + "\n", encoding="utf-8")
+            "baseline minus follow-up)", label="tab:results") + "\n")
+        tree.write_text("sensitivity.tex", to_latex(
+            sdisp, caption="Sensitivity analyses", label="tab:sensitivity") + "\n")
         if trajectories:
-            (tmp / "trajectory.csv").write_text(to_csv_text(trajectory_table(trajectories)),
-                                                encoding="utf-8")
-        figs = _figures(results, tmp, formats, dpi, say, trajectories)
-        (tmp / "plan.yaml").write_text(the_plan.text or "# built-in default plan\n", encoding="utf-8")
-        (tmp / "report.md").write_text(
+            tree.write_text("trajectory.csv", to_csv_text(trajectory_table(trajectories)))
+        figs = _figures(results, tree, formats, dpi, say, trajectories)
+        tree.write_text("plan.yaml", the_plan.text or "# built-in default plan\n")
+        tree.write_text("report.md",
             _report_md(results, sset, figs, plan_path.name if plan_path else "built-in default",
-                       __version__, results_md, sens_tab, trajectories), encoding="utf-8")
+                       __version__, results_md, sens_tab, trajectories))
         import matplotlib
         import scipy
 
@@ -609,13 +579,10 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
                 "outcomes": [dataclasses.asdict(o) for o in the_plan.outcomes],
                 "inputs": {f.name: _sha256(f) for f in inputs},
                 "figure_formats": list(formats), "png_dpi": dpi}
-        (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, ensure_ascii=False,
-                                                        sort_keys=True) + "\n", encoding="utf-8")
-        rel[:] = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
+        tree.write_text("provenance.json", json.dumps(prov, indent=2, ensure_ascii=False,
+                                                        sort_keys=True) + "\n")
 
-    rel: list = []
-    _write_atomically(Path(out), build)
-    written = [Path(out) / r for r in rel]
+    written = [Path(out) / r for r in write_output(out, build, protected=protected)]
     say(f"wrote {len(written)} files to {out} (report: {Path(out) / 'report.md'})")
     return written
 
