@@ -91,7 +91,8 @@ outcomes:
 
 def _small_plan(folder: Path) -> Path:
     """A one-outcome plan: the effect-size tables do not depend on it, and it keeps these tests fast."""
-    p = Path(folder) / "small_plan.yaml"
+    p = Path(folder) / "plan" / "small_plan.yaml"  # its own folder: --out may not be inside it
+    p.parent.mkdir(exist_ok=True)
     p.write_text(SMALL_PLAN)
     return p
 

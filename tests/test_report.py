@@ -144,7 +144,8 @@ def test_bad_plan_exits_2_and_writes_nothing(tmp_path, capsys):
 
 
 def test_progress_lines_and_quiet(tmp_path, capsys):
-    plan = tmp_path / "p.yaml"
+    plan = tmp_path / "plan" / "p.yaml"  # its own folder: --out may not be inside it
+    plan.parent.mkdir()
     plan.write_text("outcomes:\n  - {name: complications_major, measure: PLO, model: GLMM, "
                     "unit: patients}\n")
     run_report(STUDIES, out=tmp_path / "o", plan=plan, formats=FORMATS)
