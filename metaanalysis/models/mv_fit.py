@@ -125,8 +125,9 @@ def evaluate(theta, structure, groups, k, p, logdet_xtx, *, reml: bool, free=Non
     logdet = 0.0
     XtWX = np.zeros((p, p))
     XtWy = np.zeros(p)
+    prepared = structure.prepare(theta)
     for g in groups:
-        R, dR = structure.blocks(theta, g.lev)
+        R, dR = structure.blocks(theta, g.lev, prepared)
         inv = _chol_inv(g.V + R)
         if inv is None:
             return None

@@ -101,7 +101,10 @@ class ThreeLevel:
         eye = np.eye(size)
         return s1 * one + s2 * eye, np.stack([s1 * one, s2 * eye])
 
-    def blocks(self, theta, lev: np.ndarray):
+    def prepare(self, theta):
+        return None
+
+    def blocks(self, theta, lev: np.ndarray, prepared=None):
         """Random-effects covariance of ``m`` studies with ``s`` rows each
         (``lev`` is ``(m, s)``; unused here): ``R (m, s, s)`` and
         ``dR/dθ (2, m, s, s)``."""
@@ -159,6 +162,9 @@ class TimeStructure:
         rows, cols = np.tril_indices(L, -1)
         order = np.lexsort((rows, cols))
         self.pairs = list(zip(rows[order].tolist(), cols[order].tolist()))
+        diag = np.arange(L)
+        self._entries = (np.concatenate([diag, rows[order]]).astype(int),
+                         np.concatenate([diag, cols[order]]).astype(int))
 
     # ------------------------------------------------------------------ naming
     def names(self) -> list[str]:
@@ -246,13 +252,12 @@ class TimeStructure:
         """``G`` (L × L) and ``dG/dθ`` (n_par, L, L) at ``theta``."""
         if self.struct == "UN":
             T = self._chol_factor(np.asarray(theta, float))
-            entries = [(a, a) for a in range(self.L)] + self.pairs
-            dG = np.empty((len(entries), self.L, self.L))
-            for j, (a, b) in enumerate(entries):
-                dT = np.zeros((self.L, self.L))
-                dT[a, b] = T[a, b] if a == b else 1.0
-                dG[j] = dT @ T.T + T @ dT.T
-            return T @ T.T, dG
+            a, b = self._entries
+            val = np.where(a == b, T[a, b], 1.0)  # dL/dθ: L_aa on the diagonal (log scale)
+            # dG = dL L' + L dL' with dL = val·e_a e_b': row a and column a of val·L[:, b]
+            dG = np.zeros((a.size, self.L, self.L))
+            dG[np.arange(a.size), a, :] = val[:, None] * T[:, b].T
+            return T @ T.T, dG + np.swapaxes(dG, 1, 2)
         nat = self.natural(theta)
         tau2 = np.broadcast_to(nat[: self.n_var], (self.L,)) if self.n_var == 1 else nat[: self.n_var]
         sd = np.sqrt(tau2)
@@ -261,19 +266,21 @@ class TimeStructure:
         dG = np.empty((self.n_var + self.n_cor, self.L, self.L))
         if self.n_var == 1:
             dG[0] = G
-        else:
-            for a in range(self.L):
-                d = np.zeros((self.L, self.L))
-                d[a, :] += 0.5 * G[a, :]
-                d[:, a] += 0.5 * G[:, a]
-                dG[a] = d
+        else:  # d/dlog τ²_a: half of row a and half of column a of G
+            half = np.zeros((self.L, self.L, self.L))
+            half[np.arange(self.L), np.arange(self.L), :] = 0.5 * G
+            dG[: self.L] = half + np.swapaxes(half, 1, 2)
         for j in range(self.n_cor):
             dG[self.n_var + j] = sd[:, None] * dR[j] * sd[None, :]
         return G, dG
 
-    def blocks(self, theta, lev: np.ndarray):
+    def prepare(self, theta):
+        """``G`` and ``dG/dθ`` at ``theta``, computed once for every block."""
+        return self.G(theta)
+
+    def blocks(self, theta, lev: np.ndarray, prepared=None):
         """Random-effects covariance of ``m`` studies whose ``s`` rows have the
         level codes ``lev (m, s)``: ``R (m, s, s)`` and ``dR/dθ (n_par, m, s, s)``."""
-        G, dG = self.G(theta)
+        G, dG = self.G(theta) if prepared is None else prepared
         a, b = lev[:, :, None], lev[:, None, :]
         return G[a, b], dG[:, a, b]
