@@ -99,10 +99,12 @@ def test_given_v_is_checked(pain):
 
 
 def test_bad_values(pain):
-    with pytest.raises(ma.InputError, match="yi: rows \\[2\\]"):
+    with pytest.raises(ma.InputError, match="yi: got nan at index 2"):
         fit(pain.assign(yi=pain["yi"].where(pain.index != 2)))
-    with pytest.raises(ma.InputError, match="vi: rows"):
+    with pytest.raises(ma.InputError, match="vi: got -.* at index 0.*expected sampling variances > 0"):
         fit(pain.assign(vi=-pain["vi"]))
+    with pytest.raises(ma.InputError, match="yi: got the string '0.5' at index 1"):
+        ma.pool_mv([0.1, "0.5", 0.3], [0.1] * 3, study=["a", "a", "b"])
     with pytest.raises(ma.InputError, match="every study has one estimate"):
         ma.pool_mv([1.0, 2.0, 1.5], [0.1, 0.1, 0.1], study=["a", "b", "c"])
 
@@ -121,12 +123,13 @@ def test_summary_states_every_method_choice(pain):
     text = res.summary()
     assert "struct HAR: heteroscedastic AR(1)" in text
     assert "phi^|Δtime| within study, phi = 0.80" in text
-    assert "REML (restricted log-likelihood" in text
+    assert "REML (restricted log-likelihood incl. ½·log|X'X|, as metafor)" in text
     assert "z for coefficients" in text
     assert "tau2[180]" in text and "time[30]" in text
     rob = res.robust()
     assert "cluster-robust CR2" in rob.summary() and "Satterthwaite" in rob.summary()
     assert "<table" in res._repr_html_() and res.summary() in repr(res)
+    assert "F(" in rob.summary() and "Satterthwaite" in rob.to_frame().attrs["description"]
     frame = res.to_frame()
     assert list(frame.columns[:6]) == ["estimate", "se", "stat", "p", "ci_lb", "ci_ub"]
     assert frame.attrs["struct"] == "HAR" and frame.attrs["method"] == "REML"
@@ -138,6 +141,11 @@ def test_result_is_immutable(pain):
     res = fit(pain)
     with pytest.raises(AttributeError):
         res.k = 3
+    with pytest.raises(ValueError):
+        res.yi[0] = 1.0
+    coef = res.coef
+    coef.iloc[0, 0] = 99.0  # a copy
+    assert res.coef.iloc[0, 0] != 99.0
 
 
 def test_shift_and_row_order_invariance(pain):

@@ -144,3 +144,16 @@ def test_plan_keys_are_checked(tmp_path):
         ma.load_plan(_plan(tmp_path, "timecourse_model: {sampling_rho: 1.5}\n"))
     with pytest.raises(PlanError, match="did you mean"):
         ma.load_plan(_plan(tmp_path, "timecourse_model: {structure: CS}\n"))
+
+
+def test_log_time_trend(results):
+    plan = dataclasses.replace(results.plan, timecourse_model={
+        **results.plan.timecourse_model, "trend": "log_time", "struct": "CS", "robust": "CR1"})
+    t = trajectory(dataclasses.replace(results, plan=plan), plan.outcome("pain_vas"), "patients")
+    assert t.fitted and list(t.result.coef.index) == ["intrcpt", "log1p_days"]
+    assert len(t.curve) == 40 and t.curve["time"].is_monotonic_increasing
+    slope = t.tests[(t.tests["kind"] == "contrast") & (t.tests["inference"] == "model")].iloc[0]
+    assert slope["estimate"] == pytest.approx(t.result.coef.loc["log1p_days", "estimate"])
+    assert set(t.tests["inference"]) == {"model", "CR1"}
+    b = t.result.coef["estimate"]
+    np.testing.assert_allclose(t.curve["estimate"], b["intrcpt"] + b["log1p_days"] * np.log1p(t.curve["time"]))

@@ -34,6 +34,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from metaanalysis.effects.study_data import as_numbers, check_effects
 from metaanalysis.errors import ConvergenceWarning, InputError
 from metaanalysis.formatting import num
 from metaanalysis.models import mv_fit
@@ -73,28 +74,20 @@ def _inputs(yi, vi, study, time, mods, V):
             if missing:
                 raise InputError(f"mods: columns {missing} are not in the DataFrame")
             mods = data[list(mods)].reset_index(drop=True)
-    try:
-        y = np.asarray(yi, dtype=float).ravel()
-    except (TypeError, ValueError):
-        raise InputError(f"yi: got {yi!r}; expected numbers") from None
+    y = as_numbers(yi, "yi")  # the package's one number check (strings, booleans, ...)
     k = y.size
     if k < 2:
         raise InputError(f"yi: got {k} estimate(s); a multilevel model needs several")
-    if not np.all(np.isfinite(y)):
-        raise InputError(f"yi: rows {np.flatnonzero(~np.isfinite(y))[:5].tolist()} are missing "
-                         "or infinite; remove them first")
     if vi is not None:
-        v = np.asarray(vi, dtype=float).ravel()
+        v = as_numbers(vi, "vi")
         if v.size != k:
             raise InputError(f"vi: got {v.size} values for {k} estimates")
-        if not np.all(np.isfinite(v)) or np.any(v <= 0):
-            bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))[:5]
-            raise InputError(f"vi: rows {bad.tolist()} have values {v[bad].tolist()}; "
-                             "expected sampling variances > 0")
+        check_effects(y, v)
     elif V is None:
         raise InputError("vi: required (or give the sampling covariance matrix V)")
     else:
         v = None
+        check_effects(y, np.ones(k))
     if study is None:
         raise InputError("study: required (the study of each estimate)")
     s = pd.Series(np.asarray(study, dtype=object).ravel())
