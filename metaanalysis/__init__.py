@@ -76,6 +76,9 @@ _EXPORTS = {
     "posterior_plot": "plots.bayes",
     "save_figure": "plots.output",
     "use_style": "plots.output",
+    "forest_spec": "plots.forest",
+    "LayoutWarning": "plots.layout",
+    "layout_problems": "plots.inspect",
     # past one machine: Dask, GOSH summaries, simulation studies
     "DaskBatchResult": "models.distributed",
     "simulate": "models.simulation",

@@ -341,3 +341,14 @@ def test_swapping_arms_negates_binary_measures(x1, n1, x2, n2):
         assert a["yi"].iloc[0] == pytest.approx(-b["yi"].iloc[0], rel=1e-12, abs=1e-14)
         assert a["vi"].iloc[0] == pytest.approx(b["vi"].iloc[0], rel=1e-12)
         assert a["vi"].iloc[0] >= 0
+
+
+def test_column_roles_recorded_in_attrs():
+    df = pd.DataFrame({"ev_trt": [4, 6], "n_trt": [123, 306], "ev_ctl": [11, 29],
+                       "n_ctl": [139, 303]})
+    es = effect_sizes("RR", data=df, events1="ev_trt", total1="n_trt", events2="ev_ctl",
+                         total2="n_ctl")
+    assert es.attrs["columns"] == {"events1": "ev_trt", "total1": "n_trt",
+                                   "events2": "ev_ctl", "total2": "n_ctl"}
+    arrays = effect_sizes("PLO", events=[1, 2], total=[10, 20])
+    assert arrays.attrs["columns"] == {"events": "events", "total": "total"}

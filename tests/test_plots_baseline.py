@@ -68,7 +68,8 @@ def test_forest_proportions(tmp_path):
 def test_forest_ratio_clipped_sorted(tmp_path):
     _, res = _bcg()
     with ma.use_style():
-        ax = ma.forest(res, sort="weight", common=True, xlim=(0.1, 3))
+        ax = ma.forest(res, sort="weight", common=ma.pool(res.yi, res.vi, method="EE"),
+                       xlim=(0.1, 3))
         check_figure(ax.figure, "forest_bcg_rr", tmp_path)
 
 

@@ -47,11 +47,14 @@ def _gid(ax, gid, kind=None):
 
 
 def _spans(ax):
-    return [t.get_text() for t in ax.texts if t.get_gid() == "forest-text-span"]
+    return [" ".join(t.get_text().split()) for t in ax.texts
+            if t.get_gid() == "forest-text-span"]
 
 
 def _texts(ax, key):
-    return [t.get_text() for t in ax.texts if t.get_gid() == f"forest-text-{key}"]
+    # drawn text with line breaks as spaces (headers and long lines wrap to the width)
+    return [" ".join(t.get_text().split()) for t in ax.texts
+            if t.get_gid() == f"forest-text-{key}"]
 
 
 def test_bayes_diamond_and_predictive_interval_on_natural_scale(cement):
@@ -66,8 +69,10 @@ def test_bayes_diamond_and_predictive_interval_on_natural_scale(cement):
     (pi,) = _gid(ax, "prediction-interval")
     assert pi.get_xdata() == pytest.approx(expit([b.pi_lb, b.pi_ub]), rel=1e-10)
     assert not _gid(ax, "pooled-diamond")  # no frequentist diamond
-    assert "Bayesian random-effects model" in _texts(ax, "label")
-    assert _texts(ax, "eff")[-2].startswith(ma.formatting.num(expit(b.mu.median), 2))
+    assert "Bayesian model" in _texts(ax, "label")
+    # the pooled posterior sits in the posterior (CrI) column, not under "Observed [CI]"
+    assert _texts(ax, "shrink")[-2].startswith(ma.formatting.num(expit(b.mu.median), 2))
+    assert _texts(ax, "shrink")[0] == "○ Posterior [95% CrI]"
 
 
 def test_shrinkage_markers_one_per_study_below_observed(cement):
@@ -89,8 +94,8 @@ def test_shrinkage_markers_one_per_study_below_observed(cement):
     assert mk.get_facecolors()[0][:3] == pytest.approx([1, 1, 1])
     # the column headers are the legend of the two markers
     assert "■ Observed [95% CI]" in _texts(ax, "eff")
-    assert _texts(ax, "shrink")[0] == "○ Shrinkage estimate [95% CrI]"
-    assert len(_texts(ax, "shrink")) == 1 + b.k
+    assert _texts(ax, "shrink")[0] == "○ Posterior [95% CrI]"
+    assert len(_texts(ax, "shrink")) == 1 + b.k + 2  # header, studies, μ and predictive
     assert "42/140" in _texts(ax, "x0")  # Events/Total column from events=, total=
     # sorting moves the shrinkage estimate with its study
     order = np.argsort(b.yi, kind="stable")
@@ -103,10 +108,10 @@ def test_prior_and_tau_posterior_printed(cement):
     spans = _spans(ma.forest(b))
     prior = next(s for s in spans if s.startswith("Bayesian model"))
     assert "τ ~ half-normal(scale=0.5)" in prior and "μ ~ flat" in prior
-    assert "95% equal-tailed credible intervals" in prior
+    assert "95% equal-tailed credible intervals (CrI)" in prior
     tau = next(s for s in spans if s.startswith("Posterior τ"))
     assert "(log odds scale)" in tau
-    assert tau.endswith(f"median {ma.formatting.num(b.tau.median, 2)} "
+    assert tau.endswith(f"median {ma.formatting.num(b.tau.median, 2)}, 95% CrI "
                         f"{ma.formatting.ci(b.tau.ci_lb, b.tau.ci_ub, 2)}")
 
 

@@ -51,7 +51,17 @@ def test_contours_at_peters_levels(res):
     for level in (0.1, 0.05, 0.01):
         assert _gid(ax, f"contour-{level:g}"), level
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert {"p < 0.01", "0.01 < p < 0.05", "0.05 < p < 0.10", "p > 0.10"} <= set(labels)
+    assert {"p < 0.01 (around the null)", "0.01 < p < 0.05", "0.05 < p < 0.10",
+            "p > 0.10"} <= set(labels)
+    assert "Pseudo 95% CI (estimate ± 1.96·SE)" in labels  # every line is named
+    # centred on the pooled estimate, wide enough for the pseudo-CI and every study
+    lo, hi = ax.get_xlim()
+    assert (lo + hi) / 2 == pytest.approx(res.estimate)
+    assert lo <= min(res.yi) and hi >= max(res.yi)
+    # the contours end at the visible range
+    for c in _gid(ax, "contour-0.01"):
+        xs = np.concatenate([p.vertices[:, 0] for p in c.get_paths()])
+        assert xs.min() >= lo - 1e-9 and xs.max() <= hi + 1e-9
     assert not _gid(ma.funnel(res, contours=False), "contour-0.05")
     with pytest.raises(InputError, match="contours"):
         ma.funnel(res, contours=[1.5])
@@ -74,8 +84,8 @@ def test_trim_and_fill_studies_and_egger_line(res):
         ma.funnel(res, trimfill=object())
 
 
-def test_classic_egger_line_when_true(res):
-    ax = ma.funnel(res, egger=True)
+def test_classic_egger_line_from_the_test_result(res):
+    ax = ma.funnel(res, egger=ma.egger_test(res, model="lm"))
     (eline,) = _gid(ax, "egger-line")
     # Egger et al. 1997: regress yi/sei on 1/sei; slope = limit effect, intercept = bias
     se = np.sqrt(BCG["vi"])
@@ -83,6 +93,18 @@ def test_classic_egger_line_when_true(res):
     (a, b), *_ = np.linalg.lstsq(X, np.asarray(BCG["yi"]) / se, rcond=None)
     assert eline.get_xdata()[0] == pytest.approx(b)
     assert eline.get_xdata()[-1] == pytest.approx(b + a * eline.get_ydata()[-1])
+    with pytest.raises(InputError, match="egger"):
+        ma.funnel(res, egger=True)  # the plot does not fit regressions
+
+
+def test_legend_under_the_axis_label(res):
+    with ma.use_style("single"):
+        ax = ma.funnel(res, width="single", title="BCG")
+    fig = ax.figure
+    r = fig.canvas.get_renderer()
+    fig.draw(r)
+    assert ax.get_legend().get_window_extent(r).y1 < ax.xaxis.label.get_window_extent(r).y0
+    assert ma.layout_problems(fig, title="BCG") == []
 
 
 def test_only_given_axes(res):

@@ -17,21 +17,14 @@ def _figure():
         return ma.forest(res).figure
 
 
-def test_two_saves_are_byte_identical(tmp_path):
-    fig = _figure()
-    a = ma.save_figure(fig, tmp_path / "a" / "forest", dpi=300)
-    b = ma.save_figure(fig, tmp_path / "b" / "forest.pdf", dpi=300)
+def test_two_saves_are_byte_identical_without_timestamps(tmp_path):
+    a = ma.save_figure(_figure(), tmp_path / "a" / "forest.pdf", dpi=72)
     assert [p.suffix for p in a] == [".pdf", ".svg", ".png"]
-    for pa, pb in zip(a, b):
-        assert pa.read_bytes() == pb.read_bytes(), pa.suffix
     # a second, separately built figure from the same input gives the same bytes
-    c = ma.save_figure(_figure(), tmp_path / "c" / "forest", dpi=300)
+    c = ma.save_figure(_figure(), tmp_path / "c" / "forest", dpi=72)
     for pa, pc in zip(a, c):
         assert pa.read_bytes() == pc.read_bytes(), pa.suffix
-
-
-def test_metadata_has_no_timestamps_and_fonts_are_embedded(tmp_path):
-    pdf, svg, png = ma.save_figure(_figure(), tmp_path / "f", dpi=300)
+    pdf, svg, png = a
     raw = pdf.read_bytes()
     assert b"CreationDate" not in raw and b"ModDate" not in raw
     assert b"/FontFile2" in raw  # TrueType (fonttype 42) embedded
@@ -39,22 +32,76 @@ def test_metadata_has_no_timestamps_and_fonts_are_embedded(tmp_path):
     assert "<dc:date>" not in text
     assert "<text" not in text  # glyphs as paths: no font needed to view
     assert b"Software" not in png.read_bytes()[:2000]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temp files
 
 
 def test_width_presets_and_size_restored(tmp_path):
     fig = _figure()
     size = tuple(fig.get_size_inches())
-    (png,) = ma.save_figure(fig, tmp_path / "s", formats="png", width="single", dpi=300)
+    (png,) = ma.save_figure(fig, tmp_path / "s", formats="png", width="single", dpi=100)
     assert tuple(fig.get_size_inches()) == size
     w = int.from_bytes(png.read_bytes()[16:20], "big")  # PNG IHDR width in pixels
-    assert w == round(89 / 25.4 * 300)
-    (png2,) = ma.save_figure(fig, tmp_path / "d", formats=["png"], width="double", dpi=300)
-    assert int.from_bytes(png2.read_bytes()[16:20], "big") == round(183 / 25.4 * 300)
+    assert w == round(89 / 25.4 * 100)
+    (png2,) = ma.save_figure(fig, tmp_path / "d", formats=["png"], width="double", dpi=100)
+    assert int.from_bytes(png2.read_bytes()[16:20], "big") == round(183 / 25.4 * 100)
     with pytest.raises(InputError, match="width"):
         ma.save_figure(fig, tmp_path / "x", width="triple")
     with pytest.raises(InputError, match="formats"):
         ma.save_figure(fig, tmp_path / "x", formats=["jpg"])
+
+
+def test_journal_formats_modes_and_editable_svg(tmp_path):
+    import os
+    import stat
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig = plt.figure(figsize=(1.2, 0.6))  # small: EPS font embedding is slow
+    fig.text(0.1, 0.4, "Ab 12")
+    files = ma.save_figure(fig, tmp_path / "j", formats=("tiff", "eps", "svg"), dpi=100,
+                           svg_text=True)
+    assert [p.suffix for p in files] == [".tiff", ".eps", ".svg"]
+    um = os.umask(0)
+    os.umask(um)
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~um  # 0644 under umask 022
+    with Image.open(files[0]) as im:  # RGB on white, LZW, the asked resolution
+        assert im.mode == "RGB"
+        assert im.info["compression"] == "tiff_lzw"
+        assert im.info["dpi"] == pytest.approx((100, 100))
+    eps = files[1].read_bytes()
+    assert b"%%CreationDate: Thu Jan 01 00:00:00 1970" in eps  # fixed, not today's date
+    assert "<text" in files[2].read_text()  # real, editable text
+    (again,) = ma.save_figure(fig, tmp_path / "k", formats="tiff", dpi=100)
+    assert again.read_bytes() == files[0].read_bytes()
+
+
+def test_save_at_a_width_redraws_instead_of_cropping(tmp_path):
+    from metaanalysis.plots.inspect import layout_problems
+
+    res = ma.pool([0.1, 0.3, 0.35, 0.2], [0.01, 0.02, 0.015, 0.01], method="REML",
+                  labels=["Alpha 2001", "Beta 2005", "Gamma 2010", "Delta 2019"])
+    with ma.use_style("double"):
+        fig = ma.forest(res, width="double", title="An outcome").figure
+    seen = {}
+
+    def spy(fig, **kw):  # the figure as it is being saved
+        seen["size"] = tuple(fig.get_size_inches())
+        seen["problems"] = layout_problems(fig, title="An outcome")
+
+    import matplotlib.figure
+
+    orig = matplotlib.figure.Figure.savefig
+    try:
+        matplotlib.figure.Figure.savefig = lambda self, *a, **kw: (spy(self), orig(self, *a, **kw))[1]
+        with pytest.warns(ma.LayoutWarning, match="weight"):
+            ma.save_figure(fig, tmp_path / "s", formats="png", width="single", dpi=100)
+    finally:
+        matplotlib.figure.Figure.savefig = orig
+    assert seen["size"][0] == pytest.approx(89 / 25.4)
+    assert seen["problems"] == []  # nothing cut: the Study column and the panel both show
+    assert fig.get_size_inches()[0] == pytest.approx(183 / 25.4)  # restored
 
 
 def test_use_style_applies_only_inside_block():

@@ -391,7 +391,10 @@ def effect_sizes(
         arguments under their names), then ``yi``, ``vi`` and ``ni`` (total
         sample size, metafor's ``ni`` attribute; absent for ``GEN`` without
         ``n``).  ``df.attrs["measure"]`` is the measure; ``df.attrs["add"]``,
-        ``["to"]``, ``["drop00"]`` record the continuity correction.
+        ``["to"]``, ``["drop00"]`` record the continuity correction;
+        ``df.attrs["columns"]`` maps each argument given as a column name
+        (or, without ``data``, every argument) to its column, e.g.
+        ``{"events1": "ev_trt", ...}``, so that forest plots show the data.
 
     Raises
     ------
@@ -481,4 +484,7 @@ def effect_sizes(
         out["ni"] = ni
     out.attrs["measure"] = measure
     out.attrs.update(add=add, to=to, drop00=bool(drop00))
+    # column roles, so that displays find the data the user named (events1="ev_trt")
+    out.attrs["columns"] = {nm: (v if isinstance(v, str) else nm) for nm, v in columns.items()
+                            if v is not None and (isinstance(v, str) or data is None)}
     return out

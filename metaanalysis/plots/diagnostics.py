@@ -13,7 +13,7 @@ from scipy import stats
 
 from metaanalysis import formatting as fmt
 from metaanalysis.errors import InputError
-from metaanalysis.plots import _layout
+from metaanalysis.plots import layout as _layout
 
 __all__ = ["baujat", "baujat_coordinates", "gosh_plot", "influence_plot", "radial"]
 
@@ -56,12 +56,40 @@ def baujat_coordinates(result) -> pd.DataFrame:
 
 
 def _label_points(ax, x, y, labels, fontsize=None):
-    for xi, yi_, lab in zip(x, y, labels):
-        ax.annotate(str(lab), (xi, yi_), xytext=(3, 3), textcoords="offset points",
-                    fontsize=fontsize or "small", gid="point-label")
+    """Label points without overlaps: the points farthest out (most influential) first,
+    each at the first free spot around it; a label that finds no free spot is left out."""
+    fig = ax.figure
+    fs = fontsize or _layout.small_font()
+    _layout.settle(fig)  # final axes position and limits before measuring
+    m = _layout.TextMeasure(fig, fs)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    pts = ax.transData.transform(np.column_stack([x, y])) / fig.dpi  # inches
+    box = ax.get_window_extent().bounds
+    x0, y0 = box[0] / fig.dpi, box[1] / fig.dpi
+    x1, y1 = x0 + box[2] / fig.dpi, y0 + box[3] / fig.dpi
+    span = np.ptp(pts, axis=0) + 1e-9
+    order = np.argsort(-(((pts - pts.min(axis=0)) / span).sum(axis=1)), kind="stable")
+    h = m.line()
+    placed = [(px - 0.03, py - 0.03, px + 0.03, py + 0.03) for px, py in pts]  # the points
+    for i in order:
+        text = str(labels[i])
+        w = m.width(text)
+        px, py = pts[i]
+        for dx, dy in ((0.04, 0.02), (0.04, -0.02 - h), (-0.04 - w, 0.02), (-0.04 - w, -0.02 - h),
+                       (-w / 2, 0.05), (-w / 2, -0.05 - h)):
+            b = (px + dx, py + dy, px + dx + w, py + dy + h)
+            inside = b[0] >= x0 and b[2] <= x1 and b[1] >= y0 and b[3] <= y1
+            free = all(b[2] <= o[0] or b[0] >= o[2] or b[3] <= o[1] or b[1] >= o[3]
+                       for j, o in enumerate(placed) if j != i)
+            if inside and free:
+                placed.append(b)
+                ax.annotate(text, (x[i], y[i]), xytext=(dx * 72, dy * 72),
+                            textcoords="offset points", ha="left", va="bottom", fontsize=fs,
+                            gid="point-label")
+                break
 
 
-def baujat(result, *, ax=None, labels="number", **kwargs):
+def baujat(result, *, ax=None, width=None, labels="number", **kwargs):
     """Baujat plot: contribution to heterogeneity against influence on the result.
 
     Studies at the top right both drive the heterogeneity and move the pooled
@@ -74,7 +102,9 @@ def baujat(result, *, ax=None, labels="number", **kwargs):
     ax : matplotlib Axes, optional
     labels : {"number", "label"} or False
         Write each study's number (1..k, in the order of the data; default,
-        legible with many studies) or its label next to its point.
+        legible with many studies) or its label next to its point.  Labels
+        never overlap: the studies farthest out are labelled first, and a
+        label with no free spot near its point is left out.
     **kwargs
         Passed to ``ax.scatter``.
 
@@ -92,25 +122,25 @@ def baujat(result, *, ax=None, labels="number", **kwargs):
     >>> ax.figure.clf()
     """
     xy = baujat_coordinates(result)
-    ax = _layout.single_column_axes(ax, 0.9)
+    ax = _layout.new_axes(ax, width, 0.9)
     kwargs.setdefault("color", _BLUE)
     kwargs.setdefault("s", 14)
+    if labels not in ("number", "label", False, None):
+        raise InputError(f"labels: got {labels!r}; expected 'number', 'label' or False")
     ax.scatter(xy["x"], xy["y"], zorder=3, gid="baujat-points", **kwargs)
+    ax.set_xlabel("Contribution to overall heterogeneity")
+    ax.set_ylabel("Influence on overall result")
+    ax.margins(0.12)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
     if labels == "number":
         _label_points(ax, xy["x"], xy["y"], range(1, len(xy) + 1))
     elif labels == "label":
         _label_points(ax, xy["x"], xy["y"], xy.index)
-    elif labels not in (False, None):
-        raise InputError(f"labels: got {labels!r}; expected 'number', 'label' or False")
-    ax.set_xlabel("Contribution to overall heterogeneity")
-    ax.set_ylabel("Influence on overall result")
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.margins(0.12)
     return ax
 
 
-def radial(result, *, ax=None, labels: bool = False, level: float | None = None, **kwargs):
+def radial(result, *, ax=None, width=None, labels: bool = False, level: float | None = None, **kwargs):
     """Radial (Galbraith) plot.
 
     Each study is drawn at ``x = 1/√(vi + τ̂²)`` (precision), ``y = yi/√(vi + τ̂²)``
@@ -150,7 +180,7 @@ def radial(result, *, ax=None, labels: bool = False, level: float | None = None,
     w = 1.0 / np.sqrt(vi + tau2)
     x, y = w, yi * w
     z = float(stats.norm.ppf(0.5 + level / 2))
-    ax = _layout.single_column_axes(ax, 0.9)
+    ax = _layout.new_axes(ax, width, 0.9)
     xmax = float(np.max(x)) * 1.08
     xs = np.array([0.0, xmax])
     mu = float(result.estimate)
@@ -163,16 +193,16 @@ def radial(result, *, ax=None, labels: bool = False, level: float | None = None,
     kwargs.setdefault("color", _BLUE)
     kwargs.setdefault("s", 14)
     ax.scatter(x, y, zorder=3, gid="radial-points", **kwargs)
-    if labels:
-        _label_points(ax, x, y, result.labels)
     ax.set_xlim(0, xmax)
     tau = "" if tau2 == 0 else " + τ²"
     ax.set_xlabel(f"1/√(vᵢ{tau})")
     ax.set_ylabel(f"yᵢ/√(vᵢ{tau})")
+    if labels:
+        _label_points(ax, x, y, result.labels)
     return ax
 
 
-def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: int = 1,
+def gosh_plot(gosh, *, ax=None, width=None, highlight=None, max_points: int = 50_000, seed: int = 1,
               **kwargs):
     """GOSH plot: pooled estimate against I² over subsets of the studies.
 
@@ -210,7 +240,7 @@ def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: 
     """
     frame = gosh if isinstance(gosh, pd.DataFrame) else getattr(gosh, "frame", None)
     if frame is None and getattr(gosh, "stats", None) is not None:
-        return _gosh_density(gosh.stats, ax=ax, highlight=highlight, **kwargs)
+        return _gosh_density(gosh.stats, ax=ax, width=width, highlight=highlight, **kwargs)
     if frame is None or not {"estimate", "i2"} <= set(frame.columns):
         raise InputError(f"gosh: got {type(gosh).__name__}; expected a gosh() result or a "
                          "DataFrame with 'estimate' and 'i2' columns")
@@ -236,7 +266,7 @@ def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: 
             if not 0 <= j < incl.shape[1]:
                 raise InputError(f"highlight: got {highlight!r}; expected 0..{incl.shape[1] - 1}")
         mask = np.asarray(incl)[idx, j]
-    ax = _layout.single_column_axes(ax, 0.9)
+    ax = _layout.new_axes(ax, width, 0.9)
     alpha = float(np.clip(2000.0 / max(idx.size, 1), 0.08, 0.8))
     kwargs.setdefault("s", 4)
     kwargs.setdefault("alpha", alpha)
@@ -257,7 +287,7 @@ def gosh_plot(gosh, *, ax=None, highlight=None, max_points: int = 50_000, seed: 
     return ax
 
 
-def _gosh_density(stats, *, ax=None, highlight=None, **kwargs):
+def _gosh_density(stats, *, ax=None, width=None, highlight=None, **kwargs):
     """GOSH plot from the histogram summaries of :func:`metaanalysis.gosh` (no rows kept)."""
     from matplotlib.colors import LogNorm
 
@@ -273,7 +303,7 @@ def _gosh_density(stats, *, ax=None, highlight=None, **kwargs):
                              f"or 0..{len(labels) - 1}")
         j = int(j)
         counts = counts - stats.counts_with[j]  # the density without the study
-    ax = _layout.single_column_axes(ax, 0.9)
+    ax = _layout.new_axes(ax, width, 0.9)
     shown = np.ma.masked_less_equal(counts.T, 0)
     kwargs.setdefault("cmap", "Greys" if j is not None else "Blues")
     ax.pcolormesh(ex, ey, shown, norm=LogNorm(vmin=1, vmax=max(shown.max(), 1)),
@@ -308,7 +338,8 @@ _PANELS = (("rstudent", "Studentised residual"), ("dffits", "DFFITS"),
            ("hat", "Leverage (hat)"), ("weight", "Weight (%)"))
 
 
-def influence_plot(result, *, fig=None, axes=None, labels: bool = False):
+def influence_plot(result, *, ax=None, fig=None, axes=None, labels: bool = False,
+                   width=None):
     """Panel of the influence diagnostics of Viechtbauer & Cheung (2010, RSM 1:112).
 
     One small plot per statistic of :func:`metaanalysis.influence` (studentised
@@ -320,12 +351,17 @@ def influence_plot(result, *, fig=None, axes=None, labels: bool = False):
     ----------
     result : PoolResult or DataFrame
         A fitted model (``influence`` is computed) or the ``influence`` DataFrame.
+    ax : matplotlib Axes, optional
+        Draw the eight panels inside this Axes' area (it becomes their frame,
+        with no axis of its own); nothing outside it is touched.
     fig : matplotlib Figure, optional
         Figure to draw into (a 4 × 2 grid of axes is added).
     axes : array of 8 Axes, optional
         Axes to draw on, in the order of the statistics above.
     labels : bool
         Label the x axis with study labels instead of numbers.
+    width : "single", "onehalf", "double" or mm, optional
+        Width of the figure made here (default 183 mm).
 
     Returns
     -------
@@ -351,23 +387,37 @@ def influence_plot(result, *, fig=None, axes=None, labels: bool = False):
     if not cols:
         raise InputError("result: the influence DataFrame has none of the columns "
                          f"{[c for c, _ in _PANELS]}")
-    if axes is None:
+    if sum(v is not None for v in (ax, fig, axes)) > 1:
+        raise InputError("ax, fig, axes: give at most one of them")
+    if ax is not None:
+        if width is not None:
+            raise InputError("width: given together with ax; the Axes' figure decides the "
+                             "width (pass one or the other)")
+        ax.set_axis_off()
+        axes = [ax.inset_axes([0.02 + 0.25 * (i % 4), 0.56 - 0.5 * (i // 4), 0.19, 0.36])
+                for i in range(8)]
+    elif axes is None:
         if fig is None:
             import matplotlib.pyplot as plt
 
             from metaanalysis.plots.output import width_inches
 
-            w = width_inches("double")
-            fig = plt.figure(figsize=(w, w * 0.62))
+            w = width_inches("double" if width is None else width)
+            narrow = w < 4.5  # below ~115 mm: four rows of two panels
+            fig = plt.figure(figsize=(w, w * 1.25 if narrow else max(w * 0.62, 2.6)))
+        elif width is not None:
+            raise InputError("width: given together with fig; the figure decides the width")
+        else:
+            narrow = fig.get_size_inches()[0] < 4.5
         fig.set_layout_engine("constrained")
-        axes = fig.subplots(2, 4, sharex=True).ravel()
+        axes = fig.subplots(*((4, 2) if narrow else (2, 4)), sharex=True).ravel()
     axes = np.asarray(axes).ravel()
     if axes.size < len(cols):
         raise InputError(f"axes: got {axes.size} axes; expected at least {len(cols)}")
     k = len(inf)
     xs = np.arange(1, k + 1)
     flag = inf["inf"].to_numpy(bool) if "inf" in inf.columns else np.zeros(k, bool)
-    for ax, (c, title) in zip(axes, cols):
+    for ax, (c, title) in zip(axes, cols):  # noqa: B020 -- one Axes per statistic
         v = inf[c].to_numpy(float)
         ax.plot(xs, v, color="#8C8C8C", linewidth=0.6, zorder=1)
         ax.scatter(xs[~flag], v[~flag], s=10, color="#000000", zorder=2, gid=f"influence-{c}")
@@ -381,11 +431,20 @@ def influence_plot(result, *, fig=None, axes=None, labels: bool = False):
                            zorder=0)
         if c == "cov_r":
             ax.axhline(1, color="#B0B0B0", linewidth=0.5, zorder=0)
-        ax.set_xticks(xs)
         if labels:
-            ax.set_xticklabels([str(s) for s in inf.index], rotation=90)
-        elif k > 20:
-            ax.set_xticks(xs[::max(1, k // 10)])
+            ax.set_xticks(xs)
+            ax.set_xticklabels([str(s) for s in inf.index], rotation=90,
+                               fontsize=_layout.small_font())
+        else:  # as many study numbers as fit the panel's width without touching
+            fig_w = ax.figure.get_size_inches()[0]
+            panel_pt = ax.get_position().width * fig_w * 72 or 60.0
+            fits = max(int(panel_pt / (2.6 * _layout.font_size("small"))), 2)
+            ax.set_xticks(xs[::max(1, -(-k // fits))])
     for ax in axes[len(cols):]:
         ax.set_visible(False)
+    used = axes[:len(cols)]
+    bottom = min(a.get_position().y0 for a in used)
+    for ax in used:  # the bottom row says what the x axis is
+        if abs(ax.get_position().y0 - bottom) < 1e-6:
+            ax.set_xlabel("Study (label)" if labels else "Study (number)")
     return axes

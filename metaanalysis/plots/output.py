@@ -42,6 +42,9 @@ PRESETS: dict[str, dict] = {
     "single": {"width_mm": 89.0, "rc": {"font.size": 7, "axes.labelsize": 7,
                                         "xtick.labelsize": 6.5, "ytick.labelsize": 6.5,
                                         "legend.fontsize": 6.5}},
+    "onehalf": {"width_mm": 120.0, "rc": {"font.size": 7, "axes.labelsize": 7,
+                                          "xtick.labelsize": 7, "ytick.labelsize": 7,
+                                          "legend.fontsize": 6.5}},
     "double": {"width_mm": 183.0, "rc": {"font.size": 8, "axes.labelsize": 8,
                                          "xtick.labelsize": 7.5, "ytick.labelsize": 7.5,
                                          "legend.fontsize": 7}},
@@ -58,12 +61,16 @@ _METADATA = {
             "Producer": "metaanalysis"},
     "svg": {"Date": None, "Creator": "metaanalysis"},
     "png": {"Software": None},
+    "tiff": {},
+    "eps": {"Creator": "metaanalysis"},
 }
-_FORMATS = ("pdf", "svg", "png")
+_FORMATS = ("pdf", "svg", "png", "tiff", "eps")
+_DEFAULT_FORMATS = ("pdf", "svg", "png")
 
 
 def width_inches(width) -> float:
-    """Figure width in inches for ``"single"`` (89 mm), ``"double"`` (183 mm) or millimetres.
+    """Figure width in inches for ``"single"`` (89 mm), ``"onehalf"`` (120 mm),
+    ``"double"`` (183 mm) or millimetres.
 
     Examples
     --------
@@ -122,22 +129,89 @@ def _formats(formats) -> tuple[str, ...]:
     out = []
     for f in formats:
         f = str(f).lower().lstrip(".")
+        f = {"tif": "tiff", "ps": "eps"}.get(f, f)
         if f not in _FORMATS:
             raise InputError(f"formats: got {f!r}; expected any of {_FORMATS}")
         out.append(f)
     if not out:
-        raise InputError("formats: got an empty list; expected at least one of pdf, svg, png")
+        raise InputError(f"formats: got an empty list; expected at least one of {_FORMATS}")
     return tuple(dict.fromkeys(out))
 
 
-def save_figure(fig, path, formats: Sequence[str] | str = _FORMATS, *, width=None,
-                height: float | None = None, dpi: int = 600) -> list[Path]:
-    """Write ``fig`` as PDF, SVG and PNG with reproducible bytes.
+def _write_tiff(fig, fh, dpi: int) -> None:
+    """RGB TIFF (no alpha: white background), LZW-compressed, ``dpi`` recorded."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    buf.seek(0)
+    with Image.open(buf) as im:
+        rgb = Image.new("RGB", im.size, (255, 255, 255))
+        rgb.paste(im.convert("RGBA"), mask=im.convert("RGBA").split()[3])
+        rgb.save(fh, format="TIFF", compression="tiff_lzw", dpi=(dpi, dpi))
+
+
+@contextlib.contextmanager
+def _source_date_epoch():
+    """EPS files carry a creation date unless SOURCE_DATE_EPOCH is set: fix it at 0."""
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+
+
+def _file_mode() -> int:
+    """0666 less the process umask (0644 under the usual umask 022)."""
+    um = os.umask(0)
+    os.umask(um)
+    return 0o666 & ~um
+
+
+@contextlib.contextmanager
+def _at_size(fig, width_in: float | None, height_in: float | None):
+    """``fig`` at the asked size for the duration of the block, then as it was.
+
+    A figure made by this package (layout engine :class:`~metaanalysis.plots.layout.Relayout`)
+    is drawn again at the new width, so nothing is cropped or squeezed; any other figure
+    is resized and left to its own layout engine."""
+    from metaanalysis.plots.layout import Relayout
+
+    old = tuple(fig.get_size_inches())
+    engine = fig.get_layout_engine()
+    if width_in is None and height_in is None:
+        yield
+        return
+    w = old[0] if width_in is None else width_in
+    relayout = isinstance(engine, Relayout)
+    try:
+        if relayout:
+            engine.resize(fig, w, height_in)
+        else:
+            fig.set_size_inches(w, old[1] if height_in is None else height_in, forward=False)
+        yield
+    finally:
+        if relayout:
+            engine.resize(fig, old[0], old[1])
+        else:
+            fig.set_size_inches(*old, forward=False)
+
+
+def save_figure(fig, path, formats: Sequence[str] | str = _DEFAULT_FORMATS, *, width=None,
+                height: float | None = None, dpi: int = 600, svg_text: bool = False
+                ) -> list[Path]:
+    """Write ``fig`` for a journal: PDF, SVG, PNG, TIFF or EPS with reproducible bytes.
 
     Every file is written to a temporary file in the target folder and renamed
-    into place, so a reader never sees half a figure.  Timestamps and software
-    versions are left out of the metadata, SVG ids use a fixed hash salt and
-    fonts are embedded (TrueType in PDF, glyph paths in SVG), so the same
+    into place (mode 0644 under the usual umask), so a reader never sees half a
+    figure.  Timestamps and software versions are left out, SVG ids use a fixed
+    hash salt and fonts are embedded (TrueType in PDF and EPS), so the same
     figure saved twice gives identical files.
 
     Parameters
@@ -146,16 +220,24 @@ def save_figure(fig, path, formats: Sequence[str] | str = _FORMATS, *, width=Non
     path : str or Path
         Target without extension (``figures/forest``); an extension among
         ``formats`` is stripped.
-    formats : sequence of {"pdf", "svg", "png"}
-    width : {"single", "double"} or float, optional
-        Printed width: journal single column (89 mm), double column (183 mm)
-        or millimetres.  ``None`` keeps the figure's width.  The figure's size
-        is restored after saving.
+    formats : sequence of {"pdf", "svg", "png", "tiff", "eps"}
+        Default PDF, SVG and PNG.  TIFF is RGB on white with LZW compression
+        at ``dpi``; EPS on request (no transparency in EPS).
+    width : {"single", "onehalf", "double"} or float, optional
+        Printed width: 89, 120 or 183 mm, or millimetres.  ``None`` keeps the
+        figure's width.  A figure made by this package is laid out again at
+        that width (text keeps its size; columns that do not fit are dropped
+        with a warning) — never cropped or scaled; the figure is restored
+        afterwards.
     height : float, optional
-        Height in millimetres; by default the figure's height is kept (forest
-        plots size their height from the number of rows).
+        Height in millimetres; by default the height the content needs at
+        that width (forest plots) or the figure's height.
     dpi : int
-        Resolution of the PNG (default 600; journals ask for at least 300).
+        Resolution of PNG and TIFF (default 600; journals ask for at least 300).
+    svg_text : bool
+        Write SVG text as real ``<text>`` elements that a figure editor can
+        change (``svg.fonttype="none"``; the reader needs the font, DejaVu
+        Sans) instead of glyph outlines.
 
     Returns
     -------
@@ -166,7 +248,8 @@ def save_figure(fig, path, formats: Sequence[str] | str = _FORMATS, *, width=Non
     --------
     >>> import metaanalysis as ma  # doctest: +SKIP
     >>> ax = ma.forest(ma.pool(df))  # doctest: +SKIP
-    >>> ma.save_figure(ax.figure, "figures/forest", width="double")  # doctest: +SKIP
+    >>> ma.save_figure(ax.figure, "figures/forest", width="double",
+    ...                formats=("pdf", "tiff"))  # doctest: +SKIP
     """
     formats = _formats(formats)
     try:
@@ -176,40 +259,41 @@ def save_figure(fig, path, formats: Sequence[str] | str = _FORMATS, *, width=Non
     if dpi < 72:
         raise InputError(f"dpi: got {dpi}; expected at least 72 (300 or more for print)")
     path = Path(path)
-    if path.suffix.lower().lstrip(".") in _FORMATS:
+    if path.suffix.lower().lstrip(".") in _FORMATS + ("tif", "ps"):
         path = path.with_suffix("")
     path.parent.mkdir(parents=True, exist_ok=True)
-
-    old_size = tuple(fig.get_size_inches())
-    new_w = old_size[0] if width is None else width_inches(width)
-    if height is None:
-        new_h = old_size[1]
-    else:
+    new_w = None if width is None else width_inches(width)
+    new_h = None
+    if height is not None:
         try:
             new_h = float(height) / _MM_PER_INCH
         except (TypeError, ValueError):
             raise InputError(f"height: got {height!r}; expected millimetres") from None
-        if new_h <= 0:
+        if not new_h > 0:
             raise InputError(f"height: got {height!r}; expected a positive height in mm")
     written: list[Path] = []
     rc = {"svg.hashsalt": "metaanalysis", "pdf.fonttype": 42, "ps.fonttype": 42,
-          "svg.fonttype": "path", "savefig.bbox": "standard"}
-    try:
-        fig.set_size_inches(new_w, new_h, forward=False)
-        with mpl.rc_context(rc):
-            for fmt in formats:
-                target = path.with_name(f"{path.name}.{fmt}")
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}",
-                                           dir=str(target.parent))
-                try:
-                    with os.fdopen(fd, "wb") as fh:
+          "svg.fonttype": "none" if svg_text else "path", "savefig.bbox": "standard"}
+    mode = _file_mode()
+    with _at_size(fig, new_w, new_h), mpl.rc_context(rc):
+        for fmt in formats:
+            target = path.with_name(f"{path.name}.{fmt}")
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}",
+                                       dir=str(target.parent))
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    if fmt == "tiff":
+                        _write_tiff(fig, fh, dpi)
+                    elif fmt == "eps":
+                        with _source_date_epoch():
+                            fig.savefig(fh, format="eps", metadata=dict(_METADATA["eps"]))
+                    else:
                         fig.savefig(fh, format=fmt, dpi=dpi, metadata=dict(_METADATA[fmt]))
-                    os.replace(tmp, target)
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
-                    raise
-                written.append(target)
-    finally:
-        fig.set_size_inches(*old_size, forward=False)
+                os.chmod(tmp, mode)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            written.append(target)
     return written

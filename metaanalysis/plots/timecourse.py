@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib import transforms as mtransforms
 
 from metaanalysis import formatting as fmt
 from metaanalysis.errors import InputError
-from metaanalysis.plots import _layout
+from metaanalysis.plots import layout as _layout
+from metaanalysis.plots.scale import axis_scale
 
 __all__ = ["timecourse"]
 
 _BLUE = "#0072B2"
+_VERMILLION = "#D55E00"
 #: Okabe–Ito colours (colour-blind safe) for labelled study lines; blue is the pooled line's
-STUDY_COLORS = ("#E69F00", "#009E73", "#D55E00", "#CC79A7", "#000000", "#999999", "#56B4E9",
-                "#F0E442")
+STUDY_COLORS = ("#E69F00", "#009E73", "#D55E00", "#000000", "#999999", "#56B4E9", "#F0E442")
+# (reddish purple #CC79A7 is kept for a model trajectory)
 
 
 def _spread(y, gap):
@@ -86,6 +89,16 @@ def _draw_trajectory(ax, traj, scale, interval):
             zorder=3, gid="trajectory-line", label=name)
 
 
+def _set_changes(pooled) -> list[bool]:
+    """Per time point: does its study set differ from the previous time point's?
+    From a ``studies`` column (a collection of study ids per row); all False without it."""
+    if "studies" not in pooled.columns:
+        return [False] * len(pooled)
+    sets = [frozenset(v) if isinstance(v, (list, tuple, set, frozenset)) else frozenset()
+            for v in pooled["studies"]]
+    return [False] + [a != b for a, b in zip(sets[1:], sets[:-1])]
+
+
 def _split(df, studies, study):
     if studies is not None:
         return df, studies
@@ -95,7 +108,7 @@ def _split(df, studies, study):
     return df[marker], df[~marker]
 
 
-def timecourse(df=None, studies=None, *, ax=None, x: str = "days", y: str = "estimate",
+def timecourse(df=None, studies=None, *, ax=None, width=None, x: str = "days", y: str = "estimate",
                study: str = "study", band: bool = True, measure: str | None = None,
                percent: bool = False, xscale: str = "linear", show_k: bool = True,
                xlabel: str = "Days after treatment", ylabel: str | None = None,
@@ -107,7 +120,9 @@ def timecourse(df=None, studies=None, *, ax=None, x: str = "days", y: str = "est
     ----------
     df : DataFrame, optional
         One row per time point with ``x`` (days), ``estimate``, ``ci_lb``,
-        ``ci_ub`` and optionally ``k``.  It may also hold the study rows: rows
+        ``ci_ub`` and optionally ``k`` and ``studies`` (the ids of the studies
+        pooled at that time: where the set differs from the previous time
+        point, k is marked "k*" in vermillion and the legend says so).  It may also hold the study rows: rows
         whose ``study`` column is empty (NaN) or ``"pooled"`` are the pooled
         values, the others are studies (value in ``yi``, else ``estimate``).
     studies : DataFrame, optional
@@ -135,9 +150,12 @@ def timecourse(df=None, studies=None, *, ax=None, x: str = "days", y: str = "est
         Tick positions in days, or ``{day: label}`` such as ``{7: "1 wk"}``.
     study_labels : bool or dict, optional
         Label each study line at the right edge of the axes (labels moved
-        apart so they never overlap), in its own colour; a dict maps study ids
-        to display labels (e.g. ``{"chen2022": "Chen 2022"}``).  Default: no
-        labels, grey lines.
+        apart so they never overlap; a dotted leader joins a label to its
+        line's last point when the line ends earlier), in its own colour; a
+        dict maps study ids to display labels (e.g. ``{"chen2022": "Chen
+        2022"}``).  Coloured lines are moved 1.2 pt apart sideways so that
+        lines through the same points stay visible.  Default: no labels, grey
+        lines.  Study points are drawn above the pooled markers.
     xlabel, ylabel, label : str
         Axis labels and legend label of the pooled line.
     trajectory : DataFrame, optional
@@ -190,7 +208,7 @@ def timecourse(df=None, studies=None, *, ax=None, x: str = "days", y: str = "est
     if study_labels is not None and not isinstance(study_labels, (bool, dict)):
         raise InputError(f"study_labels: got {type(study_labels).__name__}; expected True, "
                          "False or a dict of study id -> label")
-    scale = _layout.axis_scale(measure, transform=True, percent=percent,
+    scale = axis_scale(measure, transform=True, percent=percent,
                                ni=np.array([1.0]) if measure == "PFT" else None)
     color = kwargs.pop("color", _BLUE)
     if kwargs:
@@ -202,21 +220,29 @@ def timecourse(df=None, studies=None, *, ax=None, x: str = "days", y: str = "est
                          "(parse them with ma.parse_timepoint)")
     py = scale(pooled[y].to_numpy(float))
 
-    ax = _layout.single_column_axes(ax, 0.75)
-    ends = []  # (last y, label, colour) of labelled study lines
+    created = ax is None
+    ax = _layout.new_axes(ax, width, 0.75)
+    ends = []  # (last x, last y, label, colour, dodge) of labelled study lines
     if srows is not None and len(srows):
         col = "yi" if "yi" in srows.columns else y
         names = study_labels if isinstance(study_labels, dict) else {}
-        for i, (name, g) in enumerate(srows.groupby(study, sort=True)):
+        groups = list(srows.groupby(study, sort=True))
+        for i, (name, g) in enumerate(groups):
             g = g.sort_values(x)
             gy = scale(g[col].to_numpy(float))
+            gx = g[x].to_numpy(float)
             c = STUDY_COLORS[i % len(STUDY_COLORS)] if study_labels else "#9A9A9A"
-            ax.plot(g[x].to_numpy(float), gy, color=c, linewidth=0.6 if not study_labels else 0.8,
-                    marker="o", markersize=2.5, markerfacecolor="white",
-                    markeredgewidth=0.6, zorder=2, gid="study-line",
+            # lines that coincide are moved apart sideways by 1.2 pt each (a visual dodge)
+            dx = (i - (len(groups) - 1) / 2) * 1.2 if study_labels else 0.0
+            tr = ax.transData + mtransforms.ScaledTranslation(dx / 72, 0,
+                                                              ax.figure.dpi_scale_trans)
+            # study markers sit above the pooled marker (zorder 5 > 4): never hidden
+            ax.plot(gx, gy, color=c, linewidth=0.6 if not study_labels else 0.8,
+                    marker="o", markersize=2.5, markerfacecolor="white", transform=tr,
+                    markeredgewidth=0.6, zorder=5, gid="study-line",
                     label="Individual studies" if i == 0 and not study_labels else None)
             if study_labels:
-                ends.append((float(gy[-1]), str(names.get(name, name)), c))
+                ends.append((float(gx[-1]), float(gy[-1]), str(names.get(name, name)), c, dx))
     if traj is not None:
         _draw_trajectory(ax, traj, scale, interval)
     if band and {"ci_lb", "ci_ub"} <= set(pooled.columns) and len(pooled):
@@ -260,7 +286,7 @@ def timecourse(df=None, studies=None, *, ax=None, x: str = "days", y: str = "est
             for xi, ti, k in zip(px, top, pooled["k"]):
                 ax.annotate(f"k = {fmt.num(k, 0)}", (xi, ti), xytext=(0, 3),
                             textcoords="offset points", ha="center", va="bottom",
-                            fontsize="x-small", color="#404040", gid="k-label")
+                            fontsize=_layout.small_font(), color="#404040", gid="k-label")
         else:
             import matplotlib as mpl
             from matplotlib.font_manager import FontProperties
@@ -269,31 +295,55 @@ def timecourse(df=None, studies=None, *, ax=None, x: str = "days", y: str = "est
             below = (mpl.rcParams["xtick.major.size"] + mpl.rcParams["xtick.major.pad"]
                      + tick_pt + 3.0)
             trans = ax.get_xaxis_transform()
-            for xi, k in zip(px, pooled["k"]):
-                ax.annotate(fmt.num(k, 0), (xi, 0), xycoords=trans, xytext=(0, -below),
-                            textcoords="offset points", ha="center", va="top",
-                            fontsize="x-small", color="#404040", gid="k-label",
+            changed = _set_changes(pooled)
+            for xi, k, ch in zip(px, pooled["k"], changed):
+                ax.annotate(fmt.num(k, 0) + ("*" if ch else ""), (xi, 0), xycoords=trans,
+                            xytext=(0, -below), textcoords="offset points", ha="center",
+                            va="top", fontsize=_layout.small_font(),
+                            color=_VERMILLION if ch else "#404040",
+                            fontweight="bold" if ch else "normal", gid="k-label",
                             annotation_clip=False)
+            if any(changed):
+                from matplotlib.lines import Line2D
+
+                ax.add_line(Line2D([], [], linestyle="none", marker="$*$", color=_VERMILLION,
+                                   label="k*: other studies than at the previous time",
+                                   gid="set-change-key"))
             ax.annotate("k", (0, 0), xycoords="axes fraction", xytext=(-6, -below),
-                        textcoords="offset points", ha="right", va="top", fontsize="x-small",
+                        textcoords="offset points", ha="right", va="top", fontsize=_layout.small_font(),
                         color="#404040", fontweight="bold", gid="k-header",
                         annotation_clip=False)
             ax.xaxis.labelpad = mpl.rcParams["axes.labelpad"] + tick_pt + 2.0
-    if ends:
-        import matplotlib as mpl
-        from matplotlib.font_manager import FontProperties
-
-        lo_, hi_ = ax.get_ylim()
-        h_pt = max(_layout.axes_height_points(ax), 1.0)
-        fs = FontProperties(size="x-small").get_size_in_points()
-        gap = (hi_ - lo_) * 1.15 * fs / h_pt
-        ys = _spread([e[0] for e in ends], gap)
-        for (_yend, text, c), yl in zip(ends, ys):
-            ax.annotate(text, (1.0, yl), xycoords=("axes fraction", "data"), xytext=(4, 0),
-                        textcoords="offset points", ha="left", va="center",
-                        fontsize="x-small", color=c, gid="study-label",
-                        annotation_clip=False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel or scale.label)
-    ax.legend(frameon=False, loc="best", fontsize="x-small" if ends else None)
+    _layout.fit_labels(ax, "x")
+    n_entries = len(ax.get_legend_handles_labels()[0])
+    if created or n_entries > 3:  # under the axis label, off the data
+        _layout.legend_below(ax, ncol=2 if ax.figure.get_size_inches()[0] > 5 else 1,
+                             grow=created)
+    else:
+        ax.legend(frameon=False, loc="best", fontsize=_layout.small_font())
+    _layout.settle(ax.figure)  # the axes' final height: for the y label and the study labels
+    _layout.fit_labels(ax, "y")
+    _layout.settle(ax.figure)
+    if ends:
+        lo_, hi_ = ax.get_ylim()
+        h_pt = max(_layout.axes_height_points(ax), 1.0)
+        fs = _layout.small_font()
+        gap = (hi_ - lo_) * 1.15 * fs / h_pt
+        ys = _spread([e[1] for e in ends], gap)
+        x_end = ax.get_xlim()[1]
+        for (xe, ye, text, c, _dx), yl in zip(ends, ys):
+            ax.annotate(text, (1.0, yl), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                        textcoords="offset points", ha="left", va="center",
+                        fontsize=fs, color=c, gid="study-label", annotation_clip=False)
+            # a line that ends before the last time point, or a label moved off its line's
+            # end, gets a dotted leader from the line's last point to its label
+            if xe < 0.98 * x_end or abs(yl - ye) > 0.5 * gap:
+                ax.annotate("", xy=(1.0, yl), xycoords=("axes fraction", "data"),
+                            xytext=(xe, ye), textcoords="data",
+                            arrowprops={"arrowstyle": "-", "color": c, "linewidth": 0.5,
+                                        "linestyle": (0, (1, 1.5)), "shrinkA": 2,
+                                        "shrinkB": 1},
+                            annotation_clip=False, gid="study-leader", zorder=1)
     return ax

@@ -214,6 +214,19 @@ def _window_ticks(plan, op) -> dict:
     return dict(sorted(ticks.items()))
 
 
+def _axis_label(label: str) -> str:
+    """Axis label with unit and direction from a plan label:
+    "Pain reduction (VAS 0-10, baseline minus follow-up)" →
+    "Pain reduction, VAS 0–10 (baseline − follow-up)"."""
+    name, _, inner = label.partition(" (")
+    if not inner:
+        return label
+    unit, _, direction = inner.rstrip(")").partition(", ")
+    unit = unit.replace("0-10", "0–10")
+    direction = direction.replace(" minus ", " − ")
+    return f"{name}, {unit}" + (f" ({direction})" if direction else "")
+
+
 def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=()) -> dict:
     """Forest, funnel and time-course figures; returns {analysis key: {kind: relative stem}}.
 
@@ -222,7 +235,7 @@ def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=()) -> d
     import matplotlib.figure  # noqa: F401  (figure layer only from here)
 
     from metaanalysis.models.bayes import BayesResult
-    from metaanalysis.plots.forest import forest
+    from metaanalysis.plots.forest import forest, forest_spec, shared_xlim
     from metaanalysis.plots.funnel import funnel
     from metaanalysis.plots.output import save_figure, use_style
     from metaanalysis.plots.timecourse import timecourse
@@ -231,32 +244,45 @@ def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=()) -> d
 
     made: dict = {}
     plan = results.plan
+    # the forests of one outcome and unit (its time windows) share one x range
+    args, family = {}, {}
+    for a in results.analyses:
+        if not a.pooled:
+            continue
+        prop = a.measure in PROPORTIONS
+        labels = tuple(a.labels())
+        res = (dataclasses.replace(a.result, labels=labels) if isinstance(a.result, BayesResult)
+               else a.result.with_(labels=labels))
+        inc = a.selection.included
+        kw = {"percent": prop, "footnotes": a.footnotes(plan),
+              "title": a.label.split(" (")[0] + (f", {a.window.replace('_', ' ')}" if a.window
+                                                 else "") + f" ({a.unit})"}
+        if prop and "events" in inc.columns:
+            kw.update(events=inc["events"].to_numpy(float), total=inc["total"].to_numpy(float))
+        if not prop:
+            kw["xlabel"] = _axis_label(a.label)
+        args[a.key] = (res, kw)
+        family.setdefault((a.outcome, a.unit, a.measure), []).append(a.key)
+    xlims = {}
+    for keys in family.values():
+        if len(keys) > 1:
+            lim = shared_xlim([forest_spec(args[k][0], **args[k][1]) for k in keys])
+            xlims.update(dict.fromkeys(keys, lim))
     with use_style("single"):
         for a in results.analyses:
             if not a.pooled:
                 continue
             entry = made.setdefault(a.key, {})
-            prop = a.measure in PROPORTIONS
             is_bayes = isinstance(a.result, BayesResult)
-            title = a.label.split(" (")[0] + (f", {a.window.replace('_', ' ')}" if a.window else "") + f" ({a.unit})"
-            labels = tuple(a.labels())
-            notes = a.footnotes(plan)
-            inc = a.selection.included
-            counts = ({"events": inc["events"].to_numpy(float), "total": inc["total"].to_numpy(float)}
-                      if prop and "events" in inc.columns else {})
-            if is_bayes:
-                res = dataclasses.replace(a.result, labels=labels)
-                ax = forest(res, percent=prop, title=title, footnotes=notes, **counts)
-            else:
-                ax = forest(a.result.with_(labels=labels), percent=prop, title=title,
-                            footnotes=notes, **counts)
+            res, kw = args[a.key]
+            title = kw["title"]
+            ax = forest(res, xlim=xlims.get(a.key), **kw)
             stem = tree.path("forest", a.outcome, a.window or "all", a.unit)
             save_figure(ax.figure, stem, formats, dpi=dpi)
             _close(ax.figure)
             entry["forest"] = f"forest/{stem.name}"
             if not is_bayes and a.result.k >= plan.funnel_min_k:
-                ax = funnel(a.result)
-                ax.set_title(title)
+                ax = funnel(a.result, title=title, xlabel=kw.get("xlabel"))
                 stem = tree.path("funnel", a.outcome, a.window or "all", a.unit)
                 save_figure(ax.figure, stem, formats, dpi=dpi)
                 _close(ax.figure)
@@ -271,7 +297,8 @@ def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=()) -> d
                     s = a.row()
                     days = float(np.nanmean(a.selection.included["days"]))
                     rows.append({"days": days, "estimate": s["estimate"], "ci_lb": s["ci_lb"],
-                                 "ci_ub": s["ci_ub"], "k": s["k"]})
+                                 "ci_ub": s["ci_ub"], "k": s["k"],
+                                 "studies": tuple(a.selection.included["study"])})
                     y = np.asarray(a.result.yi, float)
                     for sid, d, yi in zip(a.selection.included["study"],
                                           a.selection.included["days"], y):
@@ -281,7 +308,10 @@ def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=()) -> d
                 model = trajectory_figure(trajectories, op.name, unit)
                 ax = timecourse(None if model else pd.DataFrame(rows),
                                 model["studies"] if model else pd.DataFrame(studies),
-                                ylabel=op.label.split(" (")[0] + " (baseline − follow-up)",
+                                ylabel=_axis_label(op.label),
+                                interval=("CrI" if any(isinstance(a.result, BayesResult)
+                                                       for a in parts if a.unit == unit)
+                                          else "CI"),
                                 xscale="sqrt", xticks=_window_ticks(plan, op),
                                 study_labels=results.labels,
                                 xlabel="Time after treatment (square-root scale)",

@@ -1,0 +1,273 @@
+"""Figures measured as a figure editor would: requested width, nothing cut, no overlaps,
+no text below 6 pt, the title shown — on every plot kind, on five data sets, at 89 and
+183 mm (``ma.layout_problems`` measures the drawn artists' extents).
+
+Data sets: BCG (metafor's dat.bcg, RR), the shipped cement-leakage series (PLO), k = 2,
+k = 40 with long labels, and a subgroup analysis (BCG by allocation).
+"""
+
+import json
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import metaanalysis as ma
+from metaanalysis.errors import InputError
+
+DATA = Path(__file__).parent / "data" / "metafor"
+WIDTHS = {"single": 89.0, "double": 183.0}
+
+
+@pytest.fixture(scope="session")
+def datasets(cement_data):
+    b = json.loads((DATA / "bcg_rr.json").read_text())
+    data = pd.DataFrame(b["data"])
+    bes = ma.effect_sizes("RR", data=data, events1="ai", total1=data.ai + data.bi,
+                          events2="ci", total2=data.ci + data.di)
+    _, ces = cement_data
+    k2 = ma.effect_sizes("PLO", events=[1, 2], total=[91, 69])
+    rng = np.random.default_rng(7)
+    n = 40
+    long = [f"Investigators of the multicentre trial number {i + 1} ({2000 + i % 20})"
+            for i in range(n)]
+    md = ma.effect_sizes("MD", mean1=rng.normal(5, 1, n), sd1=rng.uniform(1, 2, n),
+                         n1=rng.integers(20, 200, n), mean2=rng.normal(4.5, 1, n),
+                         sd2=rng.uniform(1, 2, n), n2=rng.integers(20, 200, n))
+    return {
+        "bcg": ma.pool(bes, method="REML"),
+        "cement": ma.pool(ces, method="REML"),
+        "k2": ma.pool(k2, method="REML", labels=["Chen 2022", "Wang 2022"]),
+        "k40": ma.pool(md, method="REML", labels=long),
+        "subgroups": ma.subgroups(bes, groups="alloc", method="REML"),
+    }
+
+
+def _check(fig, mm, title=None):
+    assert fig.get_size_inches()[0] * 25.4 == pytest.approx(mm, abs=1e-6)
+    return ma.layout_problems(fig, title=title)
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+@pytest.mark.parametrize("name", ["bcg", "cement", "k2", "k40", "subgroups"])
+def test_forest_fits_any_width(datasets, name, width):
+    res = datasets[name]
+    title = f"Forest plot of the {name} data at {width} width, with a long title that wraps"
+    kw = {"percent": True} if name in ("cement", "k2") else {}
+    with ma.use_style(width), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ma.LayoutWarning)  # dropped columns are allowed
+        ax = ma.forest(res, width=width, title=title, **kw)
+    assert _check(ax.figure, WIDTHS[width], title) == []
+
+
+@pytest.fixture(scope="session")
+def others(datasets):
+    res = datasets["bcg"]
+    return {"res": res, "egger": ma.egger_test(res), "loo": ma.leave_one_out(res),
+            "influence": ma.influence(res),
+            "bayes": ma.pool_bayes(ma.effect_sizes("PLO", events=[1, 2, 5], total=[91, 69, 40]),
+                                   tau_prior=stats.halfnorm(scale=0.5)),
+            "gosh": ma.gosh(ma.pool(res.yi[:8], res.vi[:8], labels=res.labels[:8]))}
+
+
+_TC = pd.DataFrame({"days": [1.2, 7.0, 29.0, 90.0, 180.0], "estimate": [4.1, 4.4, 4.8, 4.7, 5.0],
+                    "ci_lb": [1.4, 1.8, 3.4, 2.9, 3.4], "ci_ub": [6.9, 7.0, 6.2, 6.5, 6.6],
+                    "k": [3, 3, 3, 2, 2],
+                    "studies": [("a", "b", "c"), ("a", "b", "c"), ("a", "b", "d"), ("a", "d"),
+                                ("a", "d")]})
+_TC_STUDIES = pd.DataFrame({"study": ["a"] * 5 + ["b"] * 3 + ["c"] * 2 + ["d"] * 3,
+                            "days": [1, 7, 30, 90, 180, 1, 7, 30, 1, 7, 30, 90, 180],
+                            "yi": [3.5, 4.9, 5.3, 5.6, 5.7, 3.6, 4.9, 4.6, 6.1, 5.8, 4.6, 4.9,
+                                   5.0]})
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+@pytest.mark.parametrize("kind", ["funnel", "baujat", "radial", "loo", "influence",
+                                  "posterior", "gosh", "timecourse"])
+def test_other_plots_fit(others, kind, width):
+    res = others["res"]
+    draw = {
+        "funnel": lambda: ma.funnel(res, width=width, egger=others["egger"], title="Funnel"),
+        "baujat": lambda: ma.baujat(res, width=width),
+        "radial": lambda: ma.radial(res, width=width),
+        "loo": lambda: ma.forest(others["loo"], overall=res, width=width, title="Funnel"),
+        "influence": lambda: ma.influence_plot(others["influence"], width=width)[0],
+        "posterior": lambda: ma.posterior_plot(others["bayes"], "tau", width=width),
+        "gosh": lambda: ma.gosh_plot(others["gosh"], highlight=0, width=width),
+        "timecourse": lambda: ma.timecourse(
+            _TC, _TC_STUDIES, xscale="sqrt", width=width, interval="CrI",
+            xticks={1: "1 d", 7: "1 wk", 30: "1 mo", 90: "3 mo", 180: "6 mo"},
+            study_labels={"a": "Wu 2021", "b": "Zhang 2024", "c": "JVIR 2014", "d": "Wang 2022"},
+            ylabel="Pain reduction, VAS 0–10 (baseline − follow-up)"),
+    }[kind]
+    with ma.use_style(width), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ma.LayoutWarning)
+        fig = draw().figure
+    title = "Funnel" if kind in ("funnel", "loo") else None
+    assert _check(fig, WIDTHS[width], title) == []
+
+
+def test_influence_plot_draws_only_in_the_given_axes(others):
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(183 / 25.4, 3))
+    axes = ma.influence_plot(others["influence"], ax=a2)
+    assert len(axes) == 8 and not a1.lines and not a1.collections
+    box = a2.get_position()
+    for ax in axes:
+        p = ax.get_position()
+        assert box.x0 - 1e-9 <= p.x0 and p.x1 <= box.x1 + 1e-9
+
+
+def test_timecourse_marks_study_set_changes_and_never_hides_points():
+    ax = ma.timecourse(_TC, _TC_STUDIES, study_labels=True)
+    ks = [t for t in ax.texts if t.get_gid() == "k-label"]
+    assert [t.get_text() for t in ks] == ["3", "3", "3*", "2*", "2"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "k*: other studies than at the previous time" in legend
+    pooled = next(ln for ln in ax.lines if ln.get_gid() == "pooled-line")
+    assert all(ln.get_zorder() > pooled.get_zorder() for ln in ax.lines
+               if ln.get_gid() == "study-line")
+    # study "b" ends at 1 month: a dotted leader joins its label to its last point
+    assert any(t.get_gid() == "study-leader" for t in ax.texts)
+
+
+def test_user_named_columns_and_exact_intervals():
+    df = pd.DataFrame({"trial": ["A 2001", "B 2005"], "ev_trt": [4, 6], "n_trt": [123, 306],
+                       "ev_ctl": [11, 29], "n_ctl": [139, 303]})
+    es = ma.effect_sizes("RR", data=df, events1="ev_trt", total1="n_trt", events2="ev_ctl",
+                         total2="n_ctl")
+    table = ma.forest_spec(ma.pool(es, labels=df.trial)).table()
+    assert table["Events/Total (1)"].tolist()[:2] == ["4/123", "6/306"]
+    assert table["Events/Total (2)"].tolist()[:2] == ["11/139", "29/303"]
+    # single proportions under user names keep exact (Clopper-Pearson) study intervals
+    dp = pd.DataFrame({"ev": [42, 10], "n": [140, 33]})
+    pes = ma.effect_sizes("PLO", data=dp, events="ev", total="n")
+    ax = ma.forest(ma.pool(pes))
+    line = next(a for a in ax.lines if a.get_gid() == "study-ci")
+    lb, ub = stats.beta.ppf(0.025, 42, 99), stats.beta.ppf(0.975, 43, 98)
+    assert line.get_xdata() == pytest.approx([lb, ub], rel=1e-8)
+    assert ma.forest_spec(ma.pool(pes)).table()["Events/Total"].tolist()[:2] == ["42/140",
+                                                                                  "10/33"]
+
+
+def _spans(ax):
+    return [" ".join(t.get_text().split()) for t in ax.texts if t.get_gid() == "forest-text-span"]
+
+
+def test_no_overall_test_for_single_proportions(datasets):
+    spans = _spans(ma.forest(datasets["cement"]))
+    assert any(s.startswith("Heterogeneity") for s in spans)
+    assert not any("Test for overall effect" in s for s in spans)
+    assert any(s.startswith("Test for overall effect: z") for s in _spans(
+        ma.forest(datasets["bcg"])))
+
+
+def test_title_favours_and_axis_label(datasets):
+    res = datasets["bcg"]
+    with ma.use_style("double"):
+        ax = ma.forest(res, width="double", title="Tuberculosis", xlabel="Risk ratio (log scale)",
+                       favours=("Favours vaccine", "Favours control"))
+    fig = ax.figure
+    assert ax.get_title() == "Tuberculosis"
+    left = next(t for t in ax.texts if t.get_gid() == "favours-left")
+    right = next(t for t in ax.texts if t.get_gid() == "favours-right")
+    assert left.get_text() == "← Favours vaccine" and right.get_text() == "Favours control →"
+    r = fig.canvas.get_renderer()
+    fig.draw(r)
+    # left of and right of the reference line (RR = 1), under the tick labels
+    x1 = ax.transData.transform([(1.0, 0)])[0, 0]
+    assert left.get_window_extent(r).x1 <= x1 <= right.get_window_extent(r).x0
+    ticks_bottom = min(t.get_window_extent(r).y0 for t in ax.get_xticklabels() if t.get_text())
+    assert left.get_window_extent(r).y1 <= ticks_bottom
+    assert ax.xaxis.label.get_window_extent(r).y1 <= left.get_window_extent(r).y0
+    assert ma.layout_problems(fig, title="Tuberculosis") == []
+    with pytest.raises(InputError, match="favours"):
+        ma.forest(res, favours="Favours vaccine")
+
+
+def test_narrow_ci_drawn_over_its_box():
+    # a precise study (CI narrower than its box) and an imprecise one
+    res = ma.pool([1.06, 3.5, 4.0], [0.0138, 0.3, 0.4], labels=["Chen", "Wu", "Li"])
+    ax = ma.forest(res, width="single")
+    inside = [a for a in ax.lines if a.get_gid() == "study-ci-inside"]
+    assert len(inside) == 1
+    assert inside[0].get_xdata() == pytest.approx([1.06 - 1.959964 * 0.0138 ** 0.5,
+                                                   1.06 + 1.959964 * 0.0138 ** 0.5], rel=1e-5)
+    assert inside[0].get_zorder() > next(c for c in ax.collections
+                                         if c.get_gid() == "study-boxes").get_zorder()
+
+
+def test_columns_dropped_in_order_with_a_warning():
+    es = ma.effect_sizes("MD", mean1=[5.1, 4.8, 6.0], sd1=[1.2, 1.1, 1.5], n1=[40, 52, 61],
+                         mean2=[4.0, 4.1, 4.2], sd2=[1.3, 1.0, 1.4], n2=[38, 50, 60])
+    res = ma.pool(es, labels=["Alpha 2001", "Beta 2005", "Gamma 2010"])
+    with ma.use_style("single"), pytest.warns(ma.LayoutWarning, match="weight"):
+        ax = ma.forest(res, width="single")
+    headers = [t.get_text() for t in ax.texts if t.get_position()[1] == 0.0]
+    assert not any("Weight" in h for h in headers)
+    assert _check(ax.figure, 89.0) == []
+    with ma.use_style("double"), warnings.catch_warnings():
+        warnings.simplefilter("error", ma.LayoutWarning)  # everything fits at 183 mm
+        ax = ma.forest(res, width="double")
+    assert any("Weight" in t.get_text() for t in ax.texts)
+    with pytest.raises(InputError, match="too narrow"):
+        ma.forest(res, width=15)
+
+
+def test_risk_of_bias_column(datasets):
+    res = datasets["k2"]
+    ax = ma.forest(res, rob={"Chen 2022": "low", "Wang 2022": "Some concerns"})
+    assert [c.get_gid() for c in ax.collections if str(c.get_gid()).startswith("rob-")] == [
+        "rob-low", "rob-some"]
+    assert any(s.startswith("Risk of bias: + low, − some concerns") for s in _spans(ax))
+    dom = pd.DataFrame({"Randomisation": ["low", "high"], "Missing data": ["unclear", "low"],
+                        "Overall": ["low", "high"]}, index=["Chen 2022", "Wang 2022"])
+    table = ma.forest_spec(res, rob=dom).table()
+    assert {"D1", "D2", "Overall"} <= set(table.columns)
+    legend = " ".join(_spans(ma.forest(res, rob=dom)))
+    assert "D1: Randomisation; D2: Missing data" in legend
+    with pytest.raises(InputError, match="rob"):
+        ma.forest(res, rob={"Chen 2022": "good"})
+
+
+def test_shared_xlim_for_a_family_and_ax_given(datasets):
+    from metaanalysis.plots.forest import shared_xlim
+
+    a = ma.forest_spec(datasets["bcg"])
+    b = ma.forest_spec(datasets["subgroups"])
+    lim = shared_xlim([a, b])
+    ax = ma.forest(datasets["bcg"], xlim=lim)
+    assert ax.get_xlim() == pytest.approx(lim)
+    # with ax= the whole forest stays inside that Axes' area
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(183 / 25.4, 4))
+    box = a2.get_position()
+    ma.forest(datasets["k2"], ax=a2, percent=True, fontsize=7)
+    r = fig.canvas.get_renderer()
+    fig.draw(r)
+    fw = fig.bbox.width
+    xs = [t.get_window_extent(r) for t in a2.texts]
+    assert min(b.x0 for b in xs) >= box.x0 * fw - 1
+    assert max(b.x1 for b in xs) <= box.x1 * fw + 1
+    assert not a1.texts and not a1.lines
+
+
+def test_bayes_forest_fits_and_says_cri():
+    es = ma.effect_sizes("PLO", events=[1, 2], total=[91, 69])
+    b = ma.pool_bayes(es, tau_prior=stats.halfnorm(scale=0.5))
+    with ma.use_style("single"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ma.LayoutWarning)
+        ax = ma.forest(b, width="single", percent=True, title="Bayesian")
+    heads = [" ".join(t.get_text().split()) for t in ax.texts if t.get_position()[1] == 0.0]
+    assert "○ Posterior [95% CrI]" in heads
+    assert not any("Weight" in h for h in heads)
+    assert _check(ax.figure, 89.0, "Bayesian") == []
