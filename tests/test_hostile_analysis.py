@@ -8,7 +8,7 @@ and the command exits 0 with the reason on stderr.  The built-in default plan
 
 import pandas as pd
 import pytest
-from hostile_cases import LEAK_PLAN, leak, study, three_leak_studies, write_studies
+from hostile_cases import LEAK_PLAN, leak, pain, study, three_leak_studies, write_studies
 
 from metaanalysis.cli import main
 from metaanalysis.records.studies import load_studies
@@ -75,3 +75,42 @@ def test_default_plan_is_valid_for_the_folder_it_is_made_from(tmp_path):
     plan = default_plan(studies)
     check_plan(plan, studies)
     assert [o.name for o in plan.outcomes] == ["leak"]
+
+
+def test_glmm_leave_one_out_is_bounded(tmp_path, monkeypatch):
+    import metaanalysis.report.analysis as analysis
+
+    monkeypatch.setattr(analysis, "MAX_GLMM_LEAVE_ONE_OUT", 3)
+    folder = write_studies(tmp_path / "s", [study(f"s{i}2020", [leak(3 + i, 40)])
+                                            for i in range(4)])
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(LEAK_PLAN.replace("unit: lesions}", "unit: lesions, model: GLMM}"))
+    sens = run_plan(load_studies(folder), load_plan(plan_file)).sensitivity_table()
+    assert not sens["analysis"].str.startswith("leave out").any()
+    row = sens.set_index("analysis").loc["leave-one-out: not run"]
+    assert row["note"] == "k = 4: leave-one-out with the GLMM is run for k ≤ 3 (one fit per study)"
+
+
+def test_effect_size_tables_split_one_computation_per_outcome(tmp_path):
+    from metaanalysis.report.run import effect_size_table, effect_size_tables
+    from metaanalysis.report.tables import to_csv_text
+
+    folder = write_studies(tmp_path / "s", [
+        study("a2020", [leak(3, 40), pain("baseline", 7.0), pain("1 week", 4.0),
+                        {"outcome": "pain_vas", "time": "1 month", "unit": "patients", "n": 30,
+                         "median": 3, "min": 1, "max": 6},
+                        {"outcome": "leak", "time": "1 week", "unit": "lesions", "percent": 10}]),
+        study("b2021", [leak(5, 50), pain("baseline", 7.2), pain("day 7", 3.8),
+                        {"outcome": "leak", "time": "1 week", "unit": "patients",
+                         "events": 2, "total": 30}])])
+    studies = load_studies(folder)
+    tables = effect_size_tables(studies)
+    assert [(n, t, u) for n, t, u, _ in tables] == [
+        ("leak", "procedure", "lesions"), ("leak", "1 week", "lesions"),
+        ("leak", "1 week", "patients"), ("pain_vas", "baseline", "patients"),
+        ("pain_vas", "1 week", "patients"), ("pain_vas", "1 month", "patients")]
+    for name, time, unit, df in tables:  # the same as one table per time point and unit
+        rows = studies.outcome(name)
+        rows = rows[(rows["time"].isin({time, "day 7"} if time == "1 week" else {time}))
+                    & (rows["unit"] == unit)]
+        assert to_csv_text(df) == to_csv_text(effect_size_table(rows))  # the same bytes

@@ -170,3 +170,18 @@ def test_denominator_and_grim_searches_are_bounded(tmp_path, capsys):
     assert rc == 0 and time.perf_counter() - t0 < 5
     assert "consistent with it: 1-1000000;" in err
     assert compact(range(0, 10**6, 2)).endswith("... and 499960 more (500000 in all)")
+
+
+def test_record_and_file_counts_are_capped(tmp_path, capsys, monkeypatch):
+    import metaanalysis.records.studies as st
+
+    many = [leak(1, 40, time=f"{d} days") for d in range(1, 302)]
+    rc, lines = _check(write_studies(tmp_path / "a", [study("a2020", many)]), capsys)
+    assert rc == 2 and "outcomes: 301 outcome records; a study holds at most 300" in lines[0]
+    monkeypatch.setattr(st, "MAX_RECORDS", 5)
+    rc, lines = _check(write_studies(tmp_path / "b", [study(f"b{i}2020", [leak(1, 40), leak(2, 40)])
+                                                      for i in range(3)]), capsys)
+    assert rc == 2 and "6 outcome records in all; a folder holds at most 5" in lines[0]
+    monkeypatch.setattr(st, "MAX_STUDY_FILES", 2)
+    rc, lines = _check(tmp_path / "b", capsys)
+    assert rc == 2 and "3 study files; at most 2 are read" in lines[0]

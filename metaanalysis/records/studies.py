@@ -61,8 +61,11 @@ MAX_VALUE = 1e12
 #: most decimals a reported number may be written with
 MAX_DECIMALS = 6
 #: most study files in one folder, and their total size in bytes
-MAX_STUDY_FILES = 1000
+MAX_STUDY_FILES = 300
 MAX_TOTAL_BYTES = 4 * 1024 * 1024
+#: most outcome records in one study file, and in one folder
+MAX_RECORDS_PER_STUDY = 300
+MAX_RECORDS = 3000
 
 
 def is_plan_file(path: Path) -> bool:
@@ -482,6 +485,9 @@ def _parse_study(c: _Collector, doc) -> Study | None:
     outcomes = []
     if not isinstance(raw, list) or not raw:
         c.error("outcomes", f"got {show(raw)}; expected a non-empty list of outcome records")
+    elif len(raw) > MAX_RECORDS_PER_STUDY:
+        c.error("outcomes", f"{len(raw)} outcome records; a study holds at most "
+                f"{MAX_RECORDS_PER_STUDY}")
     else:
         for i, o in enumerate(raw):
             rec = _parse_outcome(c, i, o, arms)
@@ -736,6 +742,10 @@ def read_studies(path: str | Path = "studies") -> tuple[list[Study], list[Proble
             continue
         seen[key] = (str(f), study.id)
         studies.append(study)
+    n_records = sum(len(s.outcomes) for s in studies)
+    if n_records > MAX_RECORDS:
+        problems.append(Problem(str(p), "", "", f"{n_records} outcome records in all; a folder "
+                                f"holds at most {MAX_RECORDS}"))
     return studies, problems
 
 

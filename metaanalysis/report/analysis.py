@@ -105,6 +105,9 @@ def plan_model(k: int, op: OutcomePlan, plan: Plan) -> str:
     return f"{op.measure}:{plan.method}:{plan.test}"
 
 
+#: most studies for a leave-one-out analysis with the GLMM (each fit takes about a second)
+MAX_GLMM_LEAVE_ONE_OUT = 30
+
 #: errors of a model on degenerate data (all 0% or 100%, no variance...): that analysis is
 #: "not pooled" with the reason, the rest of the report goes on
 FIT_ERRORS = (MetaAnalysisError, ValueError, ArithmeticError, np.linalg.LinAlgError)
@@ -342,8 +345,12 @@ def sensitivity(studies: StudySet, plan: Plan, op: OutcomePlan, window, unit,
             if lab == model:
                 continue
             rows.append(_sens_row(name, res, m, sel, lab))
-    # leave-one-out
-    if k >= 3:
+    # leave-one-out (the GLMM only up to MAX_GLMM_LEAVE_ONE_OUT studies: one fit per study)
+    if k >= 3 and spec == "GLMM" and k > MAX_GLMM_LEAVE_ONE_OUT:
+        rows.append(_sens_row("leave-one-out: not run", None, m, sel,
+                              f"k = {k}: leave-one-out with the GLMM is run for k ≤ "
+                              f"{MAX_GLMM_LEAVE_ONE_OUT} (one fit per study)"))
+    elif k >= 3:
         for sid in sel.included["study"]:
             sub = _subset(sel, sid)
             res, lab = fit(sub, op, plan, model=spec)

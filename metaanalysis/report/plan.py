@@ -179,6 +179,10 @@ class Plan:
 # (for outcome keys); ``load_plan`` passes every validated key on by name.
 # docs/plan.md ("Adding a plan key") says more.
 
+#: most outcomes and windows in a plan (each pair is an analysis: the work is bounded)
+MAX_OUTCOMES = 100
+MAX_WINDOWS = 50
+
 #: the outcome measures the report can pool (two-group measures over the arms of a study)
 REPORT_MEASURES = PROPORTIONS + ("MC",) + COMPARATIVE
 MEASURES = REPORT_MEASURES
@@ -256,9 +260,9 @@ OUTCOME_SCHEMA = {
     "subgroups": ListOf(Choice(SUBGROUPS), unique=True, default=()),
     "modalities": ListOf(Choice(MODALITIES), min_len=1, unique=True,
                          doc="override of defaults/modalities for this outcome"),
-    "windows": ListOf(Ref("windows"), unique=True, default=()),
+    "windows": ListOf(Ref("windows"), unique=True, default=(), max_len=MAX_WINDOWS),
     "r": Number(lo=-1, hi=1, default=0.5, doc="pre-post correlation (MC)"),
-    "r_sensitivity": ListOf(Number(lo=-1, hi=1), default=()),
+    "r_sensitivity": ListOf(Number(lo=-1, hi=1), default=(), max_len=10),
     "timecourse": Boolean(default=False),
     "tau_prior": OneKey({p: Number(lo=0, lo_open=True, hi=1e6) for p in PRIORS},
                         default=("halfnormal", 0.5)),
@@ -318,17 +322,18 @@ class _Window(Spec):
 PLAN_SCHEMA = {  # the order matters: names are defined before they are referred to
     "title": Text(max_len=500, default=""),
     "defaults": Record(DEFAULTS_SCHEMA, default={}),
-    "windows": MapOf(_Window(), define="windows", default={},
+    "windows": MapOf(_Window(), define="windows", default={}, max_len=MAX_WINDOWS,
                      doc="named windows in days after the procedure"),
     "timecourse_model": Record(TIMECOURSE_MODEL_SCHEMA, default={},
                                doc="one multilevel model over all time points"),
     "study_sets": MapOf(ListOf(Name(), min_len=2, unique=True,
                                expect="a list of at least two different study ids"),
-                        define="study_sets",
+                        define="study_sets", max_len=50,
                         default={}, doc="sets of study ids pooled alone as a sensitivity "
                         "analysis"),
     "outcomes": ListOf(Record(OUTCOME_SCHEMA, label=_outcome_label,
-                              check_all=_outcome_cross_checks), min_len=1, required=True),
+                              check_all=_outcome_cross_checks), min_len=1,
+                      max_len=MAX_OUTCOMES, required=True),
     "exclusions": ListOf(Record(EXCLUSION_SCHEMA), default=()),
     "arms": ListOf(Record(ARM_SCHEMA), default=()),
     "not_pooled": ListOf(Record(NOT_POOLED_SCHEMA), default=()),

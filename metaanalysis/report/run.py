@@ -141,6 +141,10 @@ def effect_size_table(df: pd.DataFrame, *, median_conversion: str = "luo-shi") -
 def effect_size_tables(studies: StudySet, *, median_conversion: str = "luo-shi"):
     """One effect-size table per (outcome, time point, unit).
 
+    The effect sizes of an outcome are computed once, for all its rows, and
+    split by time point and unit (the work grows with the number of rows, not
+    with the number of tables).
+
     Returns
     -------
     list of (outcome, time_label, unit, DataFrame)
@@ -148,12 +152,16 @@ def effect_size_tables(studies: StudySet, *, median_conversion: str = "luo-shi")
     tables = []
     for name in studies.outcomes():
         df = studies.outcome(name)
-        keys = pd.Series([f"{k}|{lo!r}|{hi!r}|{u}" for k, lo, hi, u in zip(
-            df["time_kind"], df["day_lo"], df["day_hi"], df["unit"])], index=df.index)
+        keys = [f"{k}|{lo!r}|{hi!r}|{u}" for k, lo, hi, u in zip(
+            df["time_kind"], df["day_lo"], df["day_hi"], df["unit"])]
+        full = effect_size_table(df.assign(_table=keys), median_conversion=median_conversion)
+        rows = full.groupby("_table", sort=False).indices
+        first = dict(zip(reversed(keys), reversed(range(len(keys)))))  # first row of each key
+        full = full.drop(columns="_table")
         for key in dict.fromkeys(keys):
-            part = df[keys == key]
-            tables.append((name, part["time"].iloc[0], part["unit"].iloc[0],
-                           effect_size_table(part, median_conversion=median_conversion)))
+            row = df.iloc[first[key]]
+            tables.append((name, row["time"], row["unit"],
+                           full.iloc[rows[key]].reset_index(drop=True)))
     return tables
 
 
