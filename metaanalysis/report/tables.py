@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -115,8 +116,39 @@ def display_sensitivity(df: pd.DataFrame, measures: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def csv_safe(cell):
+    """A text cell that a spreadsheet would run as a formula (``=...``, ``+``, ``-``, ``@``,
+    tab, carriage return) gets a leading ``'``, the usual guard against CSV formula
+    injection from text in the study files; numbers and other text are unchanged.
+
+    Examples
+    --------
+    >>> csv_safe("=HYPERLINK(\"http://x\")"), csv_safe("-1.5"), csv_safe("Chen 2022")
+    ('\'=HYPERLINK("http://x")', '-1.5', 'Chen 2022')
+    """
+    if (isinstance(cell, str) and cell[:1] in _FORMULA_START
+            and not _NUMBER.fullmatch(cell)):
+        return "'" + cell
+    return cell
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def to_csv_text(df: pd.DataFrame) -> str:
-    """CSV text with ``\\n`` line ends; floats as their shortest exact repr (deterministic)."""
+    """CSV text with ``\\n`` line ends; floats as their shortest exact repr (deterministic);
+    text cells guarded against formula injection (:func:`csv_safe`)."""
+    guarded = None
+    for i, dtype in enumerate(df.dtypes):
+        if pd.api.types.is_numeric_dtype(dtype):
+            continue
+        values = df.iloc[:, i].to_numpy(dtype=object)
+        if any(isinstance(v, str) and v[:1] in _FORMULA_START for v in values):
+            guarded = df.copy() if guarded is None else guarded
+            guarded.isetitem(i, pd.Series([csv_safe(v) for v in values], index=df.index,
+                                          dtype=object))
+    df = df if guarded is None else guarded
     return df.to_csv(index=False, lineterminator="\n")
 
 
