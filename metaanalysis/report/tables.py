@@ -123,8 +123,8 @@ def csv_safe(cell):
 
     Examples
     --------
-    >>> csv_safe("=HYPERLINK(\"http://x\")"), csv_safe("-1.5"), csv_safe("Chen 2022")
-    ('\'=HYPERLINK("http://x")', '-1.5', 'Chen 2022')
+    >>> csv_safe("=SUM(A1:A9)"), csv_safe("-1.5"), csv_safe("Chen 2022")
+    ("'=SUM(A1:A9)", '-1.5', 'Chen 2022')
     """
     if (isinstance(cell, str) and cell[:1] in _FORMULA_START
             and not _NUMBER.fullmatch(cell)):
