@@ -159,7 +159,7 @@ def _hashes(folder: Path) -> dict:
     return out
 
 
-class _Timeout(Exception):
+class _Timeout(BaseException):  # not an Exception: the command line must not catch it
     pass
 
 

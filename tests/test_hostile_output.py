@@ -292,3 +292,15 @@ def test_text_from_the_studies_cannot_become_a_spreadsheet_formula(tmp_path):
 
     cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
     assert evil in {c[1:] for c in cells} and not any(c.startswith(("=", "+", "@")) for c in cells)
+
+
+@pytest.mark.parametrize("kind", ["broken_symlink", "directory"])
+def test_a_plan_yaml_that_is_not_a_file_is_an_error_not_the_default_plan(tmp_path, capsys, kind):
+    folder = three_leak_studies(tmp_path / "studies")
+    if kind == "directory":
+        (folder / "plan.yaml").mkdir()
+    else:
+        (folder / "plan.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    assert main(["report", str(folder), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'plan.yaml'}: -: " in err and not (tmp_path / "o").exists()

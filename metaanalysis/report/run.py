@@ -189,8 +189,8 @@ def _resolve_plan(studies_path, plan):
         folder = Path(studies_path)
         folder = folder if folder.is_dir() else folder.parent
         for name in ("plan.yaml", "plan.yml"):
-            if (folder / name).is_file():
-                return load_plan(folder / name), folder / name
+            if (folder / name).exists() or (folder / name).is_symlink():
+                return load_plan(folder / name), folder / name  # not a file: an error there
     return None, None
 
 
