@@ -219,7 +219,7 @@ def test_input_errors():
 
 def test_summaries_state_method_choices():
     res = _pool(_load("bcg_rr"), method="DL")
-    assert "τ² estimator DL" in ma.egger_test(res).summary()
+    assert "τ² estimator: DL (DerSimonian–Laird)" in ma.egger_test(res).summary()
     assert "exact" in ma.begg_test(res).summary()
     text = ma.trim_and_fill(res).summary()
     assert "L0" in text and "right" in text and "Egger" in text

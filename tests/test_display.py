@@ -7,6 +7,7 @@ import dataclasses
 import html
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,24 @@ def _results():
     }
 
 
-RESULTS = _results()
+def _model_results():
+    y, v = np.array(BCG["yi"]), np.array(BCG["vi"])
+    res = ma.pool(y, v, method="DL", measure="RR")
+    groups = ["a"] * 5 + ["b"] * 4 + ["c"] * 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # k < 10 cautions
+        return {
+            "egger_rma": ma.egger_test(res),
+            "egger_lm": ma.egger_test(res, model="lm"),
+            "begg": ma.begg_test(res),
+            "trimfill": ma.trim_and_fill(res),
+            "subgroups": ma.subgroups(y, v, groups, method="DL"),
+            "subgroups_common": ma.subgroups(y, v, groups, tau2="common", test="knha"),
+            "gosh": ma.gosh(ma.pool(y[:6], v[:6], method="DL")),
+        }
+
+
+RESULTS = {**_results(), **_model_results()}
 
 
 @pytest.mark.parametrize("name", sorted(RESULTS))
@@ -172,3 +190,24 @@ def test_summary_lines_have_no_raw_field_names():
     for res in RESULTS.values():
         page = res._repr_html_()
         assert not re.search(r"\b(tau2_ci_lb|i2_ci_ub|q_p|se_tau2)\b", page)
+
+
+def test_model_results_name_methods_once():
+    assert "τ² estimator: DL (DerSimonian–Laird)" in RESULTS["egger_rma"].summary()
+    assert "Test for funnel plot asymmetry: t(11) = " in RESULTS["egger_lm"].summary()
+    assert "Risk ratio (observed + filled)" in RESULTS["trimfill"].summary()
+    common = RESULTS["subgroups_common"].summary()
+    assert "CI and tests: Knapp–Hartung, t(10)" in common and "F(2, 10) = " in common
+    assert "Q(2) = " in RESULTS["subgroups"].summary()
+
+
+def test_model_results_are_immutable():
+    sg = RESULTS["subgroups"]
+    with pytest.raises(TypeError):
+        sg.groups["z"] = None  # a read-only mapping
+    tf = RESULTS["trimfill"]
+    filled = tf.filled
+    filled.loc[:, "yi"] = 99.0
+    assert not (tf.filled["yi"] == 99.0).any()
+    eg = RESULTS["egger_rma"]
+    assert not eg.x.flags.writeable and not eg.yi.flags.writeable

@@ -47,8 +47,18 @@ from scipy import stats
 
 from metaanalysis.engine.mixed import CORE_METHODS, fit_mixed
 from metaanalysis.errors import InputError, StatisticalWarning
-from metaanalysis.formatting import ci, num, pval
-from metaanalysis.results.display import TextDisplay
+from metaanalysis.formatting import (
+    ci,
+    inference_text,
+    level_text,
+    method_text,
+    num,
+    p_text,
+    pval,
+    stat_text,
+)
+from metaanalysis.frozen import FrameField, freeze_arrays
+from metaanalysis.results.display import Display, Displayed, Lines, TextDisplay
 
 MIN_K = 10
 
@@ -87,8 +97,8 @@ def _warn_small_k(k: int, what: str) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, repr=False)
-class RegressionTestResult(TextDisplay):
+@dataclass(frozen=True, eq=False, repr=False)
+class RegressionTestResult(Displayed):
     """Result of :func:`egger_test` or :func:`peese` (immutable).
 
     ``stat`` and ``p`` test the slope on the predictor (z, or t on ``df``
@@ -101,7 +111,7 @@ class RegressionTestResult(TextDisplay):
     refitting: ``fitted(x) = intercept + slope · x`` with ``intercept`` (=
     ``limit_estimate``), ``intercept_se`` (= ``limit_se``), ``slope``,
     ``slope_se``, and ``x`` the predictor value of each study (``yi`` its
-    effect), in the order of the pooled result's studies.
+    effect), in the order of the pooled result's studies (read-only arrays).
 
     Examples
     --------
@@ -111,6 +121,8 @@ class RegressionTestResult(TextDisplay):
     >>> eg = ma.egger_test(res, model="lm")
     >>> bool(eg.fitted(0.0) == eg.intercept), eg.x.shape
     (True, (10,))
+    >>> print(eg.summary().splitlines()[0])
+    Egger's regression test (k = 10)
     """
 
     name: str
@@ -134,6 +146,9 @@ class RegressionTestResult(TextDisplay):
     x: np.ndarray = field(default=None, repr=False, compare=False)
     yi: np.ndarray = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self):
+        freeze_arrays(self)
+
     @property
     def intercept(self) -> float:
         """Intercept of the fitted line (the limit estimate)."""
@@ -148,30 +163,36 @@ class RegressionTestResult(TextDisplay):
         """The fitted line ``intercept + slope · x`` at predictor values ``x``."""
         return self.limit_estimate + self.slope * np.asarray(x, dtype=float)
 
-    def summary(self) -> str:
-        """Text report with the model choices stated."""
+    def _display(self) -> Display:
         if self.model == "lm":
-            how = ("weighted linear regression, multiplicative residual variance "
-                   "(Egger et al. 1997)")
+            methods = [("Model", "weighted linear regression with a multiplicative residual "
+                                 "variance (Egger et al. 1997)"),
+                       ("Tests", f"t({num(self.df, 0)})")]
         else:
-            how = f"mixed-effects meta-regression, τ² estimator {self.method}"
-        statname = "z" if self.df is None else f"t({num(self.df, 0)})"
-        lines = [f"{self.name} (k = {self.k})",
-                 (f"Model: {how}; predictor: {_PREDICTORS.get(self.predictor, self.predictor)}"
-                 f" ({self.predictor})"),
-                 (f"Test for funnel plot asymmetry: {statname} = {num(self.stat)}, "
-                 f"p = {pval(self.p)}"),
-                 f"Slope: {num(self.slope)} (SE {num(self.slope_se)})",
-                 (f"Limit estimate (predictor → 0): {num(self.limit_estimate)}, "
-                 f"{100 * self.level:g}% CI {ci(self.limit_ci_lb, self.limit_ci_ub)}")]
-        lines.extend(self.notes)
-        return "\n".join(lines)
+            methods = [("Model", "mixed-effects meta-regression (Sterne & Egger 2005)"),
+                       ("τ² estimator", method_text(self.method)),
+                       ("CI and tests", inference_text(self.test, self.df))]
+        methods.insert(1, ("Predictor", f"{_PREDICTORS.get(self.predictor, self.predictor)} "
+                                        f"({self.predictor})"))
+        rows = [("Test for funnel plot asymmetry",
+                 f"{stat_text(self.stat, self.df)}, {p_text(self.p)}"),
+                ("Slope", f"{num(self.slope)} (SE {num(self.slope_se)})"),
+                ("Limit estimate (predictor → 0)",
+                 f"{num(self.limit_estimate)} (SE {num(self.limit_se)}), "
+                 f"{level_text(self.level)} CI {ci(self.limit_ci_lb, self.limit_ci_ub)}")]
+        if self.model != "lm" and self.method != "EE":
+            rows.append(("Residual heterogeneity", f"τ² = {num(self.tau2)}"))
+        return Display(f"{self.name} (k = {self.k})", tuple(methods), (Lines(tuple(rows)),),
+                       self.notes)
 
-    def to_frame(self) -> pd.DataFrame:
-        """One-row DataFrame of the numbers."""
+    def _frame(self) -> pd.DataFrame:
         keys = ("model", "predictor", "k", "stat", "p", "df", "slope", "slope_se",
                 "limit_estimate", "limit_se", "limit_ci_lb", "limit_ci_ub")
         return pd.DataFrame([{k: getattr(self, k) for k in keys}], index=[self.name])
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row DataFrame of the numbers (``attrs["description"]``: the method choices)."""
+        return super().to_frame()
 
 
 def _predictor_values(res, predictor: str, v: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -287,8 +308,8 @@ def peese(res, model: str = "lm") -> RegressionTestResult:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, repr=False)
-class RankTestResult(TextDisplay):
+@dataclass(frozen=True, eq=False, repr=False)
+class RankTestResult(Displayed):
     """Result of :func:`begg_test`: Kendall's ``tau`` (τ-b) and its ``p``-value."""
 
     k: int
@@ -297,15 +318,18 @@ class RankTestResult(TextDisplay):
     exact: bool
     notes: tuple[str, ...] = ()
 
-    def summary(self) -> str:
-        how = ("exact null distribution" if self.exact
-               else "normal approximation with tie correction")
-        lines = [f"Begg & Mazumdar rank correlation test (k = {self.k})",
-                 ("Kendall's tau between standardized deviates (from the common-effect estimate) "
-                 "and sampling variances"),
-                 f"tau = {num(self.tau)}, p = {pval(self.p)} ({how})"]
-        lines.extend(self.notes)
-        return "\n".join(lines)
+    def _display(self) -> Display:
+        how = ("exact null distribution of Kendall's statistic" if self.exact
+               else "normal approximation with the tie-corrected variance")
+        methods = (("Statistic", "Kendall's τ-b between the standardized deviates (from the "
+                                 "common-effect estimate) and the sampling variances"),
+                   ("p-value", how))
+        rows = (("Rank correlation", f"τ = {num(self.tau)}, {p_text(self.p)}"),)
+        return Display(f"Begg & Mazumdar rank correlation test (k = {self.k})", methods,
+                       (Lines(rows),), self.notes)
+
+    def _frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{"k": self.k, "tau": self.tau, "p": self.p, "exact": self.exact}])
 
 
 def begg_test(res) -> RankTestResult:
@@ -346,14 +370,14 @@ def begg_test(res) -> RankTestResult:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, repr=False)
-class TrimFillResult(TextDisplay):
+@dataclass(frozen=True, eq=False, repr=False)
+class TrimFillResult(Displayed):
     """Result of :func:`trim_and_fill` (immutable).
 
     ``k0`` studies estimated missing on ``side``; ``pooled`` is the
     :class:`PoolResult` over observed + filled studies (same τ² estimator and
     test as the input); ``filled`` is a DataFrame (``label, yi, vi, sei``) of
-    the imputed studies, for funnel plots.
+    the imputed studies, for funnel plots (a new copy on every access).
     """
 
     k0: int
@@ -361,30 +385,40 @@ class TrimFillResult(TextDisplay):
     estimator: str
     side_chosen: str
     pooled: object
-    filled: pd.DataFrame
+    filled: pd.DataFrame = FrameField(required=True)
     original: object = field(repr=False)
     iterations: int = 0
     notes: tuple[str, ...] = ()
 
-    def summary(self) -> str:
-        lines = [f"Trim and fill (Duval & Tweedie 2000), estimator {self.estimator}",
-                 f"Side: {self.side} ({self.side_chosen})",
-                 f"Estimated number of missing studies: {self.k0}",
-                 (f"Pooled over {self.pooled.k} studies ({self.pooled.k - self.k0} observed + "
-                 f"{self.k0} filled; τ² estimator {getattr(self.pooled, 'method', '?')}):"),
-                 (f"  estimate {num(self.pooled.estimate)}, "
-                 f"{100 * float(self.pooled.level):g}% CI "
-                 f"{ci(self.pooled.ci_lb, self.pooled.ci_ub)}, τ² = {num(self.pooled.tau2)}"),
-                 (f"  (observed only: estimate {num(self.original.estimate)}, "
-                 f"CI {ci(self.original.ci_lb, self.original.ci_ub)})")]
-        lines.extend(self.notes)
-        return "\n".join(lines)
+    def _display(self) -> Display:
+        pooled, original = self.pooled, self.original
+        lv = level_text(pooled.level)
+        methods = (("Estimator of missing studies", self.estimator),
+                   ("Side", f"{self.side} ({self.side_chosen})"),
+                   ("τ² estimator", method_text(pooled.method)),
+                   ("CI and tests", inference_text(pooled.test, pooled.df)))
+        rows = [("Estimated missing studies", f"{self.k0}")]
+        for label, r in ((f"Observed studies (k = {original.k})", original),
+                         (f"Observed + filled (k = {pooled.k})", pooled)):
+            rows.append((label, f"estimate {num(r.estimate)}, {lv} CI {ci(r.ci_lb, r.ci_ub)}, "
+                                f"τ² = {num(r.tau2)}"))
+        from metaanalysis.effects.transforms import NATURAL_MEASURES, natural_label
 
-    def to_frame(self) -> pd.DataFrame:
-        """Estimates before and after filling, one row each."""
+        if pooled.measure in NATURAL_MEASURES:
+            b = pooled.back_transform().iloc[0]
+            rows.append((f"{natural_label(pooled.measure)} (observed + filled)",
+                         f"{num(b['estimate'])}, {lv} CI {ci(b['ci_lb'], b['ci_ub'])}"))
+        return Display(f"Trim and fill (Duval & Tweedie 2000), k = {original.k}", methods,
+                       (Lines(tuple(rows)),), self.notes)
+
+    def _frame(self) -> pd.DataFrame:
         rows = [{"k": r.k, "estimate": r.estimate, "se": r.se, "ci_lb": r.ci_lb,
                  "ci_ub": r.ci_ub, "tau2": r.tau2} for r in (self.original, self.pooled)]
         return pd.DataFrame(rows, index=["observed", "trim and fill"])
+
+    def to_frame(self) -> pd.DataFrame:
+        """Estimates before and after filling, one row each."""
+        return super().to_frame()
 
 
 def _k0_estimate(centered: np.ndarray, estimator: str) -> float:

@@ -14,6 +14,7 @@ Meta-Analysis*. Wiley, ch. 19.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -22,12 +23,21 @@ from scipy import stats
 
 from metaanalysis.engine.mixed import CORE_METHODS, fit_mixed
 from metaanalysis.errors import InputError
-from metaanalysis.formatting import ci, num, pct, pval
-from metaanalysis.results.display import TextDisplay
+from metaanalysis.formatting import (
+    ci,
+    inference_text,
+    level_text,
+    method_text,
+    num,
+    p_text,
+    pct,
+    stat_text,
+)
+from metaanalysis.results.display import Display, Displayed, Lines, Table
 
 
-@dataclass(frozen=True, repr=False)
-class SubgroupResult(TextDisplay):
+@dataclass(frozen=True, eq=False, repr=False)
+class SubgroupResult(Displayed):
     """Result of :func:`subgroups` (immutable).
 
     ``groups`` maps each level to its :class:`PoolResult`; ``q_between`` is the
@@ -50,8 +60,10 @@ class SubgroupResult(TextDisplay):
     tau2_common: float | None = None
     notes: tuple[str, ...] = ()
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per subgroup: k, estimate, se, p, CI, τ², I², Q and its p."""
+    def __post_init__(self):
+        object.__setattr__(self, "groups", MappingProxyType(dict(self.groups)))
+
+    def _frame(self) -> pd.DataFrame:
         rows = {str(g): {"k": r.k, "estimate": r.estimate, "se": r.se, "p": r.p,
                          "ci_lb": r.ci_lb, "ci_ub": r.ci_ub, "tau2": r.tau2, "i2": r.i2,
                          "q": r.q, "q_p": r.q_p} for g, r in self.groups.items()}
@@ -59,38 +71,41 @@ class SubgroupResult(TextDisplay):
         out.index.name = "group"
         return out
 
-    def summary(self) -> str:
-        lvl = f"{100 * self.level:g}%"
-        how = ("τ² estimated separately in each subgroup" if self.tau2 == "separate"
-               else f"one τ² common to all subgroups (τ² = {num(self.tau2_common)}, "
-                    "from the meta-regression on subgroup)")
-        lines = [f"Subgroup analysis ({len(self.groups)} subgroups, k = {self.overall.k})",
-                 f"τ² estimator: {self.method}; {how}",
-                 f"CI: {'normal (z)' if self.test == 'z' else 'Knapp-Hartung (t)'}", ""]
-        w = max(8, max(len(str(g)) for g in self.groups))
-        lines.append(f"{'group':<{w}}  {'k':>3}  {'estimate':>9}  {lvl + ' CI':>20}  "
-                     f"{'τ²':>8}  {'I²':>6}")
-        for g, r in self.groups.items():
-            lines.append(f"{g!s:<{w}}  {r.k:>3}  {num(r.estimate):>9}  "
-                         f"{ci(r.ci_lb, r.ci_ub):>20}  {num(r.tau2):>8}  {pct(r.i2):>6}")
-        lines.append("")
-        if self.tau2 == "separate":
-            lines.append(f"Test for subgroup differences (Q-between, common-effect fit of the "
-                         f"subgroup estimates): Q({self.q_between_df}) = {num(self.q_between)}, "
-                         f"p = {pval(self.q_between_p)}")
-        elif self.q_between_df2 is not None:
-            lines.append(f"Test for subgroup differences (moderator test, common τ²): "
-                         f"F({self.q_between_df}, {num(self.q_between_df2, 0)}) = "
-                         f"{num(self.q_between)}, p = {pval(self.q_between_p)}")
-        else:
-            lines.append(f"Test for subgroup differences (moderator test, common τ²): "
-                         f"QM({self.q_between_df}) = {num(self.q_between)}, "
-                         f"p = {pval(self.q_between_p)}")
-        lines.extend(self.notes)
-        return "\n".join(lines)
+    def to_frame(self) -> pd.DataFrame:
+        """One row per subgroup: k, estimate, se, p, CI, τ², I², Q and its p
+        (``attrs["description"]``: the method choices)."""
+        return super().to_frame()
 
-    def _html_extra(self) -> str:
-        return self.to_frame().to_html(float_format=lambda x: num(x))
+    def _display(self) -> Display:
+        lv = level_text(self.level)
+        some = next(iter(self.groups.values()))
+        how = ("separately in each subgroup" if self.tau2 == "separate"
+               else f"one τ² common to all subgroups (τ² = {num(self.tau2_common)}, from the "
+                    "meta-regression on subgroup)")
+        methods = (("τ² estimator", method_text(self.method)), ("τ² per subgroup", how),
+                   ("CI and tests", inference_text(self.test, None if self.test == "z"
+                                                   else "t(k − 1) in each subgroup"
+                                                   if self.tau2 == "separate" else some.df)))
+        table = pd.DataFrame(
+            {"k": [str(r.k) for r in self.groups.values()],
+             "estimate": [num(r.estimate) for r in self.groups.values()],
+             f"{lv} CI": [ci(r.ci_lb, r.ci_ub) for r in self.groups.values()],
+             "τ²": [num(r.tau2) for r in self.groups.values()],
+             "I²": [pct(r.i2) for r in self.groups.values()]},
+            index=pd.Index([str(g) for g in self.groups], name="subgroup"))
+        if self.tau2 == "separate":
+            test = (f"{stat_text(self.q_between, self.q_between_df, 'Q')}, "
+                    f"{p_text(self.q_between_p)} (Q-between: common-effect fit of the subgroup "
+                    "estimates)")
+        elif self.q_between_df2 is not None:
+            test = (f"{stat_text(self.q_between, (self.q_between_df, self.q_between_df2), 'F')}, "
+                    f"{p_text(self.q_between_p)} (moderator test, common τ²)")
+        else:
+            test = (f"{stat_text(self.q_between, self.q_between_df, 'QM')}, "
+                    f"{p_text(self.q_between_p)} (moderator test, common τ²)")
+        rows = (("Test for subgroup differences", test),)
+        return Display(f"Subgroup analysis ({len(self.groups)} subgroups, k = {self.overall.k})",
+                       methods, (Table("", table), Lines(rows)), tuple(self.notes))
 
 
 def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z",

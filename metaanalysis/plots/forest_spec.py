@@ -210,7 +210,7 @@ def is_bayes(obj) -> bool:
 
 def is_subgroups(obj) -> bool:
     """True for a :func:`metaanalysis.subgroups` result."""
-    return hasattr(obj, "q_between") and isinstance(getattr(obj, "groups", None), dict)
+    return hasattr(obj, "q_between") and isinstance(getattr(obj, "groups", None), Mapping)
 
 
 def _is_pool(obj) -> bool:
