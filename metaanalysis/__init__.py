@@ -82,6 +82,16 @@ _EXPORTS = {
     # past one machine: Dask, GOSH summaries, simulation studies
     "DaskBatchResult": "models.distributed",
     "simulate": "models.simulation",
+    # submission package: Table 1, PRISMA 2020, risk of bias, GRADE
+    "study_table": "review.study_table",
+    "prisma_counts": "review.prisma",
+    "rob_table": "review.rob",
+    "rob_ratings": "review.rob",
+    "summary_of_findings": "review.grade",
+    "GradeSettings": "review.grade",
+    "prisma_flow": "plots.prisma",
+    "rob_traffic_light": "plots.rob",
+    "rob_summary": "plots.rob",
     # the main job
     "load_plan": "report.plan",
     # shipped example data (for runnable examples)

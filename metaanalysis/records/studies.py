@@ -44,7 +44,7 @@ STUDY_TEXT_KEYS = ("design", "intervention", "period", "lesion_type", "note", "l
                    "overlap_evidence")
 STUDY_KEYS = ("id", "citation", "doi", "url", "pmid", "source", "patients", "lesions",
               "modality", "augmented", "population", "overlap_group", "overlap_membership",
-              "arms", "outcomes") + STUDY_TEXT_KEYS
+              "arms", "outcomes", "risk_of_bias") + STUDY_TEXT_KEYS
 OUTCOME_KEYS = ("outcome", "time", "unit", "arm", "reported_as", "derived", "assumed", "p",
                 "definition", "grade", "note") + STAT_KEYS
 ARM_KEYS = ("patients", "lesions", "intervention", "modality", "note")
@@ -193,6 +193,8 @@ class Study:
     population: tuple[str, ...] = ()
     overlap_membership: str | None = None
     overlap_evidence: str | None = None
+    #: ratings as recorded (validated against the tool by metaanalysis.review.rob)
+    risk_of_bias: Mapping | None = None
 
     def size(self, unit: str, arm: str | None = None) -> int | None:
         """Number of patients or lesions (of ``arm`` when given), or None if unknown."""
@@ -481,6 +483,11 @@ def _parse_study(c: _Collector, doc) -> Study | None:
     patients = _count(c, doc, "patients")
     lesions = _count(c, doc, "lesions")
     arms = _parse_arms(c, doc.get("arms"))
+    rob = doc.get("risk_of_bias")
+    if rob is not None and not isinstance(rob, dict):
+        c.error("risk_of_bias", f"got {show(rob)}; expected a mapping with tool, domains "
+                "and a reason per domain")
+        rob = None
     raw = doc.get("outcomes")
     outcomes = []
     if not isinstance(raw, list) or not raw:
@@ -500,7 +507,7 @@ def _parse_study(c: _Collector, doc) -> Study | None:
                  overlap_group=og, arms=MappingProxyType(arms),
                  pmid=None if pmid is None else str(pmid), modality=modality,
                  augmented=augmented, population=tuple(population),
-                 overlap_membership=membership, **texts)
+                 overlap_membership=membership, risk_of_bias=rob, **texts)
 
 
 def read_study_file(path: str | Path) -> tuple[Study | None, list[Problem]]:
