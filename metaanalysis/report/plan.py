@@ -24,6 +24,7 @@ from metaanalysis.effects.transforms import PROPORTION_MEASURES as PROPORTIONS
 from metaanalysis.engine.batch import METHODS, TESTS
 from metaanalysis.errors import PlanError, Problem
 from metaanalysis.records.schema import (
+    INVALID,
     Boolean,
     Choice,
     Integer,
@@ -45,6 +46,8 @@ from metaanalysis.records.studies import MODALITIES, OUTCOME_RE
 from metaanalysis.records.yamlsafe import read_bytes_limited, read_yaml
 from metaanalysis.report.output import slug
 from metaanalysis.report.trajectory import ROBUST, SETTINGS, STRUCTURES, TRENDS
+from metaanalysis.review.grade import DOMAINS, JUDGEMENTS
+from metaanalysis.review.rob_tools import TOOLS
 
 MODELS = ("two-step", "GLMM")
 FEW_STUDIES = ("bayes", "pool")
@@ -135,6 +138,11 @@ class Plan:
     percent_without_count: str = "exclude"  # percent of a total matching no count: or nearest
     controls: dict = field(default_factory=dict)  # study id -> control arm (comparisons)
     timecourse_model: dict = field(default_factory=lambda: dict(SETTINGS))  # docs/multilevel.md
+    # submission package (metaanalysis.report.submission): PRISMA 2020 counts
+    # (review.prisma.PrismaCounts), the risk-of-bias tool(s), GRADE rules and statements
+    prisma: object = None
+    risk_of_bias: dict | None = None
+    grade: dict | None = None
     text: str = ""  # the plan file as read, recorded with the outputs
 
     def outcome(self, name: str) -> OutcomePlan:
@@ -319,6 +327,73 @@ class _Window(Spec):
         return (float(value[0]), float(value[1]))
 
 
+class _Prisma(Spec):
+    """The ``prisma:`` block: PRISMA 2020 counts, checked for arithmetic consistency."""
+
+    expected = "a mapping of PRISMA 2020 counts (docs/submission.md)"
+
+    def check(self, value, ck, record, fld):
+        from metaanalysis.review.prisma import prisma_counts
+
+        try:
+            return prisma_counts(value, file=ck.file)
+        except PlanError as err:
+            ck.problems.extend(err.problems)
+            return INVALID
+
+
+_ROB_TOOLS = tuple(TOOLS)
+
+RISK_OF_BIAS_SCHEMA = {
+    "tool": Choice(_ROB_TOOLS, required=True, doc="tool of the single-arm studies (or of all)"),
+    "comparative_tool": Choice(_ROB_TOOLS, doc="tool of studies with two or more arms; "
+                               "default: the same tool"),
+    "required": Boolean(default=True, doc="every study must carry ratings"),
+    "note": Text(default="", doc="how the ratings were made (printed in the report)"),
+}
+
+_GRADE_JUDGEMENTS = tuple(JUDGEMENTS)
+
+GRADE_OUTCOME_SCHEMA = {
+    "imprecision_ci_width": Number(lo=0, lo_open=True, doc="CI width above which imprecision "
+                                   "is serious (percentage points for proportions)"),
+    "ois": Integer(lo=1, hi=10_000_000, doc="optimal information size (participants)"),
+    "imprecision_reason": Text(doc="where the threshold comes from (e.g. the MID)"),
+    "indirectness": Record({"judgement": Choice(("serious", "very serious"), required=True),
+                            "reason": Text(required=True, nonempty=True)}),
+}
+
+
+def _override_check(v, ck, record):
+    pub = v["domain"] == "publication_bias"
+    ok = (("undetected", "strongly suspected", "very strongly suspected", "not assessable")
+          if pub else ("not serious", "serious", "very serious"))
+    if v["judgement"] not in ok:
+        ck.error(record, "judgement", f"{show(v['judgement'])} is not a judgement of "
+                 f"{v['domain']}; expected one of {', '.join(ok)}")
+
+
+GRADE_OVERRIDE_SCHEMA = {
+    "outcome": Name(required=True, pattern=OUTCOME_RE, pattern_text="an outcome of the plan"),
+    "window": Ref("windows"),
+    "unit": Choice(("patients", "lesions")),
+    "domain": Choice(DOMAINS, required=True),
+    "judgement": Choice(_GRADE_JUDGEMENTS, required=True),
+    "reason": Text(required=True, nonempty=True, doc="why the rule's judgement is replaced"),
+}
+
+GRADE_SCHEMA = {
+    "design": Choice(("observational", "randomised"), default="observational",
+                     doc="certainty starts low (observational) or high (randomised)"),
+    "rob_serious_share": Number(lo=0, hi=1, lo_open=True, default=0.5,
+                                doc="share of the weight from high-risk studies that makes "
+                                "risk of bias serious"),
+    "outcomes": MapOf(Record(GRADE_OUTCOME_SCHEMA), key=Name(pattern=OUTCOME_RE),
+                      default={}),
+    "overrides": ListOf(Record(GRADE_OVERRIDE_SCHEMA, check_all=_override_check), default=()),
+}
+
+
 PLAN_SCHEMA = {  # the order matters: names are defined before they are referred to
     "title": Text(max_len=500, default=""),
     "defaults": Record(DEFAULTS_SCHEMA, default={}),
@@ -337,6 +412,9 @@ PLAN_SCHEMA = {  # the order matters: names are defined before they are referred
     "exclusions": ListOf(Record(EXCLUSION_SCHEMA), default=()),
     "arms": ListOf(Record(ARM_SCHEMA), default=()),
     "not_pooled": ListOf(Record(NOT_POOLED_SCHEMA), default=()),
+    "prisma": _Prisma(doc="PRISMA 2020 counts"),
+    "risk_of_bias": Record(RISK_OF_BIAS_SCHEMA),
+    "grade": Record(GRADE_SCHEMA),
 }
 
 

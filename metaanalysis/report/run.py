@@ -525,6 +525,12 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     from metaanalysis.records.studies import study_files
     from metaanalysis.report.analysis import run_plan
     from metaanalysis.report.plan import default_plan
+    from metaanalysis.report.submission import (
+        add_rob_sensitivity,
+        check_submission,
+        insert_sections,
+        write_submission,
+    )
     from metaanalysis.report.tables import (
         display_results,
         display_sensitivity,
@@ -550,6 +556,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     if median_conversion:
         the_plan = dataclasses.replace(the_plan, median_conversion=median_conversion)
     mc = the_plan.median_conversion
+    check_submission(sset, the_plan)  # ratings, PRISMA counts, GRADE statements: exit 2 early
     for w in sset.warnings:
         say(format_problem(w))
     say(f"{len(sset)} studies: {', '.join(sset.ids)}; plan: {plan_path or 'built-in default'}")
@@ -562,7 +569,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     say("effect-size tables: a 'median ± SD' is listed with the median as the mean "
         f"(conversion={MEDIAN_AS_MEAN}, estimated=True); the pooled analyses follow the plan "
         f"(median_sd: {the_plan.median_sd})")
-    results = run_plan(sset, the_plan, progress=say)
+    results = add_rob_sensitivity(run_plan(sset, the_plan, progress=say), sset)
     trajectories = fit_trajectories(results)
     for t in trajectories:
         say(f"{t.outcome} time course ({t.unit}): " + (
@@ -601,9 +608,11 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
             tree.write_text("trajectory.csv", to_csv_text(trajectory_table(trajectories)))
         figs = _figures(results, tree, formats, dpi, say, trajectories)
         tree.write_text("plan.yaml", the_plan.text or "# built-in default plan\n")
-        tree.write_text("report.md",
+        sub = write_submission(tree.root, results, sset, the_plan, formats=formats, dpi=dpi,
+                               say=say)
+        tree.write_text("report.md", insert_sections(
             _report_md(results, sset, figs, plan_path.name if plan_path else "built-in default",
-                       __version__, results_md, sens_tab, trajectories))
+                       __version__, results_md, sens_tab, trajectories), sub))
         import matplotlib
         import scipy
 

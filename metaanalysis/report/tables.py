@@ -167,36 +167,26 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-          "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-          "^": r"\textasciicircum{}", "τ": r"$\tau$", "²": r"$^2$", "μ": r"$\mu$",
-          "≥": r"$\geq$", "≤": r"$\leq$", "–": "--", "—": "---", "−": "$-$", "±": r"$\pm$",
-          "→": r"$\rightarrow$", "'": "'"}
-
-
 def latex_escape(text) -> str:
-    """Escape LaTeX specials and map the few Unicode symbols used in tables."""
-    s = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
-    return "".join(_LATEX.get(ch, ch) for ch in s)
+    """Escape LaTeX specials; non-ASCII symbols as LaTeX commands
+    (:func:`metaanalysis.report.latex.latex_escape`)."""
+    from metaanalysis.report.latex import latex_escape as escape
+
+    return escape(text)
 
 
-def to_latex(df: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
-    """A ``booktabs`` table environment (needs ``\\usepackage{booktabs}``).
+def to_latex(df: pd.DataFrame, caption: str | None = None, label: str | None = None,
+             notes=()) -> str:
+    """A table as wide as the text (``tabularx`` in ``threeparttable``, ``booktabs`` rules;
+    :func:`metaanalysis.report.latex.latex_table`), landscape when it has more than eight
+    columns; markers and symbols as LaTeX commands (plain ASCII output).
 
     Examples
     --------
     >>> import pandas as pd
-    >>> print(to_latex(pd.DataFrame({"I²": ["5%"]})).splitlines()[4])
-    I$^2$ \\\\
+    >>> print(to_latex(pd.DataFrame({"I²": ["5%"]})).splitlines()[6])
+    I$^{2}$ \\
     """
-    cols = list(df.columns)
-    lines = [r"\begin{table}[ht]", r"\centering", r"\begin{tabular}{" + "l" * len(cols) + "}",
-             r"\toprule", " & ".join(latex_escape(c) for c in cols) + r" \\", r"\midrule"]
-    body = [" & ".join(latex_escape(x) for x in row) + r" \\" for row in df.itertuples(index=False)]
-    out = lines + body + [r"\bottomrule", r"\end{tabular}"]
-    if caption:
-        out.append(r"\caption{" + latex_escape(caption) + "}")
-    if label:
-        out.append(r"\label{" + label + "}")
-    out.append(r"\end{table}")
-    return "\n".join(out)
+    from metaanalysis.report.latex import latex_table
+
+    return latex_table(df, caption, label, notes, landscape=df.shape[1] > 8)

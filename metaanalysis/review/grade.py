@@ -259,6 +259,8 @@ def _inconsistency(row, s: GradeSettings):
         return "not serious", f"{text} (I² < {s.i2_serious:g}%)"
     if not np.isfinite(ratio):
         return "not serious", "heterogeneity not estimable; not rated down"
+    if iv == "CrI" and k < 3:
+        text += f"; with k = {k} the posterior of τ rests largely on its prior"
     if ratio >= s.pi_ratio_very_serious:
         return "very serious", f"{text} (≥ {s.pi_ratio_very_serious:g} ×; I² not estimated)"
     if ratio >= s.pi_ratio_serious:
@@ -448,13 +450,16 @@ def summary_of_findings(outcomes, *, rob=None, settings: GradeSettings | None = 
     return df
 
 
-def sof_display(sof: pd.DataFrame, *, markers: Mapping | None = None) -> pd.DataFrame:
+def sof_display(sof: pd.DataFrame, *, markers=None, labels: Mapping | None = None
+                ) -> pd.DataFrame:
     """The summary of findings as text cells, with footnote letters for every reason.
 
     Returns a DataFrame whose ``attrs["notes"]`` holds the footnotes
     (``"a. Risk of bias: 100% of the weight ..."``); a judgement other than
-    "not serious" carries its letter, as GRADEpro prints them.  ``markers``
-    maps an outcome to data markers (†‡§¶) appended to its name.
+    "not serious" (or one the plan overrode) carries its letter, as GRADEpro
+    prints them.  ``markers`` (one string per row, or a mapping outcome ->
+    string) gives data markers (†‡§¶) appended to the outcome's name;
+    ``labels`` maps outcome names to display labels.
     """
     notes, rows = [], []
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -465,12 +470,14 @@ def sof_display(sof: pd.DataFrame, *, markers: Mapping | None = None) -> pd.Data
         i = notes.index(text)
         return letters[i % 26] * (1 + i // 26)
 
-    for _, r in sof.iterrows():
-        name = str(r["outcome"])
-        if r.get("window"):
+    for i, (_, r) in enumerate(sof.iterrows()):
+        name = str((labels or {}).get(r["outcome"], r["outcome"]))
+        if isinstance(r.get("window"), str) and r["window"]:
             name += f", {str(r['window']).replace('_', ' ')}"
-        if markers and markers.get(r["outcome"]):
-            name += f" {markers[r['outcome']]}"
+        mark = (markers.get(r["outcome"]) if isinstance(markers, Mapping)
+                else markers[i] if markers is not None else "")
+        if mark:
+            name += f" {mark}"
         n = r["n"]
         n = "—" if n is None or not np.isfinite(n) else str(int(n))
         unit = f" {r['unit']}" if r.get("unit") else ""

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from types import MappingProxyType
 
 import pandas as pd
 
@@ -70,8 +69,8 @@ _OTHER_KEYS = ("identified", "reports_sought", "reports_not_retrieved", "reports
                "reports_excluded")
 
 
-def _frozen(d) -> Mapping:
-    return MappingProxyType(dict(d))
+def _frozen(d) -> dict:
+    return dict(d)
 
 
 @dataclass(frozen=True)

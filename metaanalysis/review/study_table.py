@@ -25,7 +25,7 @@ __all__ = ["COLUMNS", "NR", "study_table"]
 
 NR = "NR"
 COLUMNS = ("Study", "id", "Citation", "DOI", "Design", "Centre", "Country", "Period",
-           "Modality", "Augmentation", "Augmented", "Patients", "Lesions", "Population",
+           "Intervention", "Modality", "Augmentation", "Augmented", "Patients", "Lesions", "Population",
            "Pain scale", "Follow-up", "Attrition", "Overlap group", "Source")
 _SCALES = {"vas": "VAS", "nrs": "NRS", "bpi": "BPI", "vrs": "VRS"}
 _SCALE_TEXT = {"VAS": "visual analogue scale", "NRS": "numeric rating scale",
@@ -94,7 +94,7 @@ def _follow_up(study) -> str:
         tp = o.timepoint
         if tp.kind == "follow-up" and tp.defined and (latest is None or tp.day_hi > latest[0]):
             latest = (tp.day_hi, o.time)
-    return f"up to {latest[1]}" if latest else NR
+    return f"up to {latest[1].removeprefix('within ')}" if latest else NR
 
 
 def _augmentation(study) -> tuple[str, str]:
@@ -146,7 +146,8 @@ def study_table(studies, labels: Mapping | None = None) -> pd.DataFrame:
             "Study": labels.get(s.id, s.id), "id": s.id, "Citation": s.citation,
             "DOI": doi or _get(s, "url") or NR, "Design": _text(_get(s, "design")),
             "Centre": _text(_get(s, "centre")), "Country": _text(_get(s, "country")),
-            "Period": _text(_get(s, "period")), "Modality": _modality(s),
+            "Period": _text(_get(s, "period")),
+            "Intervention": _text(_get(s, "intervention")), "Modality": _modality(s),
             "Augmentation": aug, "Augmented": share,
             "Patients": _size(s, "patients"), "Lesions": _size(s, "lesions"),
             "Population": _text(_get(s, "population")), "Pain scale": _pain_scale(s),
