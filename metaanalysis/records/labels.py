@@ -17,7 +17,7 @@ def display_label(study) -> str:
     """First author and year from a study's ``citation``, e.g. ``"Chen 2022"``.
 
     ``"Motaghi M et al. 2022, J Clin Neurosci ..."`` gives ``"Motaghi 2022"``.
-    A citation without a first author (``"... J Vasc Interv Radiol 2014
+    A record's own ``label`` is used as given.  A citation without a first author (``"... J Vasc Interv Radiol 2014
     (author not verified)"``) falls back to the id's letters in capitals and
     its year (``jvir2014`` → ``"JVIR 2014"``); anything else to the id.
 
@@ -28,7 +28,12 @@ def display_label(study) -> str:
     'Chen 2022'
     >>> display_label(S(id="jvir2014", citation="Microwave ablation, J Vasc Interv Radiol 2014"))
     'JVIR 2014'
+    >>> display_label(S(id="bmcneurol2020", citation="BMC Neurol 2020", label="BMC Neurol 2020"))
+    'BMC Neurol 2020'
     """
+    own = getattr(study, "label", None)
+    if own:
+        return str(own)
     m = _CITATION.match(str(getattr(study, "citation", "") or ""))
     if m:
         return f"{m.group(1)} {m.group(2)}"

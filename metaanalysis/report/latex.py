@@ -5,7 +5,7 @@ r"""LaTeX tables that fit the text width: ``tabularx`` in ``threeparttable`` wit
 with long text are ``X`` columns (wrapped, ragged right), short ones keep
 their natural width.  Notes go under the table in a ``tablenotes`` list, with
 the data markers as LaTeX symbols (``†`` → ``\textdagger``, ``‡`` →
-``\textdaggerdbl``, ``§`` → ``\S``, ``¶`` → ``\P``).  The output is plain
+``\textdaggerdbl``, ``§`` → ``\S``, ``‖`` → ``\|``, ``¶`` → ``\P``).  The output is plain
 ASCII, so it compiles with pdfLaTeX without ``inputenc`` tricks.
 
 Preamble needed: ``\usepackage{booktabs,tabularx,threeparttable}`` (and
@@ -29,7 +29,10 @@ import unicodedata
 
 import pandas as pd
 
-__all__ = ["PREAMBLE", "latex_escape", "latex_table"]
+__all__ = ["MARKERS", "PREAMBLE", "latex_escape", "latex_table"]
+
+#: data markers that label a table note (the report's flags, see study_labels.FLAG_MARKS)
+MARKERS = "†‡§‖¶"
 
 PREAMBLE = (r"\usepackage{booktabs}", r"\usepackage{tabularx}", r"\usepackage{threeparttable}",
             r"\usepackage{rotating}", r"\usepackage{amssymb}")
@@ -38,7 +41,7 @@ _MAP = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
         "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
         "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
         "|": r"\textbar{}", "\"": "''",
-        "†": r"\textdagger{}", "‡": r"\textdaggerdbl{}", "§": r"\S{}", "¶": r"\P{}",
+        "†": r"\textdagger{}", "‡": r"\textdaggerdbl{}", "§": r"\S{}", "¶": r"\P{}", "‖": r"$\|$",
         "τ": r"$\tau$", "μ": r"$\mu$", "σ": r"$\sigma$", "χ": r"$\chi$", "²": r"$^{2}$",
         "³": r"$^{3}$", "≥": r"$\geq$", "≤": r"$\leq$", "±": r"$\pm$", "×": r"$\times$",
         "−": r"$-$", "–": "--", "—": "---", "→": r"$\rightarrow$", "←": r"$\leftarrow$",
@@ -157,7 +160,7 @@ def latex_table(df: pd.DataFrame, caption: str | None = None, label: str | None 
         for n in notes:
             n = str(n)
             mark = ""
-            if n[:1] in "†‡§¶" and n[1:2] == " ":
+            if n[:1] in MARKERS and n[1:2] == " ":
                 mark, n = n[0], n[2:]
             elif len(n) > 2 and n[1:3] == ". " and n[0].isalpha():
                 mark, n = n[0], n[3:]

@@ -31,7 +31,7 @@ import pandas as pd
 
 from metaanalysis.errors import PlanError, Problem, StudyFileError
 from metaanalysis.report.latex import latex_table
-from metaanalysis.report.study_labels import flag_text, flags_summary
+from metaanalysis.report.study_labels import FLAG_MARKS, flag_text, flags_summary
 from metaanalysis.review.grade import GradeSettings, outcome_row, sof_display, summary_of_findings
 from metaanalysis.review.prisma import prisma_counts, prisma_lines, prisma_table
 from metaanalysis.review.rob import check_ratings, get_tool, rob_ratings, rob_table
@@ -225,8 +225,8 @@ def _markers(analyses) -> dict:
     out = {}
     for a in analyses:
         if "flags" in a.selection.included.columns:
-            marks = "".join(m for m in "†‡§¶" if any(m in str(f) for f in
-                                                       a.selection.included["flags"]))
+            marks = "".join(m for m in FLAG_MARKS if any(m in str(f) for f in
+                                                         a.selection.included["flags"]))
             if marks:
                 out[(a.outcome, a.window, a.unit)] = marks
     return out
@@ -380,10 +380,10 @@ def _used_marks(frames) -> list[str]:
     for df in frames:
         for col in df.columns:
             for v in df[col].astype(str):
-                for m in "†‡§¶":
+                for m in FLAG_MARKS:
                     if m in v and m not in found:
                         found.append(m)
-    return [m for m in "†‡§¶" if m in found]
+    return [m for m in FLAG_MARKS if m in found]
 
 
 def _marker_notes(df: pd.DataFrame, plan) -> list[str]:

@@ -185,7 +185,7 @@ def to_latex(df: pd.DataFrame, caption: str | None = None, label: str | None = N
     --------
     >>> import pandas as pd
     >>> print(to_latex(pd.DataFrame({"I²": ["5%"]})).splitlines()[6])
-    I$^{2}$ \\
+    I$^{2}$ \\\\
     """
     from metaanalysis.report.latex import latex_table
 

@@ -32,7 +32,7 @@ import pandas as pd
 __all__ = ["DocxTable", "docx_bytes", "write_docx"]
 
 _FIXED_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
-_MARKS = "†‡§¶"
+_MARKS = "†‡§‖¶"  # the report's data markers (study_labels.FLAG_MARKS)
 
 
 @dataclass(frozen=True)
