@@ -224,3 +224,25 @@ def test_plots_draw_only_on_the_given_axes():
     assert out is a2 and not a1.patches and not a1.texts
     out = ma.prisma_flow(COUNTS, ax=a1)
     assert out is a1 and len(a1.patches) > 10
+
+
+def test_prisma_without_a_search_draws_the_other_methods_column_only():
+    counts = {"other_methods": {"identified": {"Abstracts listed in the notes": 16},
+                                "reports_sought": 16, "reports_not_retrieved": 0,
+                                "reports_assessed": 16,
+                                "reports_excluded": {"Pooled analysis": 2, "Commentary": 1}},
+              "studies_included": 12, "reports_included": 13}
+    c = ma.prisma_counts(counts)
+    assert not c.searched and c.records_screened == 0
+    assert list(c.to_frame()["box"])[0] == "Records identified (other methods)"
+    with ma.use_style(None):
+        ax = ma.prisma_flow(c, width="single")
+    _check_layout(ax, 89.0)
+    headers = [t.get_text() for t in ax.texts if t.get_gid() == "prisma-text-header0"]
+    assert " ".join(headers) == "Identification of studies via other methods"
+    assert not [p for p in ax.patches if p.get_gid() == "prisma-box-2-0"]  # no screening box
+    text = " ".join(t.get_text() for t in ax.texts).replace("\u00a0", " ")
+    assert "Reports excluded:" in text and "Commentary (n = 1)" in text
+    with pytest.raises(PlanError, match=r"reports_included: 12 does not add up: reports "
+                       r"assessed 0 − reports excluded 0 \+ other methods: reports assessed 16"):
+        ma.prisma_counts({**counts, "reports_included": 12})

@@ -47,49 +47,53 @@ def _n(x) -> str:
 
 
 def _boxes(c: PrismaCounts) -> dict:
-    """Text of every box, keyed ``(row, col)``; col 0/1 databases, 2/3 other methods."""
+    """Text of every box, keyed ``(row, col)``: col 0/1 databases and registers (main box,
+    box of what was removed), 2/3 other methods; without a search, other methods in 0/1."""
     b = {}
-    ident = ["Records identified from:"]
-    ident += [f"{k} {_n(v)}" for k, v in c.databases.items()]
-    ident += [f"{k} {_n(v)}" for k, v in c.registers.items()]
-    b[(1, 0)] = "\n".join(ident)
-    b[(1, 1)] = "\n".join(["Records removed before screening:",
-                           f"Duplicate records removed {_n(c.duplicates_removed)}",
-                           "Records marked as ineligible by automation tools "
-                           f"{_n(c.automation_removed)}",
-                           f"Records removed for other reasons {_n(c.other_removed)}"])
-    b[(2, 0)] = f"Records screened {_n(c.records_screened)}"
-    b[(2, 1)] = f"Records excluded {_n(c.records_excluded)}"
-    b[(3, 0)] = f"Reports sought for retrieval {_n(c.reports_sought)}"
-    b[(3, 1)] = f"Reports not retrieved {_n(c.reports_not_retrieved)}"
-    b[(4, 0)] = f"Reports assessed for eligibility {_n(c.reports_assessed)}"
-    b[(4, 1)] = "\n".join(["Reports excluded:"] + [f"{k} {_n(v)}" for k, v in
-                                                    c.reports_excluded.items()]
-                          + ([] if c.reports_excluded else [_n(0)]))
-    b[(5, 0)] = "\n".join([f"Studies included in review {_n(c.studies_included)}",
-                           f"Reports of included studies {_n(c.reports_included)}"])
+    if c.searched:
+        ident = ["Records identified from:"]
+        ident += [f"{k} {_n(v)}" for k, v in c.databases.items()]
+        ident += [f"{k} {_n(v)}" for k, v in c.registers.items()]
+        b[(1, 0)] = "\n".join(ident)
+        b[(1, 1)] = "\n".join(["Records removed before screening:",
+                               f"Duplicate records removed {_n(c.duplicates_removed)}",
+                               "Records marked as ineligible by automation tools "
+                               f"{_n(c.automation_removed)}",
+                               f"Records removed for other reasons {_n(c.other_removed)}"])
+        b[(2, 0)] = f"Records screened {_n(c.records_screened)}"
+        b[(2, 1)] = f"Records excluded {_n(c.records_excluded)}"
+        b[(3, 0)] = f"Reports sought for retrieval {_n(c.reports_sought)}"
+        b[(3, 1)] = f"Reports not retrieved {_n(c.reports_not_retrieved)}"
+        b[(4, 0)] = f"Reports assessed for eligibility {_n(c.reports_assessed)}"
+        b[(4, 1)] = _excluded(c.reports_excluded)
     o = c.other_methods
     if o is not None:
-        b[(1, 2)] = "\n".join(["Records identified from:"]
-                              + [f"{k} {_n(v)}" for k, v in o.identified.items()])
-        b[(3, 2)] = f"Reports sought for retrieval {_n(o.reports_sought)}"
-        b[(3, 3)] = f"Reports not retrieved {_n(o.reports_not_retrieved)}"
-        b[(4, 2)] = f"Reports assessed for eligibility {_n(o.reports_assessed)}"
-        b[(4, 3)] = "\n".join(["Reports excluded:"] + [f"{k} {_n(v)}" for k, v in
-                                                        o.reports_excluded.items()]
-                              + ([] if o.reports_excluded else [_n(0)]))
+        col = 2 if c.searched else 0
+        b[(1, col)] = "\n".join(["Records identified from:"]
+                                + [f"{k} {_n(v)}" for k, v in o.identified.items()])
+        b[(3, col)] = f"Reports sought for retrieval {_n(o.reports_sought)}"
+        b[(3, col + 1)] = f"Reports not retrieved {_n(o.reports_not_retrieved)}"
+        b[(4, col)] = f"Reports assessed for eligibility {_n(o.reports_assessed)}"
+        b[(4, col + 1)] = _excluded(o.reports_excluded)
+    b[(5, 0)] = "\n".join([f"Studies included in review {_n(c.studies_included)}",
+                           f"Reports of included studies {_n(c.reports_included)}"])
     return b
 
 
-_HEADERS = {0: "Identification of studies via databases and registers",
-            2: "Identification of studies via other methods"}
+def _excluded(reasons) -> str:
+    return "\n".join(["Reports excluded:"] + [f"{k} {_n(v)}" for k, v in reasons.items()]
+                     + ([] if reasons else [_n(0)]))
+
+
+_DATABASES = "Identification of studies via databases and registers"
+_OTHER = "Identification of studies via other methods"
 _PHASES = (("Identification", 1, 1), ("Screening", 2, 4), ("Included", 5, 5))
 _ILLUSTRATIVE = "Illustrative counts: not the result of a literature search."
 
 
 def _layout(m: Measure, c: PrismaCounts, width: float, fs: float) -> dict:
     """Positions (inches) of every box, phase bar and text; raises InputError if too narrow."""
-    ncols = 4 if c.other_methods is not None else 2
+    ncols = 4 if c.other_methods is not None and c.searched else 2
     lh = m.line_height(fs)
     bar = _BAR * lh
     avail = width - 2 * _MARGIN - bar - _GAP_COLS - _GAP_H
@@ -103,11 +107,11 @@ def _layout(m: Measure, c: PrismaCounts, width: float, fs: float) -> dict:
     if ncols == 4:
         xs += [xs[1] + colw + 2 * _GAP_COLS, xs[1] + 2 * colw + 2 * _GAP_COLS + _GAP_H]
     texts = {key: m.wrap(t, colw - 2 * _PAD, fs, indent="") for key, t in _boxes(c).items()}
+    titles = {0: _DATABASES if c.searched else _OTHER, 2: _OTHER}
     headers = {}
-    for col, t in _HEADERS.items():
-        if col < ncols:
-            hw = 2 * colw + _GAP_H - 2 * _PAD
-            headers[col] = m.wrap(t, hw, fs, weight="bold")
+    for col in range(0, ncols, 2):
+        hw = 2 * colw + _GAP_H - 2 * _PAD
+        headers[col] = m.wrap(titles[col], hw, fs, weight="bold")
     y = _MARGIN
     out = {"boxes": {}, "headers": {}, "phases": {}, "font": fs, "cols": xs, "colw": colw}
     hh = m.block_height(max(len(v) for v in headers.values()), fs) + 2 * _PAD
@@ -115,7 +119,7 @@ def _layout(m: Measure, c: PrismaCounts, width: float, fs: float) -> dict:
         out["headers"][col] = (xs[col], y, 2 * colw + _GAP_H, hh, lines)
     y += hh + _GAP_V
     rows = {}
-    for r in range(1, 6):
+    for r in sorted({k[0] for k in texts}):
         keys = [k for k in texts if k[0] == r]
         h = m.block_height(max(len(texts[k]) for k in keys), fs) + 2 * _PAD
         for name, lo, hi in _PHASES:  # a one-row phase must hold its rotated label
@@ -126,6 +130,7 @@ def _layout(m: Measure, c: PrismaCounts, width: float, fs: float) -> dict:
             out["boxes"][k] = (xs[k[1]], y, colw, h, texts[k])
         y += h + _GAP_V
     for name, lo, hi in _PHASES:
+        lo, hi = min(r for r in rows if r >= lo), max(r for r in rows if r <= hi)
         top, bottom = rows[lo][0], rows[hi][0] + rows[hi][1]
         out["phases"][name] = (_MARGIN, top, bar, bottom - top)
     y -= _GAP_V

@@ -38,7 +38,7 @@ from metaanalysis.review.rob import check_ratings, get_tool, rob_ratings, rob_ta
 from metaanalysis.review.rob_tools import HIGH_RISK
 from metaanalysis.review.study_table import NR, study_table
 
-__all__ = ["Submission", "add_rob_sensitivity", "check_submission", "grade_settings",
+__all__ = ["Submission", "add_rob_sensitivity", "check_submission", "grade_settings", "sof_rows",
            "rob_overall", "study_table_display", "write_submission"]
 
 ROB_SENSITIVITY = "without studies at high risk of bias"
@@ -232,7 +232,10 @@ def _markers(analyses) -> dict:
     return out
 
 
-def _sof_rows(results, settings: GradeSettings):
+def sof_rows(results, settings: GradeSettings) -> list[dict]:
+    """Input rows of :func:`~metaanalysis.summary_of_findings` for every pooled analysis of
+    ``results`` (a :class:`~metaanalysis.report.analysis.PlanResults`); Egger's p when k is
+    at least ``settings.pub_bias_min_k``; the control arms' risk for comparative measures."""
     from metaanalysis.models.bayes import BayesResult
 
     rows = []
@@ -332,7 +335,7 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
     # GRADE
     settings = grade_settings(plan)
     overall = rob_overall(studies) if len(long) else None
-    sof = summary_of_findings(_sof_rows(results, settings), rob=overall, settings=settings)
+    sof = summary_of_findings(sof_rows(results, settings), rob=overall, settings=settings)
     names = {o.name: o.label for o in plan.outcomes}
     sof_disp = _sof_table(sof, names, _markers(results.analyses))
     sof_notes = list(sof_disp.attrs["notes"]) + _marker_notes(sof_disp, plan)

@@ -18,7 +18,8 @@ other methods (websites, organisations, citation searching).  In the plan::
       reports_not_retrieved: 2
       reports_assessed: 32
       reports_excluded: {Not thermal ablation: 12, No outcome of interest: 8}
-      other_methods:               # optional second column
+      other_methods:               # optional second column (the only one without a search:
+                                   # then the database counts may be left out)
         identified: {Citation searching: 3}
         reports_sought: 3
         reports_not_retrieved: 0
@@ -115,6 +116,11 @@ class PrismaCounts:
         return sum(self.databases.values()) + sum(self.registers.values())
 
     @property
+    def searched(self) -> bool:
+        """Whether databases or registers were searched (the diagram's first column)."""
+        return bool(self.databases or self.registers)
+
+    @property
     def removed(self) -> int:
         """Records removed before screening."""
         return self.duplicates_removed + self.automation_removed + self.other_removed
@@ -188,9 +194,12 @@ def prisma_counts(raw, *, file: str = "prisma", studies=None) -> PrismaCounts:
             problems.append(Problem(file, "prisma", str(key), "unknown count; expected one of "
                                     + ", ".join(_KEYS)))
     vals = {}
+    searched = bool(raw.get("databases") or raw.get("registers"))
     for key in _COUNTS:
         if key not in raw or raw[key] is None:
-            if key in _OPTIONAL:
+            # without a database or register search the first column has nothing to count
+            if key in _OPTIONAL or (not searched and key not in ("studies_included",
+                                                                  "reports_included")):
                 vals[key] = 0
                 continue
             problems.append(Problem(file, "prisma", key, "missing; PRISMA 2020 reports it"))
@@ -316,25 +325,27 @@ def prisma_table(c: PrismaCounts) -> pd.DataFrame:
     >>> prisma_table(c)["n"].tolist()[:3]
     [10, 10, 2]
     """
-    rows = [("Identification", "Records identified", "", c.identified)]
-    rows += [("Identification", "Records identified", f"database: {k}", n)
-             for k, n in c.databases.items()]
-    rows += [("Identification", "Records identified", f"register: {k}", n)
-             for k, n in c.registers.items()]
-    rows += [("Identification", "Records removed before screening", "duplicates",
-              c.duplicates_removed)]
-    if c.automation_removed:
-        rows.append(("Identification", "Records removed before screening",
-                     "marked ineligible by automation tools", c.automation_removed))
-    if c.other_removed:
-        rows.append(("Identification", "Records removed before screening", "other reasons",
-                     c.other_removed))
-    rows += [("Screening", "Records screened", "", c.records_screened),
-             ("Screening", "Records excluded", "", c.records_excluded),
-             ("Screening", "Reports sought for retrieval", "", c.reports_sought),
-             ("Screening", "Reports not retrieved", "", c.reports_not_retrieved),
-             ("Screening", "Reports assessed for eligibility", "", c.reports_assessed)]
-    rows += [("Screening", "Reports excluded", k, n) for k, n in c.reports_excluded.items()]
+    rows = []
+    if c.searched:
+        rows += [("Identification", "Records identified", "", c.identified)]
+        rows += [("Identification", "Records identified", f"database: {k}", n)
+                 for k, n in c.databases.items()]
+        rows += [("Identification", "Records identified", f"register: {k}", n)
+                 for k, n in c.registers.items()]
+        rows += [("Identification", "Records removed before screening", "duplicates",
+                  c.duplicates_removed)]
+        if c.automation_removed:
+            rows.append(("Identification", "Records removed before screening",
+                         "marked ineligible by automation tools", c.automation_removed))
+        if c.other_removed:
+            rows.append(("Identification", "Records removed before screening", "other reasons",
+                         c.other_removed))
+        rows += [("Screening", "Records screened", "", c.records_screened),
+                 ("Screening", "Records excluded", "", c.records_excluded),
+                 ("Screening", "Reports sought for retrieval", "", c.reports_sought),
+                 ("Screening", "Reports not retrieved", "", c.reports_not_retrieved),
+                 ("Screening", "Reports assessed for eligibility", "", c.reports_assessed)]
+        rows += [("Screening", "Reports excluded", k, n) for k, n in c.reports_excluded.items()]
     o = c.other_methods
     if o is not None:
         rows += [("Identification", "Records identified (other methods)", k, n)
@@ -363,7 +374,7 @@ def prisma_lines(c: PrismaCounts) -> list[str]:
                    "diagram's format).")
     if c.note:
         out.append(c.note.strip())
-    if c.databases or c.registers:
+    if c.searched:
         removed = f"{c.duplicates_removed} duplicates"
         if c.automation_removed:
             removed += f", {c.automation_removed} marked ineligible by automation tools"
