@@ -77,7 +77,7 @@ def test_results_table_content(report):
     md = (out / "results.md").read_text()
     assert "| cement_leakage | any | lesions | 3 | 288 | 29.2% | 24.2% to 34.7% |" in md
     tex = (out / "results.tex").read_text()
-    assert r"\toprule" in tex and r"29.2\%" in tex and r"I$^2$" in tex
+    assert r"\toprule" in tex and r"29.2\%" in tex and r"I$^{2}$" in tex
 
 
 def test_sensitivity_table_content(report):
