@@ -167,12 +167,16 @@ def test_study_table_of_the_shipped_studies():
     assert row["Study"] == "Chen 2022"
     assert row["DOI"] == "10.3174/ajnr.A7415"
     assert row["Patients"] == "91" and row["Lesions"].startswith("140")
-    assert row["Modality"] == "MWA" and row["Pain scale"] == "VAS"
-    assert row["Follow-up"] == "up to 6 months"
+    assert row["Modality"] == "MWA" and row["Pain scale"] == "VAS 0-10"
+    assert row["Follow-up"] == "6 months" and row["Augmented"] == "all"
+    assert row["Overlap group"] == "tengzhou (probable)"
+    assert t.set_index("id").loc["jvir2014", "Augmented"] == "9 of 20 tumours"
+    assert t.set_index("id").loc["wang2022", "Period"] == "NR"
     assert row["Source"] == "abstract"
     liu = t.set_index("id").loc["liu2023"]
     assert liu["Patients"] == "28 vs 30"  # per arm
-    assert "NR, not reported" in t.attrs["notes"]
+    assert {"NR, not reported", "VAS, visual analogue scale", "NRS, numeric rating scale",
+            "BPI, Brief Pain Inventory", "RFA, radiofrequency ablation"} <= set(t.attrs["notes"])
 
 
 # ---------------------------------------------------------------- GRADE

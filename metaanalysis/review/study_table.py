@@ -36,7 +36,8 @@ _MODALITY = (("microwave", "MWA"), ("radiofrequency", "RFA"), ("cryo", "cryoabla
 
 def _get(study, name):
     v = getattr(study, name, None)
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" \
+            or (isinstance(v, (tuple, list)) and not v) or str(v) == "not reported":
         return None
     return v
 
@@ -97,6 +98,14 @@ def _follow_up(study) -> str:
     return f"up to {latest[1].removeprefix('within ')}" if latest else NR
 
 
+def _overlap(study) -> str:
+    group = _get(study, "overlap_group")
+    if group is None:
+        return "—"
+    how = _get(study, "overlap_membership")
+    return f"{group} ({how})" if how and how != "established" else str(group)
+
+
 def _augmentation(study) -> tuple[str, str]:
     aug, share = _get(study, "augmentation"), _get(study, "augmented")
     if isinstance(share, Mapping):
@@ -128,7 +137,7 @@ def study_table(studies, labels: Mapping | None = None) -> pd.DataFrame:
     >>> import metaanalysis as ma
     >>> t = study_table(ma.load_studies("studies"))
     >>> t.set_index("id").loc["chen2022", ["Study", "Patients", "Pain scale"]].tolist()
-    ['Chen 2022', '91', 'VAS']
+    ['Chen 2022', '91', 'VAS 0-10']
     """
     if labels is None:
         from metaanalysis.records.labels import display_labels
@@ -152,12 +161,12 @@ def study_table(studies, labels: Mapping | None = None) -> pd.DataFrame:
             "Patients": _size(s, "patients"), "Lesions": _size(s, "lesions"),
             "Population": _text(_get(s, "population")), "Pain scale": _pain_scale(s),
             "Follow-up": _follow_up(s), "Attrition": _text(_get(s, "attrition")),
-            "Overlap group": _text(_get(s, "overlap_group")) if _get(s, "overlap_group")
-            else "—",
+            "Overlap group": _overlap(s),
             "Source": _text(_get(s, "source")),
         })
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    scales = sorted({x for v in df["Pain scale"] for x in str(v).split(", ") if x in _SCALE_TEXT})
+    scales = sorted({x for v in df["Pain scale"] for x in _SCALE_TEXT
+                     if re.search(rf"\b{x}\b", str(v))})
     notes = [f"{NR}, not reported"] + [f"{x}, {_SCALE_TEXT[x]}" for x in scales]
     mods = {m for v in df["Modality"] for m in ("MWA", "RFA") if m in str(v)}
     notes += [{"MWA": "MWA, microwave ablation", "RFA": "RFA, radiofrequency ablation"}[m]
