@@ -60,3 +60,18 @@ def test_committed_notebook_has_outputs():
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code)
     assert sum(bool(c.get("outputs")) for c in code) == len(code)
+
+
+def test_notebook_shows_the_submission_package(executed):
+    cells = executed.cells
+    start = next(i for i, c in enumerate(cells) if "From results to a submission" in c.source)
+    part = [c for c in cells[start:] if c.cell_type == "code"]
+    text = "\n".join(_text(c) for c in part)
+    assert "Chen 2022" in text and "9 of 20 tumours" in text  # Table 1
+    assert "not found by a database search" in text  # the PRISMA block says how it was made
+    assert "chen2022/risk_of_bias/domains.prospective: judgement 'high' is not allowed by " \
+           "MINORS" in text
+    assert "without studies at high risk of bias" in text
+    assert "⊕" in text and "VERY LOW" in text  # GRADE certainty
+    images = sum("image/png" in o.get("data", {}) for c in part for o in c.get("outputs", []))
+    assert images == 3  # PRISMA flow diagram, traffic light, summary bars

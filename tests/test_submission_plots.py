@@ -246,3 +246,16 @@ def test_prisma_without_a_search_draws_the_other_methods_column_only():
     with pytest.raises(PlanError, match=r"reports_included: 12 does not add up: reports "
                        r"assessed 0 − reports excluded 0 \+ other methods: reports assessed 16"):
         ma.prisma_counts({**counts, "reports_included": 12})
+
+
+def test_score_tools_name_the_overall_levels_in_their_own_legend_row():
+    keys = ma.review.rob_tools.TOOLS["minors"].domains_for(False)
+    t = pd.DataFrame({"Study": ["A 2020", "B 2021"],
+                      **{d.key: [2, 0] if i < 4 else [2, 1] for i, d in enumerate(keys)}})
+    ax = ma.rob_traffic_light(t, "minors", width="double")
+    titles = [x.get_text() for x in ax.texts if x.get_gid() == "rob-key-title"]
+    assert titles == ["Judgement:", "Overall:"]
+    keys_text = [x.get_text() for x in ax.texts if x.get_gid() == "rob-key"]
+    # A: 16 of 16 -> low; B: 4 of 16 -> high
+    assert keys_text[-2:] == ["Low risk", "High risk"]
+    assert "2: reported and adequate" in keys_text

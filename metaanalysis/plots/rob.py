@@ -30,7 +30,7 @@ from metaanalysis.plots.textfit import (
 )
 from metaanalysis.review.rob import domain_columns, get_tool, rob_levels
 
-__all__ = ["PALETTES", "SYMBOLS", "rob_summary", "rob_traffic_light"]
+__all__ = ["OVERALL_NAMES", "PALETTES", "SYMBOLS", "rob_summary", "rob_traffic_light"]
 
 #: robvis colour schemes ("cochrane" is robvis's default)
 PALETTES = {
@@ -66,20 +66,36 @@ def _legend_items(tool, levels) -> list[str]:
 
 
 def _flow(m: Measure, items, width: float, fs: float, key_w: float):
-    """Place legend items (key + text) left to right, wrapping; returns rows of (x, item)."""
+    """Place legend items ``(level, text)`` left to right, wrapping; returns rows of
+    ``(x, level, text)``."""
     rows, row, x = [], [], 0.0
-    for text in items:
+    for level, text in items:
         w = key_w + m.width(text, fs)
         if row and x + w > width:
             rows.append(row)
             row, x = [], 0.0
         if w > width:
             raise InputError("legend text wider than the figure")
-        row.append((x, text))
+        row.append((x, level, text))
         x += w + 2 * _GAP
     if row:
         rows.append(row)
     return rows
+
+
+#: names of the overall levels for tools whose domain judgements are scores or answers
+OVERALL_NAMES = {"low": "Low risk", "some concerns": "Some concerns", "high": "High risk",
+                 "critical": "Critical risk", "no information": "No information"}
+
+
+def _legend_groups(t, domain_levels, overall_levels) -> list:
+    """``[(title, [(level, text), ...]), ...]``: one group when the tool judges domains in
+    risk words (RoB 2, ROBINS-I), else domain answers and overall risk separately."""
+    if t.name in ("rob2", "robins_i"):
+        levels = set(domain_levels) | set(overall_levels)
+        return [("Judgement:", [(lv, _level_name(t, lv)) for lv in _legend_items(t, levels)])]
+    return [("Judgement:", [(lv, _level_name(t, lv)) for lv in _legend_items(t, domain_levels)]),
+            ("Overall:", [(lv, OVERALL_NAMES[lv]) for lv in _legend_items(t, overall_levels)])]
 
 
 def _traffic_layout(m, tool, studies, codes, width, fs, cell_max):
@@ -190,18 +206,17 @@ def rob_traffic_light(table, tool=None, *, ax=None, width="double", colors="coch
     for code, key in zip(codes, keys):
         text = next(d.text for d in t.domains if d.key == key)
         dom_lines += m.wrap(f"{code}: {text}", legend_w, fs, indent="    ")
-    levels = set(lv[cols].to_numpy().ravel()) | set(lv["Overall"])
-    items = [_level_name(t, x) for x in _legend_items(t, levels)]
+    groups = _legend_groups(t, set(lv[cols].to_numpy().ravel()), set(lv["Overall"]))
     key_r = min(lay["radius"], 0.09)
     key_w = 2 * key_r + 0.05
-    lab_w = m.width("Judgement:  ", fs, "bold")
-    flow = _flow(m, items, legend_w - lab_w, fs, key_w)
+    lab_w = max(m.width(f"{title}  ", fs, "bold") for title, _ in groups)
+    flows = [(title, _flow(m, items, legend_w - lab_w, fs, key_w)) for title, items in groups]
     y_dom = y
     y += m.block_height(len(dom_lines) + 1, fs)
     y += 0.06
     y_key = y
     key_row_h = max(2 * key_r, lh) + 0.03
-    y += key_row_h * len(flow)
+    y += key_row_h * sum(len(f) for _, f in flows)
     height = max(y, grid_bottom) + _MARGIN
     if ax is None:
         canvas.ax.figure.set_size_inches(w, height)
@@ -228,16 +243,19 @@ def rob_traffic_light(table, tool=None, *, ax=None, width="double", colors="coch
             _marker(ax, x, yc, lay["radius"], level, pal, lay["sym_fs"], f"rob-cell-{col}")
     draw_lines(ax, m, legend_x, y_dom, ["Domains:"] + dom_lines, fs, gid="rob-domains")
     key_fs = max(MIN_FONT_PT, min(lay["sym_fs"], 2 * key_r * 72 * 0.75))
-    for r, row in enumerate(flow):
-        yc = y_key + key_row_h * (r + 0.5)
-        if r == 0:
-            ax.text(legend_x, yc, "Judgement:", ha="left", va="center", fontsize=fs,
-                    fontweight="bold", gid="rob-key-title")
-        for x, text in row:
-            level = next(k for k in _ORDER if _level_name(t, k) == text)
-            x0 = legend_x + lab_w + x
-            _marker(ax, x0 + key_r, yc, key_r, level, pal, key_fs, "rob-key")
-            ax.text(x0 + key_w, yc, text, ha="left", va="center", fontsize=fs, gid="rob-key")
+    r = 0
+    for title, flow in flows:
+        for i, row in enumerate(flow):
+            yc = y_key + key_row_h * (r + 0.5)
+            r += 1
+            if i == 0:
+                ax.text(legend_x, yc, title, ha="left", va="center", fontsize=fs,
+                        fontweight="bold", gid="rob-key-title")
+            for x, level, text in row:
+                x0 = legend_x + lab_w + x
+                _marker(ax, x0 + key_r, yc, key_r, level, pal, key_fs, "rob-key")
+                ax.text(x0 + key_w, yc, text, ha="left", va="center", fontsize=fs,
+                        gid="rob-key")
     return ax
 
 
@@ -354,7 +372,12 @@ def rob_summary(table, tool=None, *, weighted: bool | None = None, overall: bool
     bar_h = max(0.16, 1.6 * lh)
     pitches = [max(bar_h, m.block_height(len(lines), fs)) + 0.06 for lines in labels]
     levels = {k for c in cols for k, v in shares[c].items() if v > 0}
-    items = [_level_name(t, x) for x in _legend_items(t, levels)]
+    if t.name in ("rob2", "robins_i"):
+        items = [(lv, _level_name(t, lv)) for lv in _legend_items(t, levels)]
+    else:  # domain answers and overall risk share the colours: name both
+        items = [(lv, f"{_level_name(t, lv)} / {OVERALL_NAMES[lv].lower()}"
+                  if lv in OVERALL_NAMES else _level_name(t, lv))
+                 for lv in _legend_items(t, levels)]
     sw = 0.11
     flow = _flow(m, items, w - 2 * _MARGIN, fs, sw + 0.05)
     y = _MARGIN
@@ -401,8 +424,7 @@ def rob_summary(table, tool=None, *, weighted: bool | None = None, overall: bool
             gid="rob-summary-xlabel")
     for r, row in enumerate(flow):
         yc = y_key + key_h * (r + 0.5)
-        for x, text in row:
-            level = next(k for k in _ORDER if _level_name(t, k) == text)
+        for x, level, text in row:
             ax.add_patch(Rectangle((_MARGIN + x, yc - sw / 2), sw, sw, fc=pal[level],
                                    ec="#404040", lw=0.4, gid="rob-summary-key"))
             ax.text(_MARGIN + x + sw + 0.05, yc, text, ha="left", va="center", fontsize=fs,

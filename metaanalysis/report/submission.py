@@ -320,12 +320,16 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
             text(f"risk_of_bias_{tool}.md", to_markdown(disp))
             rob_tables.append((tool, disp, notes))
             high = [s for s, o in zip(wide["Study"], wide["Overall"]) if o in HIGH_RISK]
+            unweighted = [s for s, w in zip(wide["Study"], wide["Weight"]) if not np.isfinite(w)]
+            weight_text = "weighted by patients" + (
+                f"; {', '.join(unweighted)} without a patient count, weight 0"
+                if unweighted else "")
             L += [f"{get_tool(tool).label}: {len(wide)} studies; overall "
                   + ", ".join(f"{lv} {int((wide['Overall'] == lv).sum())}"
                               for lv in dict.fromkeys(wide["Overall"]))
                   + (f"; at high risk: {', '.join(high)}" if high else "") + ".",
                   f"Figures: [traffic light]({stem}_traffic_light.svg), "
-                  f"[summary, weighted by patients]({stem}_summary.svg). Ratings with the "
+                  f"[summary, {weight_text}]({stem}_summary.svg). Ratings with the "
                   "reason for every judgement: `risk_of_bias.csv`.", "",
                   to_markdown(disp), ""] + [f"- {n}" for n in notes] + [""]
         L += [f"Sensitivity analysis {ROB_SENSITIVITY}: a row of `sensitivity.csv` for every "
@@ -418,7 +422,7 @@ def _rob_figures(wide, tool, tmp: Path, formats, dpi):
         save_figure(ax.figure, tmp / "risk_of_bias" / f"{tool}_traffic_light", formats, dpi=dpi)
         _close(ax.figure)
         ax = rob_summary(wide, tool, width="double", weighted=bool(np.isfinite(
-            wide["Weight"].to_numpy(float)).all()))
+            wide["Weight"].to_numpy(float)).any()))
         save_figure(ax.figure, tmp / "risk_of_bias" / f"{tool}_summary", formats, dpi=dpi)
         _close(ax.figure)
 
