@@ -153,6 +153,8 @@ def add_rob_sensitivity(results, studies):
         sub = dataclasses.replace(a.selection, included=keep)
         op = results.plan.outcome(a.outcome)
         res, lab = fit(sub, op, results.plan)
+        if not len(keep):
+            lab = "every study of this analysis is at high risk of bias: nothing left to pool"
         who = ", ".join(results.labels.get(s, s) for s in high)
         row = _row(f"{ROB_SENSITIVITY} (left out: {who})", res, a.measure, sub,
                    lab if res is not None else lab, summarise)
@@ -174,7 +176,7 @@ def study_table_display(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in table.iterrows():
         doi = r["DOI"]
-        aug = r["Augmentation"] if r["Augmented"] == NR else \
+        aug = r["Augmentation"] if r["Augmented"] in (NR, "all") else \
             f"{r['Augmentation']} ({r['Augmented']})"
         rows.append({
             "Study": f"{r['Study']}; doi:{doi}" if doi != NR else r["Study"],
@@ -195,10 +197,18 @@ def _rob_display(wide: pd.DataFrame, tool) -> pd.DataFrame:
     out = pd.DataFrame({"Study": wide["Study"]})
     for d in t.domains:
         if d.key in wide.columns:
-            out[f"D{index[d.key]}"] = ["—" if pd.isna(v) else str(v) for v in wide[d.key]]
+            out[f"D{index[d.key]}"] = ["—" if pd.isna(v) else _judgement_text(v)
+                                       for v in wide[d.key]]
     out["Overall"] = [t.level_names.get(v, v).split(":")[0] if t.name not in ("minors", "nos")
                       else v for v in wide["Overall"]]
     return out
+
+
+def _judgement_text(v) -> str:
+    """``2`` for a score read as 2.0 (a column with empty cells), else the judgement as written."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def _rob_notes(tool, note: str) -> list[str]:
@@ -339,7 +349,8 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
     # GRADE
     settings = grade_settings(plan)
     overall = rob_overall(studies) if len(long) else None
-    sof = summary_of_findings(sof_rows(results, settings), rob=overall, settings=settings)
+    sof = summary_of_findings(sof_rows(results, settings), rob=overall, settings=settings,
+                              labels=labels)
     names = {o.name: o.label for o in plan.outcomes}
     sof_disp = _sof_table(sof, names, _markers(results.analyses))
     sof_notes = list(sof_disp.attrs["notes"]) + _marker_notes(sof_disp, plan)

@@ -203,7 +203,7 @@ def _width(lb, ub, prop: bool) -> float:
     return (ub - lb) * (100 if prop else 1)
 
 
-def _rob(row, overall, s: GradeSettings):
+def _rob(row, overall, s: GradeSettings, labels: Mapping):
     studies = [str(x) for x in row["studies"]]
     if not overall:
         return "not serious", ("no risk-of-bias ratings given; not rated down (rate this "
@@ -213,7 +213,7 @@ def _rob(row, overall, s: GradeSettings):
     high = sum(x for st, x in zip(studies, w) if overall.get(st) in HIGH_RISK) / total
     crit = sum(x for st, x in zip(studies, w) if overall.get(st) == "critical") / total
     unrated = sum(x for st, x in zip(studies, w) if st not in overall) / total
-    who = [st for st in studies if overall.get(st) in HIGH_RISK]
+    who = [str(labels.get(st, st)) for st in studies if overall.get(st) in HIGH_RISK]
     text = (f"{pct(100 * high)} of the weight from studies at high risk of bias"
             + (f" ({', '.join(who)})" if who else ""))
     if unrated:
@@ -378,7 +378,8 @@ def _per1000(d) -> str:
 
 
 def summary_of_findings(outcomes, *, rob=None, settings: GradeSettings | None = None,
-                        design: str | None = None) -> pd.DataFrame:
+                        design: str | None = None, labels: Mapping | None = None
+                        ) -> pd.DataFrame:
     """GRADE summary of findings: one row per outcome, every domain judged with its reason.
 
     Parameters
@@ -398,6 +399,8 @@ def summary_of_findings(outcomes, *, rob=None, settings: GradeSettings | None = 
         indirectness, overrides).
     design : {"observational", "randomised"}, optional
         Shortcut for ``settings.design``.
+    labels : mapping, optional
+        Study -> display label, for the studies named in the reasons.
 
     Returns
     -------
@@ -434,8 +437,8 @@ def summary_of_findings(outcomes, *, rob=None, settings: GradeSettings | None = 
                "ci_ub": row["ci_ub"]}
         down = 0
         for d in DOMAINS:
-            judgement, reason = _RULES[d](row, overall, s) if d == "risk_of_bias" \
-                else _RULES[d](row, s)
+            judgement, reason = _RULES[d](row, overall, s, labels or {}) \
+                if d == "risk_of_bias" else _RULES[d](row, s)
             ov = _plan_for({o: v for (o, dom), v in s.overrides.items() if dom == d}, row)
             if ov is not None:
                 judgement, reason = ov[0], f"{ov[1]} (plan override; rule: {judgement})"
