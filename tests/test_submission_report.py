@@ -253,3 +253,20 @@ def test_unknown_judgement_exits_2(tmp_path, capsys):
     assert len(err) == 1 and "Traceback" not in err[0]
     assert "gamma2021/risk_of_bias/domains.prospective: judgement 'high' is not allowed by " \
            "MINORS; expected 0, 1, 2" in err[0]
+
+
+def test_note_markers_in_latex_and_word(tmp_path):
+    from metaanalysis.report.latex import latex_table
+    from metaanalysis.report.word import DocxTable, docx_bytes
+
+    df = pd.DataFrame({"Outcome": ["Pain †"], "Risk of bias": ["serious aa"]})
+    notes = ["aa. Risk of bias: most weight at high risk", "† estimated mean"]
+    tex = latex_table(df, notes=notes)
+    assert r"\item[aa] Risk of bias: most weight at high risk" in tex
+    assert r"\item[\textdagger{}] estimated mean" in tex and "Pain \\textdagger{}" in tex
+    raw = docx_bytes([DocxTable("Table 1. Test", df, tuple(notes))])
+    assert raw == docx_bytes([DocxTable("Table 1. Test", df, tuple(notes))])  # reproducible
+    xml = zipfile.ZipFile(__import__("io").BytesIO(raw)).read("word/document.xml").decode()
+    # the markers are superscript runs, followed by the note text
+    assert re.search(r'<w:vertAlign w:val="superscript"/></w:rPr><w:t>aa</w:t>', xml)
+    assert re.search(r'<w:vertAlign w:val="superscript"/></w:rPr><w:t>†</w:t>', xml)

@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 
 import pandas as pd
@@ -33,6 +34,7 @@ __all__ = ["MARKERS", "PREAMBLE", "latex_escape", "latex_table"]
 
 #: data markers that label a table note (the report's flags, see study_labels.FLAG_MARKS)
 MARKERS = "†‡§‖¶"
+_LETTER = re.compile(r"^([a-z]{1,3})\. ")  # GRADE footnote letters: "a. ", "aa. "
 
 PREAMBLE = (r"\usepackage{booktabs}", r"\usepackage{tabularx}", r"\usepackage{threeparttable}",
             r"\usepackage{rotating}", r"\usepackage{amssymb}")
@@ -162,8 +164,8 @@ def latex_table(df: pd.DataFrame, caption: str | None = None, label: str | None 
             mark = ""
             if n[:1] in MARKERS and n[1:2] == " ":
                 mark, n = n[0], n[2:]
-            elif len(n) > 2 and n[1:3] == ". " and n[0].isalpha():
-                mark, n = n[0], n[3:]
+            elif (m := _LETTER.match(n)):
+                mark, n = m.group(1), n[m.end():]
             lines.append(f"\\item[{latex_escape(mark)}] {latex_escape(n)}")
         lines.append(r"\end{tablenotes}")
     lines += [r"\end{threeparttable}", f"\\end{{{env}}}"]

@@ -529,6 +529,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         add_rob_sensitivity,
         check_submission,
         insert_sections,
+        marker_notes,
         write_submission,
     )
     from metaanalysis.report.tables import (
@@ -601,9 +602,11 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         tree.write_text("sensitivity.md", to_markdown(sdisp) + "\n")
         tree.write_text("results.tex", to_latex(
             disp, caption="Pooled outcomes (proportions as percentages; mean changes as "
-            "baseline minus follow-up)", label="tab:results") + "\n")
+            "baseline minus follow-up)", label="tab:results",
+            notes=marker_notes(disp, the_plan)) + "\n")
         tree.write_text("sensitivity.tex", to_latex(
-            sdisp, caption="Sensitivity analyses", label="tab:sensitivity") + "\n")
+            sdisp, caption="Sensitivity analyses", label="tab:sensitivity",
+            notes=marker_notes(sdisp, the_plan)) + "\n")
         if trajectories:
             tree.write_text("trajectory.csv", to_csv_text(trajectory_table(trajectories)))
         figs = _figures(results, tree, formats, dpi, say, trajectories)

@@ -39,7 +39,7 @@ from metaanalysis.review.rob_tools import HIGH_RISK
 from metaanalysis.review.study_table import NR, study_table
 
 __all__ = ["Submission", "add_rob_sensitivity", "check_submission", "grade_settings", "sof_rows",
-           "rob_overall", "study_table_display", "write_submission"]
+           "marker_notes", "rob_overall", "study_table_display", "write_submission"]
 
 ROB_SENSITIVITY = "without studies at high risk of bias"
 
@@ -353,7 +353,7 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
                               labels=labels)
     names = {o.name: o.label for o in plan.outcomes}
     sof_disp = _sof_table(sof, names, _markers(results.analyses))
-    sof_notes = list(sof_disp.attrs["notes"]) + _marker_notes(sof_disp, plan)
+    sof_notes = list(sof_disp.attrs["notes"]) + marker_notes(sof_disp, plan)
     text("summary_of_findings.csv", to_csv_text(sof))
     text("summary_of_findings.md", to_markdown(sof_disp) + "\n\n"
          + "\n".join(f"- {n}" for n in sof_notes))
@@ -374,12 +374,12 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
     measures = {o.name: o.measure for o in plan.outcomes}
     res_disp = display_results(results.results_table(), plan.level)
     sens_disp = display_sensitivity(results.sensitivity_table(), measures)
-    marks = _used_marks([res_disp, sens_disp])
-    mark_notes = [flag_text(m, plan) for m in marks]
     docs = [DocxTable("Table 1. Characteristics of the included studies", t1d,
                       tuple(t1_notes), True),
-            DocxTable("Table 2. Pooled outcomes", res_disp, tuple(mark_notes), True),
-            DocxTable("Table 3. Sensitivity analyses", sens_disp, tuple(mark_notes), True),
+            DocxTable("Table 2. Pooled outcomes", res_disp,
+                      tuple(marker_notes(res_disp, plan)), True),
+            DocxTable("Table 3. Sensitivity analyses", sens_disp,
+                      tuple(marker_notes(sens_disp, plan)), True),
             DocxTable("Table 4. Summary of findings (GRADE)", sof_disp, tuple(sof_notes), True)]
     for i, (tool, disp, notes) in enumerate(rob_tables, 5):
         docs.append(DocxTable(f"Table {i}. Risk of bias ({get_tool(tool).label})", disp,
@@ -404,7 +404,8 @@ def _used_marks(frames) -> list[str]:
     return [m for m in FLAG_MARKS if m in found]
 
 
-def _marker_notes(df: pd.DataFrame, plan) -> list[str]:
+def marker_notes(df: pd.DataFrame, plan) -> list[str]:
+    """The meaning of every data marker (†‡§‖¶) used in the cells of ``df``."""
     return [flag_text(m, plan) for m in _used_marks([df])]
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,8 +119,8 @@ def _note(doc, text: str, size):
     mark, rest = "", str(text)
     if rest[:1] in _MARKS and rest[1:2] == " ":
         mark, rest = rest[0], rest[2:]
-    elif len(rest) > 2 and rest[1:3] == ". " and rest[0].isalpha():
-        mark, rest = rest[0], rest[3:]
+    elif (m := re.match(r"^([a-z]{1,3})\. ", rest)):
+        mark, rest = m.group(1), rest[m.end():]
     if mark:
         r = p.add_run(mark)
         r.font.size, r.font.superscript = size, True
