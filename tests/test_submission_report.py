@@ -128,7 +128,7 @@ def test_risk_of_bias_outputs_and_sensitivity(report):
                                  "delta2022": "some concerns", "gamma2021": "low"}
     assert (rob["reason"] != "").all()
     for kind in ("traffic_light", "summary"):
-        assert (report / "risk_of_bias" / f"minors_{kind}.svg").stat().st_size > 1000
+        assert (report / "risk_of_bias" / f"minors__{kind}.svg").stat().st_size > 1000
     sens = pd.read_csv(report / "sensitivity.csv")
     rows = sens[sens["analysis"].str.startswith("without studies at high risk of bias")]
     assert set(rows["outcome"]) == {"cement_leakage", "pain_vas"}
@@ -178,7 +178,7 @@ def test_outputs_are_reproducible(report, tmp_path):
     run_report(studies, out=again, formats=("svg",), quiet=True)
     for name in ("tables.docx", "summary_of_findings.docx", "summary_of_findings.tex",
                  "study_table.csv", "prisma/prisma_flow.svg",
-                 "risk_of_bias/minors_traffic_light.svg"):
+                 "risk_of_bias/minors__traffic_light.svg"):
         assert (again / name).read_bytes() == (report / name).read_bytes(), name
 
 

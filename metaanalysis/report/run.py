@@ -611,8 +611,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
             tree.write_text("trajectory.csv", to_csv_text(trajectory_table(trajectories)))
         figs = _figures(results, tree, formats, dpi, say, trajectories)
         tree.write_text("plan.yaml", the_plan.text or "# built-in default plan\n")
-        sub = write_submission(tree.root, results, sset, the_plan, formats=formats, dpi=dpi,
-                               say=say)
+        sub = write_submission(tree, results, sset, the_plan, formats=formats, dpi=dpi, say=say)
         tree.write_text("report.md", insert_sections(
             _report_md(results, sset, figs, plan_path.name if plan_path else "built-in default",
                        __version__, results_md, sens_tab, trajectories), sub))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -267,24 +266,25 @@ def sof_rows(results, settings: GradeSettings) -> list[dict]:
     return rows
 
 
-def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg", "png"),
+def write_submission(tree, results, studies, plan, *, formats=("pdf", "svg", "png"),
                      dpi: int = 300, say=None) -> Submission:
-    """Write the submission files into ``tmp``; return the report.md sections."""
+    """Write the submission files into ``tree`` (:class:`~metaanalysis.report.output.OutputTree`:
+    every path checked there, names from the input slugged); return the report.md sections."""
+    from metaanalysis.report.output import slug
     from metaanalysis.report.tables import (
         display_results,
         display_sensitivity,
         to_csv_text,
         to_markdown,
     )
-    from metaanalysis.report.word import DocxTable, write_docx
+    from metaanalysis.report.word import DocxTable, docx_bytes
 
     out = Submission()
     say = say or (lambda _text: None)
     labels = results.labels
 
     def text(name, content):
-        (tmp / name).write_text(content if content.endswith("\n") else content + "\n",
-                                encoding="utf-8")
+        tree.write_text(name, content if content.endswith("\n") else content + "\n")
         out.files[name] = name
 
     # Table 1
@@ -301,11 +301,11 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
     if plan.prisma is not None:
         counts = prisma_counts(plan.prisma, file=plan.path or "plan", studies=studies)
         text("prisma.csv", to_csv_text(prisma_table(counts)))
-        _prisma_figure(counts, tmp, formats, dpi)
+        flow = _prisma_figure(counts, tree, formats, dpi)
         L += ["## Study selection (PRISMA 2020)", ""]
         L += prisma_lines(counts)
-        L += ["", "Flow diagram: [prisma/prisma_flow.svg](prisma/prisma_flow.svg) "
-              "(also PDF and PNG); counts: `prisma.csv`.", ""]
+        L += ["", f"Flow diagram: [{flow}.svg]({flow}.svg) (also PDF and PNG); counts: "
+              "`prisma.csv`.", ""]
     else:
         L += ["## Study selection (PRISMA 2020)", "",
               "No `prisma:` counts in the plan: no flow diagram.", ""]
@@ -325,9 +325,8 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
             wide = rob_table(studies, tool, labels=labels)
             disp = _rob_display(wide, tool)
             notes = _rob_notes(tool, "")
-            stem = f"risk_of_bias/{tool}"
-            _rob_figures(wide, tool, tmp, formats, dpi)
-            text(f"risk_of_bias_{tool}.md", to_markdown(disp))
+            light, summary = _rob_figures(wide, tool, tree, formats, dpi)
+            text(f"risk_of_bias_{slug(tool)}.md", to_markdown(disp))
             rob_tables.append((tool, disp, notes))
             high = [s for s, o in zip(wide["Study"], wide["Overall"]) if o in HIGH_RISK]
             unweighted = [s for s, w in zip(wide["Study"], wide["Weight"]) if not np.isfinite(w)]
@@ -338,8 +337,8 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
                   + ", ".join(f"{lv} {int((wide['Overall'] == lv).sum())}"
                               for lv in dict.fromkeys(wide["Overall"]))
                   + (f"; at high risk: {', '.join(high)}" if high else "") + ".",
-                  f"Figures: [traffic light]({stem}_traffic_light.svg), "
-                  f"[summary, {weight_text}]({stem}_summary.svg). Ratings with the "
+                  f"Figures: [traffic light]({light}.svg), "
+                  f"[summary, {weight_text}]({summary}.svg). Ratings with the "
                   "reason for every judgement: `risk_of_bias.csv`.", "",
                   to_markdown(disp), ""] + [f"- {n}" for n in notes] + [""]
         L += [f"Sensitivity analysis {ROB_SENSITIVITY}: a row of `sensitivity.csv` for every "
@@ -362,7 +361,8 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
         f"{'high: randomised trials' if settings.design == 'randomised' else 'low: observational studies'})",
         label="tab:sof", notes=sof_notes, landscape=True, size="scriptsize"))
     sof_doc = DocxTable("Summary of findings (GRADE)", sof_disp, tuple(sof_notes), True)
-    write_docx(tmp / "summary_of_findings.docx", [sof_doc], title="Summary of findings")
+    tree.write_bytes("summary_of_findings.docx", docx_bytes([sof_doc],
+                                                            title="Summary of findings"))
     A = out.after_results
     A += ["## Certainty of the evidence (GRADE)", "",
           f"Certainty starts {'high (randomised trials)' if settings.design == 'randomised' else 'low (observational studies)'} "
@@ -384,7 +384,7 @@ def write_submission(tmp: Path, results, studies, plan, *, formats=("pdf", "svg"
     for i, (tool, disp, notes) in enumerate(rob_tables, 5):
         docs.append(DocxTable(f"Table {i}. Risk of bias ({get_tool(tool).label})", disp,
                               tuple(notes + ([rb['note']] if rb.get("note") else []))))
-    write_docx(tmp / "tables.docx", docs, title=plan.title or "Tables")
+    tree.write_bytes("tables.docx", docx_bytes(docs, title=plan.title or "Tables"))
     out.files["tables.docx"] = "tables.docx"
     say(f"submission: Table 1 ({len(t1)} studies), "
         + ("PRISMA flow diagram, " if plan.prisma is not None else "")
@@ -415,28 +415,33 @@ def _sof_table(sof: pd.DataFrame, names: dict, markers: dict) -> pd.DataFrame:
     return sof_display(sof, markers=marks, labels=names)
 
 
-def _prisma_figure(counts, tmp: Path, formats, dpi):
+def _prisma_figure(counts, tree, formats, dpi) -> str:
     from metaanalysis.plots.output import save_figure, use_style
     from metaanalysis.plots.prisma import prisma_flow
 
     with use_style("double"):
         ax = prisma_flow(counts, width="double")
-        save_figure(ax.figure, tmp / "prisma" / "prisma_flow", formats, dpi=dpi)
+        stem = tree.path("prisma", "prisma_flow")
+        save_figure(ax.figure, stem, formats, dpi=dpi)
         _close(ax.figure)
+    return f"prisma/{stem.name}"
 
 
-def _rob_figures(wide, tool, tmp: Path, formats, dpi):
+def _rob_figures(wide, tool, tree, formats, dpi) -> tuple[str, str]:
     from metaanalysis.plots.output import save_figure, use_style
     from metaanalysis.plots.rob import rob_summary, rob_traffic_light
 
     with use_style("double"):
         ax = rob_traffic_light(wide, tool, width="double")
-        save_figure(ax.figure, tmp / "risk_of_bias" / f"{tool}_traffic_light", formats, dpi=dpi)
+        light = tree.path("risk_of_bias", tool, "traffic_light")
+        save_figure(ax.figure, light, formats, dpi=dpi)
         _close(ax.figure)
         ax = rob_summary(wide, tool, width="double", weighted=bool(np.isfinite(
             wide["Weight"].to_numpy(float)).any()))
-        save_figure(ax.figure, tmp / "risk_of_bias" / f"{tool}_summary", formats, dpi=dpi)
+        summary = tree.path("risk_of_bias", tool, "summary")
+        save_figure(ax.figure, summary, formats, dpi=dpi)
         _close(ax.figure)
+    return f"risk_of_bias/{light.name}", f"risk_of_bias/{summary.name}"
 
 
 def _close(fig):
