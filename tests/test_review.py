@@ -263,3 +263,10 @@ def test_sof_display_footnotes():
     assert notes[0].startswith("a. Risk of bias: 60.0% of the weight")
     assert disp.loc[0, "Certainty"] == "⊕◯◯◯ VERY LOW"
     assert "Relative effect (CI)" not in disp.columns
+
+
+def test_summary_of_findings_with_nothing_pooled():
+    sof = ma.summary_of_findings([])
+    assert len(sof) == 0 and "certainty" in sof.columns and "risk_of_bias_reason" in sof.columns
+    disp = sof_display(sof)
+    assert len(disp) == 0 and "Certainty" in disp.columns and disp.attrs["notes"] == []

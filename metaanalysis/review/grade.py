@@ -448,7 +448,10 @@ def summary_of_findings(outcomes, *, rob=None, settings: GradeSettings | None = 
         rec.update(downgrade=down, certainty=LEVELS[level],
                    certainty_symbol=certainty_symbol(LEVELS[level]))
         out.append(rec)
-    df = pd.DataFrame(out)
+    cols = ["outcome", "window", "unit", "k", "n", "design", "absolute", "relative", "measure",
+            "estimate", "ci_lb", "ci_ub"] + [x for d in DOMAINS for x in (d, f"{d}_reason")] \
+        + ["downgrade", "certainty", "certainty_symbol"]
+    df = pd.DataFrame(out, columns=cols)
     df.attrs["design"] = s.design
     return df
 
@@ -492,8 +495,9 @@ def sof_display(sof: pd.DataFrame, *, markers=None, labels: Mapping | None = Non
             row[DOMAIN_NAMES[d]] = j if quiet else f"{j} {note(f'{DOMAIN_NAMES[d]}: {why}')}"
         row["Certainty"] = r["certainty_symbol"]
         rows.append(row)
-    df = pd.DataFrame(rows)
-    if len(df) and (df["Relative effect (CI)"] == "—").all():
+    df = pd.DataFrame(rows, columns=["Outcome", "Studies (participants)", "Estimate (CI)",
+                                     "Relative effect (CI)", *DOMAIN_NAMES.values(), "Certainty"])
+    if (df["Relative effect (CI)"] == "—").all():
         df = df.drop(columns="Relative effect (CI)")
     df.attrs["notes"] = [f"{letters[i % 26] * (1 + i // 26)}. {t}" for i, t in enumerate(notes)]
     return df
