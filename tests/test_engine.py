@@ -137,8 +137,9 @@ def test_engine_dl_is_tau2_dl():
     Y, V = np.where(mask, y, np.nan), np.where(mask, v, np.nan)
     out = engine.fit(Y, V, method="DL", outputs="core")
     t, _ = tau2_dl(Y, V, mask)
-    t = np.where(mask.sum(axis=1) < 2, np.nan, t)  # engine: undefined for k < 2
+    t = np.where(mask.sum(axis=1) < 1, np.nan, t)  # no study: nothing defined
     assert np.array_equal(out["tau2"], t, equal_nan=True)
+    assert (out["tau2"][mask.sum(axis=1) == 1] == 0).all()  # one study: 0, as metafor
     dl = next(f for f in ref["fits"] if f["method"] == "DL" and f["test"] == "z")
     assert engine.fit(y, v, mask=np.ones((1, y.size), bool), method="DL",
                       outputs="core")["tau2"][0] == pytest.approx(dl["tau2"], rel=1e-10)

@@ -115,9 +115,13 @@ def test_dataframe_input_and_back_transform():
 def test_k1_defined_answer_and_note():
     res = pool([0.4], [0.04], method="REML", test="knha")
     assert res.estimate == 0.4 and res.se == pytest.approx(0.2)
-    assert np.isnan(res.tau2) and np.isnan(res.i2) and np.isnan(res.q_p)
-    assert any("undefined" in n for n in res.notes)
-    assert "undefined" in res.summary()
+    # metafor's conventions for k = 1: tau2 = 0 (no SE, no interval), I2 = 0, H2 = 1,
+    # Q = 0 on 0 df with p = 1, prediction interval = confidence interval (normal)
+    assert (res.tau2, res.i2, res.h2, res.q, res.q_df, res.q_p) == (0, 0, 1, 0, 0, 1)
+    assert np.isnan(res.se_tau2) and np.isnan(res.tau2_ci_ub)
+    assert (res.pi_lb, res.pi_ub) == (res.ci_lb, res.ci_ub)
+    assert any("cannot be estimated" in n for n in res.notes)
+    assert "cannot be estimated" in res.summary()
 
 
 def test_k2_upper_tau2_limit_capped_with_note():

@@ -195,26 +195,29 @@ def test_global_maximum_random_batch():
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])
-def test_fit_mixed_global_maximum(method):
-    # meta-regression shares the scan: intercept-only fits equal the engine's on
+def test_design_global_maximum(method):
+    # meta-regression shares the search: intercept-only designs equal the engine's on
     # the multimodal rows, and with a moderator the answer beats a dense grid
-    from metaanalysis.models.regression import _loglik, fit_mixed
-
     reml = method == "REML"
     for yl, vl in MULTIMODAL:
         y, v = np.array(yl), np.array(vl)
         t_eng, _ = ESTIMATORS[method](y[None], v[None], np.ones((1, y.size), bool))
-        out = fit_mixed(y, v, np.ones((y.size, 1)), method=method)
+        out = engine.fit(y, v, X=np.ones((y.size, 1)), method=method, qprofile=False)
         assert out["tau2"][0] == pytest.approx(t_eng[0], rel=1e-8, abs=1e-12)
         X = np.column_stack([np.ones(y.size), np.arange(y.size) % 2])
-        t = fit_mixed(y, v, X, method=method)["tau2"][0]
-        Q, _ = np.linalg.qr(X)
+        t = engine.fit(y, v, X=X, method=method, qprofile=False)["tau2"][0]
         grid = np.concatenate([[0.0], np.geomspace(1e-6, 1e4, 6001) * v.min()])
-        n = grid.size
-        ll = _loglik(np.tile(y, (n, 1)), np.tile(v, (n, 1)), np.broadcast_to(Q, (n,) + Q.shape),
-                     grid, reml)
-        mine = _loglik(y[None], v[None], Q[None], np.array([t]), reml)[0]
-        assert mine >= ll.max() - 1e-10
+        lls = [_ll_design(y, v, X, g, reml) for g in grid]
+        assert _ll_design(y, v, X, t, reml) >= max(lls) - 1e-10
+
+
+def _ll_design(y, v, X, t, reml):
+    w = 1 / (v + t)
+    XtWX = X.T @ (w[:, None] * X)
+    b = np.linalg.solve(XtWX, X.T @ (w * y))
+    r = y - X @ b
+    ll = -0.5 * (np.log(v + t).sum() + (w * r * r).sum())
+    return ll - 0.5 * np.linalg.slogdet(XtWX)[1] if reml else ll
 
 
 # ------------------------------------------------------------ speed-related paths
@@ -224,7 +227,7 @@ def test_halley_slopes_match_finite_differences():
     Viechtbauer 2005; Q-profile: 1/target − 1/Q(τ²), Viechtbauer 2007)."""
     from metaanalysis.engine.design import Intercept
     from metaanalysis.engine.likelihood import _halley
-    from metaanalysis.engine.tau2 import _q_parts
+    from metaanalysis.engine.wls import q_terms
 
     rng = np.random.default_rng(11)
     k = 9
@@ -252,33 +255,33 @@ def test_halley_slopes_match_finite_differences():
     def q(tt):
         return q_stat(y[None], v[None], np.ones((1, k)), np.array([tt]))[0][0]
 
-    q0, dq, d2q = (a[0] for a in _q_parts(y[None], v[None], np.ones((1, k)), np.array([t]), True))
-    assert -dq == pytest.approx((q(t + h) - q(t - h)) / (2 * h), rel=1e-6)
-    assert d2q == pytest.approx((q(t + h) - 2 * q0 + q(t - h)) / h**2, rel=1e-4)
+    q0, a2, a3 = (a[0] for a in q_terms(Intercept(), y[:, None], v[:, None], np.array([t]), 2))
+    assert -a2 == pytest.approx((q(t + h) - q(t - h)) / (2 * h), rel=1e-6)
+    assert 2 * a3 == pytest.approx((q(t + h) - 2 * q0 + q(t - h)) / h**2, rel=1e-4)
 
 
 def test_qprofile_limit_beyond_cap_is_not_iterated():
     """k = 2 with far-apart effects: the upper Q-profile limit lies beyond the
     search bound max(100, 10 τ̂²) (metafor's confint convention), so it is the
     bound itself, flagged, converged, and found without a bisection run."""
-    import metaanalysis.engine.tau2 as tau2mod
-    from metaanalysis.engine.qprofile import tau2_ci
+    import metaanalysis.engine.qprofile as qp
+    from metaanalysis.engine.tau2 import as_chunk
 
     y = np.array([[0.0, 10.0]])
     v = np.array([[0.01, 0.02]])
     t = np.array([0.0])
     calls = []
-    orig = tau2mod._q_parts
+    orig = qp.q_terms
 
-    def counting(*a):
+    def counting(*a, **kw):
         calls.append(1)
-        return orig(*a)
+        return orig(*a, **kw)
 
-    tau2mod._q_parts = counting
+    qp.q_terms = counting
     try:
-        lb, ub, ok, capped = tau2_ci(y, v, np.isfinite(y), t)
+        lb, ub, ok, capped = qp.tau2_ci(as_chunk(y, v, np.isfinite(y)), t)
     finally:
-        tau2mod._q_parts = orig
+        qp.q_terms = orig
     assert ub[0] == 100.0 and capped[0] and ok[0]
     # k = 2: Q(τ²) = (y₁ − y₂)²/(v₁ + v₂ + 2τ²); lower limit where it equals χ²₀.₉₇₅(1)
     assert lb[0] == pytest.approx((100 / stats.chi2.ppf(0.975, 1) - 0.03) / 2, rel=1e-10)
@@ -288,16 +291,16 @@ def test_qprofile_limit_beyond_cap_is_not_iterated():
 def test_qprofile_cached_inputs_change_nothing():
     """Passing Q(0) and Q(τ̂²) from the engine gives the same limits as computing them."""
     from metaanalysis.engine.qprofile import tau2_ci
+    from metaanalysis.engine.tau2 import as_chunk
 
     rng = np.random.default_rng(5)
     v = np.exp(rng.uniform(-5, 0, size=(50, 8)))
     y = rng.normal(0, np.sqrt(v + 0.1))
     m = np.isfinite(y)
     t, _ = ESTIMATORS["REML"](y, v, m)
-    q0, _ = q_stat(y, v, np.ones_like(y))
     qt, _ = q_stat(y, v, np.ones_like(y), t)
-    a = tau2_ci(y, v, m, t)
-    b = tau2_ci(y, v, m, t, q0=q0, q_hat=qt)
+    a = tau2_ci(as_chunk(y, v, m), t)
+    b = tau2_ci(as_chunk(y, v, m), t, q_hat=qt)
     for x, z in zip(a, b):
         np.testing.assert_array_equal(x, z)
 

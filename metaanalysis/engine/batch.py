@@ -1,27 +1,23 @@
-"""The one numerical engine: common- and random-effects models on batches.
+"""The one numerical engine: common-, random- and mixed-effects models on batches.
 
 :func:`fit` takes arrays of shape ``(B, k)`` — B independent meta-analyses of up
-to k studies, NaN marking an absent study — and returns a dict of arrays of
-length B.  ``pool`` is a batch of one; leave-one-out, cumulative analysis,
-GOSH, permutations and simulations are masks or re-samplings fed to the same
-function.  Rows are never looped over in Python; only iterations are.
+to k studies, NaN marking an absent study — and an optional design matrix
+``X`` (``(k, p)`` shared by every row, or ``(B, k, p)``), and returns a dict of
+arrays of length B.  ``pool`` is a batch of one; leave-one-out, cumulative
+analysis, GOSH, permutations and simulations are masks or re-samplings fed to
+the same function; meta-regression, subgroups with a common τ², Egger's test
+and PEESE are the same function with a design.  The intercept-only model is
+the case X = 1 of every formula (:mod:`metaanalysis.engine.design`).
 
-Conventions are metafor's (Viechtbauer 2010, J Stat Softw 36(3)):
+Rows are never looped over in Python; only iterations are, and the batch is
+processed in chunks of rows sized to stay in the CPU cache (every pass over a
+chunk then runs at cache speed; ``chunk_size``).
 
-* weights ``w = 1/(v + τ²)``; ``se = 1/sqrt(Σw)``;
-* ``test="knha"``: Knapp & Hartung (2003, Stat Med 22:2693) / Sidik & Jonkman
-  (2002, Stat Med 21:3153): ``se² = Σw(y − μ)²/((k − 1)Σw)``, t(k − 1);
-  ``test="adhoc"``: the same with the variance factor at least 1 (Röver, Knapp
-  & Friede 2015, BMC Med Res Methodol 15:99);
-* prediction interval ``μ ± c·sqrt(se² + τ²)`` with c the normal quantile for
-  ``z`` and the t(k − 1) quantile for ``knha``/``adhoc`` (Higgins, Thompson &
-  Spiegelhalter 2009, J R Stat Soc A 172:137); none for the common-effect model;
-* I² and H²: from Q for ``EE`` (I² = (Q − df)/Q, H² = Q/df), from τ² otherwise
-  (I² = τ²/(τ² + s²), H² = (τ² + s²)/s², s² the typical within-study variance
-  of Higgins & Thompson 2002, Stat Med 21:1539);
-* SE of τ²: the variance of the estimating equation for moment estimators
-  (DL, HE, HS, HSk, SJ), the inverse (expected) information for ML and REML,
-  ``sqrt(2k²/(k − 1))/Σw`` for EB, PM and PMM (Morris 1983), all evaluated at τ̂².
+Conventions are metafor's ``rma.uni`` (Viechtbauer 2010, J Stat Softw 36(3));
+see :mod:`metaanalysis.engine.inference` for the tests, heterogeneity
+statistics, SE of τ² and prediction intervals, :mod:`metaanalysis.engine.tau2`
+for the estimators and :mod:`metaanalysis.engine.qprofile` for the Q-profile
+intervals.
 
 Examples
 --------
@@ -31,6 +27,10 @@ Examples
 ...                  method="DL")
 >>> sorted(out)[:3]
 ['ci_lb', 'ci_ub', 'converged']
+>>> reg = engine.fit([0.1, 0.3, 0.35, 0.5], [0.01, 0.02, 0.015, 0.02],
+...                  X=[[1, 0], [1, 1], [1, 2], [1, 3]], method="REML")
+>>> reg["coef"].shape, reg["qm_df"].tolist()
+((1, 2), [1])
 """
 
 from __future__ import annotations
@@ -40,31 +40,36 @@ import warnings
 import numpy as np
 from scipy import special
 
-from metaanalysis.engine.qprofile import tau2_ci
-from metaanalysis.engine.tau2 import (
-    ESTIMATORS,
-    _count,
-    _einsum,
-    _filled,
-    _rs,
-    _ss_mean,
-    clean,
-    dl_from_sums,
+from metaanalysis.engine.design import colsum, make_design
+from metaanalysis.engine.inference import (
+    chi2_sf,
+    critical,
+    pvalue,
+    scale_factor,
+    se_tau2,
+    wald,
 )
+from metaanalysis.engine.qprofile import tau2_ci
+from metaanalysis.engine.roots import _count
+from metaanalysis.engine.tau2 import CHUNK_ESTIMATORS
+from metaanalysis.engine.wls import Chunk, wls
 from metaanalysis.errors import ConvergenceWarning, InputError
 
-__all__ = ["CORE_KEYS", "KEYS", "METHODS", "OUTPUTS", "TESTS", "fit"]
+__all__ = ["CORE_KEYS", "KEYS", "METHODS", "REG_CORE_KEYS", "REG_KEYS", "TESTS", "fit"]
 
 METHODS = ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM")
 TESTS = ("z", "knha", "adhoc")
-KEYS = (
-    "k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub",
-    "tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub", "i2", "i2_ci_lb", "i2_ci_ub",
-    "h2", "q", "q_df", "q_p", "df", "converged",
-)  # fmt: skip
-OUTPUTS = ("all", "core")
+_HET = ("tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub", "i2", "i2_ci_lb", "i2_ci_ub",
+        "h2", "h2_ci_lb", "h2_ci_ub", "q", "q_df", "q_p", "df", "converged")  # fmt: skip
+KEYS = ("k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub") + _HET
+REG_KEYS = ("k", "coef", "coef_se", "coef_stat", "coef_p", "coef_ci_lb", "coef_ci_ub",
+            "vcov", "qm", "qm_df", "qm_df2", "qm_p") + _HET  # fmt: skip
 # what ``outputs="core"`` returns: the estimate and heterogeneity of each row
 CORE_KEYS = ("k", "estimate", "se", "tau2", "i2", "h2", "q", "q_df", "converged")
+REG_CORE_KEYS = ("k", "coef", "coef_se", "tau2", "i2", "h2", "q", "q_df", "converged")
+_EXTRA = ("weights", "tau2_ci_capped")
+_PROFILE = ("tau2_ci_lb", "tau2_ci_ub", "i2_ci_lb", "i2_ci_ub", "h2_ci_lb", "h2_ci_ub")
+_CHUNK_ELEMENTS = 49152  # k × rows per chunk: (k, n) float arrays of ~384 kB
 
 
 def check_names(method, test, level) -> None:
@@ -101,109 +106,48 @@ def _as2d(x, name):
     return a
 
 
-def _chi2_sf(df, x):
-    """Upper tail P(χ²_df > x), exact for integer df (as ``special.chdtrc``).
-
-    For a large batch whose df take few small integer values the closed forms
-    are several times faster than the incomplete-gamma routine: for even df,
-    e^{−x/2} Σ_{j<df/2} (x/2)^j/j!; for odd df, 2Φ(−√x) +
-    e^{−x/2} Σ_{j=1}^{(df−1)/2} x^{j−1/2}/(1·3·…·(2j−1)) √(2/π)
-    (Abramowitz & Stegun 26.4.4–26.4.5).  All terms are positive, so there is
-    no cancellation.
-    """
-    df = np.asarray(df, dtype=float)
-    x = np.asarray(x, dtype=float)
-    if x.size < 256 or df.max() > 60 or np.any(df != np.round(df)):
-        return special.chdtrc(df, x)
-    out = np.empty(x.shape)
-    for d in np.unique(df):
-        sel = df == d
-        xs = x[sel] if not sel.all() else x
-        h = 0.5 * xs
-        e = np.exp(-h)
-        n = int(d)
-        if n % 2 == 0:
-            term = np.ones_like(xs)
-            acc = term.copy()
-            for j in range(1, n // 2):
-                term *= h / j
-                acc += term
-            res = e * acc
-        else:
-            rx = np.sqrt(xs)
-            res = 2.0 * special.ndtr(-rx)
-            if n > 1:
-                term = rx * np.sqrt(2.0 / np.pi)
-                acc = term.copy()
-                for j in range(2, (n + 1) // 2):
-                    term *= xs / (2 * j - 1)
-                    acc += term
-                res += e * acc
-        res = np.where(xs >= 0, res, 1.0)
-        if sel.all():
-            return res
-        out[sel] = res
-    return out
-
-
-def _trPSPS(a, s_a, sig):
-    """tr(PΣPΣ) for P = A − aa'/Σa, A = diag(a), Σ = diag(sig) (absent: a = 0)."""
-    b = a * sig
-    return _rs(b * b) - 2 * _rs(a * b * b) / s_a + (_rs(a * b) / s_a) ** 2
-
-
-def _se_tau2(method, y, v, m, k, t, w=None, sw=None):
-    """SE of τ̂² per row; ``w = m/(v + τ̂²)`` and its row sums ``sw`` when known.
-
-    Called inside :func:`fit`'s ``np.errstate``."""
-    if method in ("DL", "HS", "HSk", "HE", "SJ"):
-        sig = v + t[:, None]
-        if method == "HE":
-            return np.sqrt(2 * _trPSPS(m, k.astype(float), sig)) / (k - 1)
-        if method == "SJ":
-            t0 = _ss_mean(y, m, k) / k
-            a = m / (v + t0[:, None])
-            return t0 * np.sqrt(2 * _trPSPS(a, _rs(a), sig)) / (k - 1)
-        a = m / v
-        sa = _rs(a)
-        num = np.sqrt(2 * _trPSPS(a, sa, sig))
-        if method == "DL":
-            return num / (sa - _rs(a * a) / sa)
-        return num / sa * (k / (k - 1) if method == "HSk" else 1.0)
-    if w is None:
-        w = m / (v + t[:, None])
-        sw = _rs(w)
-    if method == "ML":
-        return np.sqrt(2 / _rs(w * w))
-    if method == "REML":
-        w2 = w * w
-        s2 = _rs(w2)
-        s2w = s2 / sw
-        trpp = s2 - 2 * _einsum("ij,ij->i", w2, w) / sw + s2w * s2w
-        return np.sqrt(2 / trpp)
-    # EB, PM, PMM (Morris 1983)
-    return np.sqrt(2 * k**2 / (k - 1)) / sw
+def _wanted(outputs, reg):
+    keys = REG_KEYS if reg else KEYS
+    if isinstance(outputs, str):
+        if outputs == "all":
+            return set(keys) | set(_EXTRA)
+        if outputs == "core":
+            return set(REG_CORE_KEYS if reg else CORE_KEYS)
+        raise InputError(f"outputs: got {outputs!r}; expected 'all', 'core' or a list of keys")
+    want = set(outputs)
+    unknown = want - set(keys) - set(_EXTRA)
+    if unknown:
+        raise InputError(f"outputs: unknown keys {sorted(unknown)}; expected keys of "
+                         f"{', '.join(keys + _EXTRA)}")
+    return want | {"k", "converged"}
 
 
 def fit(
     yi,
     vi,
     *,
+    X=None,
     method: str = "REML",
     test: str = "z",
     level: float = 0.95,
     tau2=None,
     qprofile: bool = True,
-    outputs: str = "all",
+    outputs="all",
     mask=None,
+    btt=None,
+    chunk_size: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Fit B meta-analyses at once.
+    """Fit B meta-analyses (or meta-regressions) at once.
 
     Parameters
     ----------
     yi, vi : array_like, shape (B, k) (or (k,) for one analysis)
         Effect sizes and their sampling variances; NaN in either marks an
         absent study, so rows may have different k.
+    X : array_like, shape (k, p) or (B, k, p), optional
+        Design matrix (include the intercept column yourself); ``None`` is the
+        intercept-only model.  Columns are used as given; collinear columns
+        raise :class:`InputError`.
     method : str
         One of :data:`METHODS` (``"EE"`` = common effect).
     test : str
@@ -214,27 +158,34 @@ def fit(
     tau2 : array_like, shape (B,), optional
         Fixed τ² per row (skips estimation).
     qprofile : bool
-        Compute Q-profile intervals for τ² and I² (the most expensive part);
-        NaN when False or for ``EE``.
-    outputs : {"all", "core"}
-        ``"core"`` computes only :data:`CORE_KEYS` (estimate, its SE, τ², I²,
-        H², Q, k) and skips everything else — test statistics, p-values, CI
-        and prediction intervals, SE of τ², Q-profile intervals, the p-value
-        of Q and the per-study weights — for large batches such as GOSH.  The
-        values it returns are those of ``"all"``, computed the same way.
+        Compute Q-profile intervals for τ², I² and H² (NaN when False or for ``EE``).
+    outputs : "all", "core" or a collection of keys
+        Compute only these: ``"core"`` is :data:`CORE_KEYS` (:data:`REG_CORE_KEYS`
+        with ``X``); a collection names keys of :data:`KEYS` (:data:`REG_KEYS`),
+        ``weights`` or ``tau2_ci_capped`` (``k`` and ``converged`` always come).
+        Values are those of ``"all"``, computed the same way.
     mask : array_like of bool, shape (B, k), optional
         Studies present in each row.  ``yi`` and ``vi`` are then the k studies
         (shape ``(k,)``, all finite, ``vi > 0``) and row b fits the studies
         with ``mask[b]`` True: subsets of one data set (leave-one-out, GOSH)
         without building NaN-filled copies.
+    btt : sequence of int, optional
+        Coefficients tested by Q_M (with ``X``; default: all but the first
+        column when that column is constant, as metafor's intercept rule,
+        otherwise all).
+    chunk_size : int, optional
+        Rows per chunk (default: about 49,000 / k).
 
     Returns
     -------
     dict of ndarray
-        Keys :data:`KEYS` (length B each), ``weights`` (B, k) in percent with
-        NaN where absent, and ``tau2_ci_capped`` (bool: upper τ² limit hit the
-        search bound ``max(100, 10 τ̂²)``); with ``outputs="core"`` only
-        :data:`CORE_KEYS`.
+        Intercept-only: :data:`KEYS` (length B each), ``weights`` (B, k) in
+        percent with NaN where absent, and ``tau2_ci_capped`` (bool: upper τ²
+        limit hit the search bound ``max(100, 10 τ̂²)``).  With ``X``:
+        :data:`REG_KEYS` — ``coef``, ``coef_se``, ... of shape (B, p),
+        ``vcov`` (B, p, p), ``qm`` (Wald χ², or F with knha/adhoc) on
+        ``qm_df`` (and ``qm_df2``) degrees of freedom — plus ``weights`` and
+        ``tau2_ci_capped``.  ``df`` is the t df (k − p) for knha/adhoc, NaN for z.
 
     Examples
     --------
@@ -249,20 +200,85 @@ def fit(
     (True, [3, 2])
     """
     check_names(method, test, level)
-    if outputs not in OUTPUTS:
-        raise InputError(f"outputs: got {outputs!r}; expected one of {', '.join(OUTPUTS)}")
-    # absent rows (k = 0) give 0/0 = NaN on purpose; no RuntimeWarnings for them
+    reg = X is not None
+    want = _wanted(outputs, reg)
     with np.errstate(divide="ignore", invalid="ignore"):
         if mask is None:
-            y, v, m, k, mask = _prepare(yi, vi)
+            y, v, present, B, k = _prepare(yi, vi)
         else:
-            y, v, m, k, mask = _prepare_masked(yi, vi, mask)
-        return _fit(y, v, m, k, mask, method, test, float(level), tau2, qprofile,
-                    outputs == "core")
+            y, v, present, B, k = _prepare_masked(yi, vi, mask)
+        d = make_design(X, k, B)
+        if reg:
+            bt = _btt(X, d.p, btt)
+        else:
+            bt = None
+        fixed = None
+        if tau2 is not None:
+            fixed = np.broadcast_to(np.asarray(tau2, dtype=float), (B,))
+            if not np.all(np.isfinite(fixed)) or np.any(fixed < 0):
+                raise InputError(f"tau2: got {tau2!r}; expected finite values >= 0")
+        n_c = int(chunk_size) if chunk_size else max(64, _CHUNK_ELEMENTS // max(k, 1))
+        out: dict[str, np.ndarray] = {}
+        for r0 in range(0, B, n_c):
+            r1 = min(B, r0 + n_c)
+            c = _chunk(d, y, v, present, r0, r1, mask is not None)
+            res = _fit_chunk(c, method, test, float(level), None if fixed is None else
+                             fixed[r0:r1], qprofile, want, bt, reg)
+            if r0 == 0 and r1 == B:
+                out = res
+                break
+            for key, val in res.items():
+                if key not in out:
+                    out[key] = np.empty((B,) + val.shape[1:], dtype=val.dtype)
+                out[key][r0:r1] = val
+    conv = out["converged"]
+    if _count(conv) != B:
+        bad = np.flatnonzero(~conv)
+        warnings.warn(  # stacklevel: caller of fit()
+            f"{method}: the iteration did not converge for {bad.size} of {B} rows "
+            f"(first: row {bad[0]}); see 'converged'",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return out
+
+
+def _btt(X, p, btt):
+    if btt is not None:
+        try:
+            bt = [int(j) for j in btt]
+        except (TypeError, ValueError):
+            raise InputError(f"btt: got {btt!r}; expected coefficient numbers") from None
+        if not bt or min(bt) < 0 or max(bt) >= p or len(set(bt)) != len(bt):
+            raise InputError(f"btt: got {btt!r}; expected distinct numbers in 0..{p - 1}")
+        return bt
+    X = np.asarray(X, dtype=float)
+    first = X[..., 0] if X.ndim > 1 else X
+    const = bool(np.all(first == first.reshape(-1)[0])) and p > 1
+    return list(range(1, p)) if const else list(range(p))
+
+
+def _prepare(yi, vi):
+    """Checked (B, k) arrays and the presence mask."""
+    yi = _as2d(yi, "yi")
+    vi = _as2d(vi, "vi")
+    if yi.shape != vi.shape:
+        raise InputError(f"yi, vi: shapes {yi.shape} and {vi.shape} differ; expected equal shapes")
+    present = np.isfinite(yi)
+    present &= np.isfinite(vi)
+    badv = vi <= 0  # NaN compares False
+    badv &= present
+    if _count(badv):
+        r, c = np.argwhere(badv)[0]
+        raise InputError(
+            f"vi: got {float(vi[r, c])!r} (row {r}, study {c}); expected sampling variances > 0"
+        )
+    full = _count(present) == present.size
+    return yi, vi, (None if full else present), yi.shape[0], yi.shape[1]
 
 
 def _prepare_masked(yi, vi, mask):
-    """Cleaned ``(y, v, m, k, mask)`` for subsets ``mask`` (B, k) of one set of k studies."""
+    """One set of k studies and the (B, k) subsets ``mask``."""
     mask = np.asarray(mask)
     if mask.dtype != bool or mask.ndim != 2:
         raise InputError(f"mask: got an array of dtype {mask.dtype} and shape {mask.shape}; "
@@ -280,183 +296,157 @@ def _prepare_masked(yi, vi, mask):
         c = int(np.argmin(vi[0] > 0))
         raise InputError(f"vi: got {float(vi[0, c])!r} (study {c}); "
                          "expected sampling variances > 0")
-    # as tau2.clean: absent entries y = 0, v = 1, m = 0.0, by exact products
-    # (np.where broadcasting a (1, k) row is several times slower)
-    m = mask.astype(float)
-    y = m * yi
-    v = m * vi
-    v += 1.0 - m
-    k = _rs(m).astype(np.intp)
-    return y, v, m, k, mask
+    return yi[0], vi[0], mask, mask.shape[0], kk
 
 
-def _prepare(yi, vi):
-    """Checked and cleaned ``(y, v, m, k, mask)`` from NaN-marked (B, k) arrays."""
-    yi = _as2d(yi, "yi")
-    vi = _as2d(vi, "vi")
-    if yi.shape != vi.shape:
-        raise InputError(f"yi, vi: shapes {yi.shape} and {vi.shape} differ; expected equal shapes")
-    mask = np.isfinite(yi)
-    mask &= np.isfinite(vi)
-    badv = vi <= 0  # NaN compares False
-    badv &= mask
-    if _count(badv):
-        r, c = np.argwhere(badv)[0]
-        raise InputError(
-            f"vi: got {float(vi[r, c])!r} (row {r}, study {c}); expected sampling variances > 0"
-        )
-    y, v, m, k = clean(yi, vi, mask)
-    return y, v, m, k, mask
+def _chunk(d, y, v, present, r0, r1, masked):
+    """Rows r0:r1 in the engine's layout (k, n)."""
+    dc = d if d.shared else d.take(slice(r0, r1))
+    if masked:  # y, v: (k,); present: the (B, k) mask
+        mT = np.ascontiguousarray(present[r0:r1].T)
+        m = mT.astype(float)
+        yT = m * y[:, None]
+        vT = np.where(mT, v[:, None], np.inf)
+        full = _count(mT) == mT.size
+        return Chunk(dc, yT, vT, None if full else m)
+    if present is None:
+        return Chunk(dc, np.ascontiguousarray(y[r0:r1].T), np.ascontiguousarray(v[r0:r1].T))
+    mT = np.ascontiguousarray(present[r0:r1].T)
+    if _count(mT) == mT.size:
+        return Chunk(dc, np.ascontiguousarray(y[r0:r1].T), np.ascontiguousarray(v[r0:r1].T))
+    yT = np.where(mT, y[r0:r1].T, 0.0)
+    vT = np.where(mT, v[r0:r1].T, np.inf)
+    return Chunk(dc, yT, vT, mT.astype(float))
 
 
-def _fit(y, v, m, k, mask, method, test, level, tau2, qprofile, core):
-    # A single pool() is a batch of one, so this body is written to keep the
-    # number of array calls low: counts instead of .any(), shared sums, no
-    # redundant passes over (B, k).  ``core``: only CORE_KEYS (GOSH-size batches).
-    full = _count(k != y.shape[1]) == 0  # no absent study
-    B = y.shape[0]
-    kf = k.astype(float)
-
-    # Q at τ² = 0 (as tau2.q_stat) and Σw, Σw² (w = 1/v): for Q, I², H² and DL
-    # (in place where possible: fewer (B, k) temporaries, fewer page faults)
-    w0 = m / v
-    sw0 = _rs(w0)
-    sw0sq = _einsum("ij,ij->i", w0, w0)
-    r0 = y - (_einsum("ij,ij->i", w0, y) / sw0)[:, None]
-    q = _einsum("ij,ij->i", np.multiply(w0, r0, out=w0), r0)  # w0 is now w0 * r0
-    qdf = kf - 1
-
-    # ---- τ²
-    if tau2 is not None:
-        t = np.broadcast_to(np.asarray(tau2, dtype=float), (B,)).copy()
-        if np.any(~np.isfinite(t)) or np.any(t < 0):
-            raise InputError(f"tau2: got {tau2!r}; expected finite values >= 0")
-        converged = np.ones(B, bool)
-    elif method == "EE":
-        t = np.zeros(B)
-        converged = np.ones(B, bool)
-    elif method == "DL":  # closed form from the sums above (tau2.tau2_dl's formula)
-        t = dl_from_sums(q, k, sw0, sw0sq)
-        converged = np.ones(B, bool)
-    else:
-        t, converged = ESTIMATORS[method](y, v, mask)
-    one = k < 2
+def _fit_chunk(c, method, test, level, fixed, qprofile, want, btt, reg):
+    n, p = c.n, c.p
+    k = c.k
+    df = k - p
+    one = df < 1  # no residual degrees of freedom (k = 1 without moderators)
     n_one = _count(one)
+    none = k == 0
+    if reg and not (c.full and c.d.shared):  # per-row designs were checked when made
+        none = none | ~c.d.full_rank(c.m)
+    n_none = _count(none)
+    # ---- τ²
+    ee = method == "EE" and fixed is None
+    if fixed is not None:
+        t = np.array(fixed, dtype=float)
+        conv = np.ones(n, dtype=bool)
+    elif ee:
+        t = np.zeros(n)
+        conv = np.ones(n, dtype=bool)
+    else:
+        t, conv = CHUNK_ESTIMATORS[method](c)
     if n_one:
         t = np.where(one, 0.0, t)
+    res = {"k": k, "tau2": t, "converged": conv}
 
-    # ---- pooled estimate
-    w = np.add(v, t[:, None], out=r0)
-    w = np.divide(m, w, out=w)  # m / (v + τ̂²)
-    sw = _rs(w)
-    mu = _rs(np.multiply(w, y, out=w0)) / sw
-    se = 1.0 / np.sqrt(sw)
-    if test != "z" or not core:
-        r = np.subtract(y, mu[:, None], out=w0)
-        q_t = _einsum("ij,ij->i", w * r, r)  # generalised Q at τ̂²
-    nan = _filled(B, np.nan)
-    df = nan
-    if test != "z":
-        s2 = q_t / qdf
-        if test == "adhoc":
-            s2 = np.maximum(s2, 1.0)
-        se = se * np.sqrt(s2)
-        df = qdf
-        if n_one:
-            se = np.where(one, 1.0 / np.sqrt(sw), se)
-            df = np.where(one, np.nan, qdf)
-
-    # ---- heterogeneity
-    ee = method == "EE" and tau2 is None
-    if ee:
-        i2 = np.where(q > 0, 100 * np.maximum(0.0, (q - qdf) / q), 0.0)
-        h2 = q / qdf
-    else:
-        s2typ = qdf * sw0 / (sw0 * sw0 - sw0sq)
-        ts = t + s2typ
-        i2 = 100 * t / ts
-        h2 = ts / s2typ
-    none = k == 0
-    n_none = _count(none)
-    if n_none:  # no study at all: nothing is defined
-        se = np.where(none, np.nan, se)
-    if core:
-        out = {"k": k, "estimate": mu, "se": se, "tau2": t, "i2": i2, "h2": h2, "q": q,
-               "q_df": qdf, "converged": converged}  # fmt: skip
-        return _finish(out, one, n_one, k, qdf, converged, method, B)
-
-    q_p = _chi2_sf(np.maximum(qdf, 1), q)
-    if n_one:
-        q_p = np.where(qdf > 0, q_p, np.nan)
-    stat = mu / se
-    alpha = 1 - level
-    z_crit = special.ndtri(1 - alpha / 2)
-    if test == "z":
-        crit = z_crit
-        p = 2 * special.ndtr(-np.abs(stat))
-    else:
-        dft = np.maximum(qdf, 1)
-        crit = special.stdtrit(dft, 1 - alpha / 2)
-        p = 2 * special.stdtr(dft, -np.abs(stat))
-        if n_one:
-            crit = np.where(one, z_crit, crit)
-            p = np.where(one, 2 * special.ndtr(-np.abs(stat)), p)
-    ci_lb, ci_ub = mu - crit * se, mu + crit * se
-    if ee:
-        pi_lb = pi_ub = nan
-        se_t = tau2_lb = tau2_ub = i2_lb = i2_ub = nan
-        capped = np.zeros(B, bool)
-    else:
-        ps = np.sqrt(se * se + t)
-        pi_lb, pi_ub = mu - crit * ps, mu + crit * ps
-        se_t = nan if tau2 is not None else _se_tau2(method, y, v, m, k, t, w, sw)
-        if qprofile:
-            tau2_lb, tau2_ub, qconv, capped = tau2_ci(y, v, mask, t, level, q0=q, q_hat=q_t)
-            converged = converged & (qconv | one)
-            i2_lb = 100 * tau2_lb / (tau2_lb + s2typ)
-            i2_ub = 100 * tau2_ub / (tau2_ub + s2typ)
+    # ---- coefficients at τ̂²
+    need_fit = bool(want & {"estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub",
+                            "coef", "coef_se", "coef_stat", "coef_p", "coef_ci_lb",
+                            "coef_ci_ub", "vcov", "qm", "qm_p", "weights", "se_tau2"}
+                    | (want & set(_PROFILE) if qprofile else set()))
+    w = A = q_t = None
+    if need_fit:
+        w, S, A, gam, r = wls(c.d, c.y, c.v, t)
+        if test != "z" or (qprofile and want & set(_PROFILE)):
+            q_t = colsum(w * r, r)  # generalised Q_E at τ̂² (Knapp–Hartung, Q-profile start)
+        vb = A
+        if test != "z":
+            vb = A * scale_factor(test, q_t, df)
+        tdf = np.where(one, np.nan, df.astype(float)) if test != "z" else np.full(n, np.nan)
+        res["df"] = tdf
+        crit = critical(test, level, df) if want & {"ci_lb", "pi_lb", "coef_ci_lb"} else None
+        if reg:
+            _coefficients(res, c, gam, vb, test, df, crit, want, btt)
         else:
-            tau2_lb = tau2_ub = i2_lb = i2_ub = nan
-            capped = np.zeros(B, bool)
-    weights = 100 * w
-    weights /= sw[:, None]
-    if not full:
-        weights = np.where(mask, weights, np.nan)
+            se = np.sqrt(vb)
+            res["estimate"], res["se"] = gam, se
+            if want & {"stat", "p"}:
+                res["stat"] = gam / se
+                res["p"] = pvalue(test, res["stat"], df)
+            if crit is not None:
+                res["ci_lb"], res["ci_ub"] = gam - crit * se, gam + crit * se
+                if ee:
+                    res["pi_lb"] = res["pi_ub"] = np.full(n, np.nan)
+                else:
+                    ps = np.sqrt(vb + t)
+                    res["pi_lb"], res["pi_ub"] = gam - crit * ps, gam + crit * ps
+        if "weights" in want:
+            wt = 100 * w / colsum(w)
+            if not c.full:
+                wt = np.where(c.m > 0, wt, np.nan)
+            res["weights"] = wt.T
+    else:
+        res["df"] = np.where(one, np.nan, df.astype(float)) if test != "z" else np.full(n, np.nan)
 
-    if n_none:
-        stat = np.where(none, np.nan, stat)
-        p = np.where(none, np.nan, p)
-        ci_lb = np.where(none, np.nan, ci_lb)
-        ci_ub = np.where(none, np.nan, ci_ub)
-    out = {
-        "k": k, "estimate": mu, "se": se, "stat": stat, "p": p, "ci_lb": ci_lb, "ci_ub": ci_ub,
-        "pi_lb": pi_lb, "pi_ub": pi_ub, "tau2": t, "se_tau2": se_t,
-        "tau2_ci_lb": tau2_lb, "tau2_ci_ub": tau2_ub, "i2": i2, "i2_ci_lb": i2_lb,
-        "i2_ci_ub": i2_ub, "h2": h2, "q": q, "q_df": qdf, "q_p": q_p, "df": df,
-        "converged": converged, "weights": weights, "tau2_ci_capped": capped,
-    }  # fmt: skip
-    return _finish(out, one, n_one, k, qdf, converged, method, B)
-
-
-_UNDEFINED_K1 = ("pi_lb", "pi_ub", "tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub",
-                 "i2", "i2_ci_lb", "i2_ci_ub", "h2", "q_p")  # fmt: skip
-
-
-def _finish(out, one, n_one, k, qdf, converged, method, B):
-    """k < 2 conventions and the convergence warning, for both output sets."""
-    # k = 1: the pooled value is the study; heterogeneity is undefined
+    # ---- heterogeneity: Q_E, I², H²
+    q0 = c.q0
+    trp0 = c.trp0
+    # typical within-study variance; tr P cancels to 0 when the vᵢ span ~1e16 or more
+    s2 = np.where(trp0 > 0, df / trp0, np.nan)
+    if ee:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            i2 = np.where(q0 > 0, 100 * np.maximum(0.0, (q0 - df) / q0), 0.0)
+            h2 = q0 / df
+    else:
+        i2 = 100 * t / (t + s2)
+        h2 = t / s2 + 1.0
+    res.update(i2=i2, h2=h2, q=q0, q_df=df)
+    if "q_p" in want:
+        res["q_p"] = chi2_sf(np.maximum(df, 1), q0)
+    if "se_tau2" in want:
+        res["se_tau2"] = (np.full(n, np.nan) if ee or fixed is not None
+                          else se_tau2(c, method, t, w, A))
+    if want & set(_PROFILE) or "tau2_ci_capped" in want:
+        if qprofile and not ee:
+            lb, ub, qconv, capped = tau2_ci(c, t, level, q_hat=q_t)
+            res["converged"] = conv = conv & (qconv | one)
+            res.update(tau2_ci_lb=lb, tau2_ci_ub=ub, i2_ci_lb=100 * lb / (lb + s2),
+                       i2_ci_ub=100 * ub / (ub + s2), h2_ci_lb=lb / s2 + 1,
+                       h2_ci_ub=ub / s2 + 1, tau2_ci_capped=capped)
+        else:
+            nan = np.full(n, np.nan)
+            res.update({key: nan for key in _PROFILE})
+            res["tau2_ci_capped"] = np.zeros(n, dtype=bool)
+    # k ≤ p: metafor's conventions (τ² = 0, Q_E = 0 with p = 1, I² = 0, H² = 1)
     if n_one:
-        for key in _UNDEFINED_K1:
-            if key in out:
-                out[key] = np.where(one, np.nan, out[key])
-        out["q"] = np.where(one & (k == 1), 0.0, out["q"])
-        out["q_df"] = np.where(one, np.maximum(qdf, 0), qdf)
-    if _count(converged) != B:
-        bad = np.flatnonzero(~converged)
-        warnings.warn(  # stacklevel: caller of fit()
-            f"{method}: the iteration did not converge for {bad.size} of {B} rows "
-            f"(first: row {bad[0]}); see 'converged'",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
-    return out
+        for key, val in (("q", 0.0), ("q_p", 1.0), ("i2", 0.0), ("h2", 1.0), ("q_df", 0)):
+            if key in res:
+                res[key] = np.where(one, val, res[key])
+        for key in ("se_tau2",) + _PROFILE:
+            if key in res:
+                res[key] = np.where(one, np.nan, res[key])
+    if n_none:  # no study, or moderators the present studies cannot identify
+        for key, val in res.items():
+            if val.dtype.kind == "f" and key not in ("q_df",):
+                res[key] = np.where(none.reshape((-1,) + (1,) * (val.ndim - 1)), np.nan, val)
+    return {key: val for key, val in res.items() if key in want}
+
+
+def _coefficients(res, c, gam, vb, test, df, crit, want, btt):
+    """Coefficients, their tests and Q_M in the original columns of X."""
+    beta, V = c.d.to_original(gam, vb)
+    se = np.sqrt(c.d.diag(V))
+    res["coef"], res["coef_se"], res["vcov"] = beta.T, se.T, V.transpose(2, 0, 1)
+    if want & {"coef_stat", "coef_p"}:
+        stat = beta / se
+        res["coef_stat"] = stat.T
+        res["coef_p"] = pvalue(test, stat, df).T
+    if crit is not None:
+        res["coef_ci_lb"], res["coef_ci_ub"] = (beta - crit * se).T, (beta + crit * se).T
+    if want & {"qm", "qm_p", "qm_df", "qm_df2"}:
+        m = len(btt)
+        qm = wald(beta, V, btt)
+        n = c.n
+        if test == "z":
+            res["qm"], res["qm_p"] = qm, chi2_sf(np.full(n, m), qm)
+            res["qm_df2"] = np.full(n, np.nan)
+        else:
+            f = qm / m
+            with np.errstate(invalid="ignore"):
+                res["qm"], res["qm_p"] = f, special.fdtrc(m, np.maximum(df, 1), f)
+            res["qm_df2"] = df.astype(float)
+        res["qm_df"] = np.full(n, m)

@@ -273,14 +273,14 @@ def make_design(X, k: int, B: int | None = None):
         Q, R = np.linalg.qr(X)
         d = np.abs(np.diag(R))
         if X.shape[1] > X.shape[0] or d.min() <= 1e-10 * max(d.max(), 1e-300):
-            raise InputError(f"X: the {X.shape[1]} columns are linearly dependent (the design "
-                             "is not of full column rank); drop redundant moderators")
+            raise InputError(f"X: the {X.shape[1]} columns are collinear (the design is not of "
+                             "full column rank); drop redundant moderators")
         return Matrix(Q, R)
     Q, R = np.linalg.qr(X)  # stacked: (B, k, p), (B, p, p)
     d = np.abs(np.diagonal(R, axis1=1, axis2=2))
     if X.shape[2] > X.shape[1] or np.any(d.min(1) <= 1e-10 * np.maximum(d.max(1), 1e-300)):
         bad = int(np.argmax(d.min(1) <= 1e-10 * np.maximum(d.max(1), 1e-300)))
-        raise InputError(f"X: the design of row {bad} is not of full column rank; "
-                         "drop redundant moderators")
+        raise InputError(f"X: the columns of row {bad}'s design are collinear (not of full "
+                         "column rank); drop redundant moderators")
     return Matrix(np.ascontiguousarray(Q.transpose(1, 2, 0)),
                   np.ascontiguousarray(R.transpose(1, 2, 0)))

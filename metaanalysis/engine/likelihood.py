@@ -61,6 +61,7 @@ import numpy as np
 
 from metaanalysis.engine.design import colsum
 from metaanalysis.engine.roots import solve_decreasing
+from metaanalysis.engine.wls import wls
 
 __all__ = ["lik_terms", "loglik", "score_bound_hi", "tau2_lik"]
 
@@ -70,23 +71,12 @@ _MIN_WIDTH = 1e-3  # stop subdividing below this width in s
 _ROUNDS = 40
 
 
-def _wls(d, y, v, t):
-    """Weights, (X'WX)⁻¹, WLS coefficients, residuals at τ² = t (per row)."""
-    w = v + t
-    np.reciprocal(w, out=w)
-    S = d.gram(w)
-    A = d.inv(S)
-    gam = d.mv(A, d.xtz(w, y))
-    r = y - d.xb(gam)
-    return w, S, A, gam, r
-
-
 def lik_terms(d, y, v, t, reml, order=1, want_q=False):
     """``(A₂, B₁)``, with ``order=2`` also ``(A₃, B₂)``, with 3 also ``(A₄, B₃)``.
 
     ``want_q`` appends ``Q = y'Py`` (the generalised Q_E at τ² = t).
     """
-    w, S, A, gam, r = _wls(d, y, v, t)
+    w, S, A, gam, r = wls(d, y, v, t)
     u = r * w
     a2 = colsum(u, u)
     sw = S if d.intercept else colsum(w)
@@ -127,7 +117,7 @@ def lik_terms(d, y, v, t, reml, order=1, want_q=False):
 
 def loglik(d, y, v, t, reml):
     """(Restricted) log-likelihood in τ² up to a constant per row (for comparisons)."""
-    w, S, A, gam, r = _wls(d, y, v, t)
+    w, S, A, gam, r = wls(d, y, v, t)
     pos = w > 0
     lw = np.log(w, out=np.zeros_like(w), where=pos)
     ll = 0.5 * colsum(lw) - 0.5 * colsum(w * r, r)

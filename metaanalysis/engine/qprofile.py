@@ -1,19 +1,21 @@
-"""Q-profile confidence intervals for τ² and I² (Viechtbauer 2007).
+"""Roots of the generalised Q equation: Paule–Mandel estimators and Q-profile intervals.
 
-The generalised Q statistic ``Q(τ²) = Σ w (y − μ_w)²`` with ``w = 1/(v + τ²)``
-follows a χ² distribution with k − 1 degrees of freedom at the true τ² and is
-strictly decreasing in τ².  The interval is ``{τ² : χ²_{α/2} ≤ Q(τ²) ≤ χ²_{1−α/2}}``:
+The generalised Q statistic ``Q(τ²) = y'Py`` (Q_E with moderators; ``Σw(y −
+μ_w)²`` without) follows a χ² distribution with k − p degrees of freedom at
+the true τ² and is strictly decreasing in τ², so ``Q(τ²) = c`` has at most one
+root (:func:`q_root`).  The Q-profile interval (Viechtbauer 2007) is
+``{τ² : χ²_{α/2} ≤ Q(τ²) ≤ χ²_{1−α/2}}``:
 
-* lower limit: the root of ``Q(τ²) = χ²_{1−α/2, k−1}``, or 0 when ``Q(0)`` is
+* lower limit: the root of ``Q(τ²) = χ²_{1−α/2, k−p}``, or 0 when ``Q(0)`` is
   already below it;
-* upper limit: the root of ``Q(τ²) = χ²_{α/2, k−1}``, or 0 when ``Q(0)`` is
+* upper limit: the root of ``Q(τ²) = χ²_{α/2, k−p}``, or 0 when ``Q(0)`` is
   below it.
 
 As in metafor's ``confint.rma.uni``, the search is limited to
 ``[0, max(100, 10 τ̂²)]``; a limit beyond that is reported as the bound itself
 (flagged, so results can say so).  The interval therefore does not depend on
-the estimator, except through that bound.  The I² interval maps the τ² limits
-with the same typical within-study variance as I² itself.
+the estimator, except through that bound.  I² and H² intervals map the τ²
+limits with the same typical within-study variance as I² and H² themselves.
 
 Viechtbauer W (2007). Confidence intervals for the amount of heterogeneity in
 meta-analysis. Stat Med 26:37–52.
@@ -21,9 +23,10 @@ meta-analysis. Stat Med 26:37–52.
 Examples
 --------
 >>> import numpy as np
->>> from metaanalysis.engine.qprofile import tau2_ci
->>> y = np.array([[0.1, 0.5, 0.9, -0.3]]); v = np.full((1, 4), 0.02)
->>> lb, ub, ok, capped = tau2_ci(y, v, np.isfinite(y), np.array([0.2]))
+>>> from metaanalysis.engine.design import Intercept
+>>> from metaanalysis.engine.wls import Chunk
+>>> c = Chunk(Intercept(), np.array([[0.1], [0.5], [0.9], [-0.3]]), np.full((4, 1), 0.02))
+>>> lb, ub, ok, capped = tau2_ci(c, np.array([0.2]))
 >>> bool(lb[0] < 0.2 < ub[0])
 True
 """
@@ -33,75 +36,136 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from metaanalysis.engine.tau2 import _count, _q_root, clean, q_stat
+from metaanalysis.engine.roots import _count, solve_decreasing
+from metaanalysis.engine.wls import q_terms
 
-__all__ = ["TAU2_MAX", "tau2_ci"]
+__all__ = ["TAU2_MAX", "q_root", "tau2_ci"]
 
 TAU2_MAX = 100.0
 
 
-def tau2_ci(yi, vi, mask, tau2, level: float = 0.95, *, q0=None, q_hat=None):
-    """Q-profile limits for τ² on a batch.
+def _g(d):
+    def g(t, y, v, ita, *arrs):
+        # 1/Q is close to linear in τ² (exactly so for equal vi and X = 1):
+        # Halley's method on f = 1/target − 1/Q(τ²) converges in two or three
+        # steps.  f' = Q'/Q² = −a₂/Q², and the Halley slope f' − f f''/(2f')
+        # simplifies, with a = a₂/Q, to −(a/Q + f (a − a₃/a₂)).
+        q, a2, a3 = q_terms(d.with_arrays(arrs), y, v, t, 2)
+        iq = 1.0 / q
+        f = ita - iq
+        a = a2 * iq
+        return f, -(a * iq + f * (a - a3 / a2))
+
+    return g
+
+
+def q_root(c, target, x0=None, cap=None):
+    """Solve ``Q(τ²) = target`` per row of the chunk ``c``; 0 where ``Q(0) ≤ target``.
+
+    ``cap``: solutions above it are returned as ``cap`` (flagged).
+    Returns ``(tau2, converged, hit_cap)``.
+    """
+    n = c.n
+    target = np.broadcast_to(np.asarray(target, dtype=float), (n,))
+    q0 = c.q0
+    # target 0 (no residual df): Q is 0 up to rounding, and no τ² can lower it further
+    up = (q0 > target) & (target > 0)
+    n_up = _count(up)
+    out, conv, hit = np.zeros(n), np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+    if n_up == 0:
+        return out, conv, hit
+    every = n_up == n
+    cc = c if every else c.take(np.flatnonzero(up))
+    act = None if every else np.flatnonzero(up)
+    ta = target if every else target[act]
+    # Q(τ²) ≤ RSS_ols/(v_min + τ²) < target beyond RSS_ols/target
+    hi = cc.rss_ols / ta * (1 + 1e-9) + 1e-300
+    d = cc.d
+    data = (cc.y, cc.v, 1.0 / ta) + d.arrays()
+    g = _g(d)
+    lo = np.zeros(hi.shape[0])
+    beyond = None
+    if cap is not None:
+        capa = np.broadcast_to(np.asarray(cap, dtype=float), (n,))
+        capa = capa if every else capa[act]
+        if _count(hi > capa):  # else every root lies below the cap
+            qc, _ = g(capa, *data)
+            beyond = qc >= 0
+            lo[beyond] = capa[beyond]  # root beyond the cap: nothing to solve
+        hi = np.minimum(hi, capa)
+    if x0 is None:
+        start = lo
+    else:
+        start = np.broadcast_to(np.asarray(x0, dtype=float), (n,))
+        start = start if every else start[act]
+        start = np.where((start >= 0) & (start < hi), start, lo)
+    vmin = np.minimum.reduce(cc.v, 0)
+    x, ok = solve_decreasing(g, data, lo, hi, start, scale=vmin * 1e-6, quadratic=True,
+                             row_axis=-1)
+    h = np.zeros(x.shape[0], dtype=bool)
+    if beyond is not None:
+        x = np.where(beyond, hi, x)
+        ok = ok | beyond
+        h = beyond
+    if every:
+        return x, ok, h
+    out[act], conv[act], hit[act] = x, ok, h
+    return out, conv, hit
+
+
+def chi2_quantiles(df, level):
+    """χ² quantiles (upper α/2, lower α/2) per row: the Q-profile targets."""
+    alpha = 1.0 - level
+    d = np.maximum(df, 1).astype(float)
+    return special.chdtri(d, 0.5 * alpha), special.chdtri(d, 1.0 - 0.5 * alpha)
+
+
+def tau2_ci(c, tau2, level: float = 0.95, *, q_hat=None):
+    """Q-profile limits for τ² on the rows of the chunk ``c``.
 
     Parameters
     ----------
-    yi, vi : ndarray, shape (B, k)
-    mask : ndarray of bool, shape (B, k)
-        ``True`` where a study is present.
-    tau2 : ndarray, shape (B,)
-        The point estimate (used for the search bound ``max(100, 10 τ̂²)`` and
-        to start the search).
+    c : :class:`~metaanalysis.engine.wls.Chunk`
+    tau2 : ndarray (n,)
+        The point estimate (for the search bound ``max(100, 10 τ̂²)`` and the start).
     level : float
-        Confidence level.
-    q0, q_hat : ndarray, shape (B,), optional
-        Q(0) and Q(τ̂²) when the caller has them already (computed otherwise).
+    q_hat : ndarray (n,), optional
+        Q(τ̂²) when the caller has it.
 
     Returns
     -------
-    lb, ub : ndarray (B,)
-        NaN for rows with k < 2.
-    converged : ndarray of bool (B,)
-    capped : ndarray of bool (B,)
-        ``True`` where the upper limit hit the search bound.
+    lb, ub : ndarray (n,)
+        NaN where k − p < 1.
+    converged, capped : ndarray of bool (n,)
+        ``capped``: the upper limit is the search bound.
 
     Notes
     -----
-    1/Q(τ²) is nearly linear in τ² (exactly so for equal vi), so each search
-    starts where the secant of 1/Q through τ² = 0 and τ² = τ̂² reaches its
-    target (the tangent at 0 when τ̂² = 0), usually within a few percent of
-    the root.
+    1/Q(τ²) is nearly linear in τ², so each search starts where the secant of
+    1/Q through τ² = 0 and τ̂² reaches its target (the tangent at 0 when τ̂² = 0).
     """
-    y, v, m, k = clean(yi, vi, mask)
-    B = y.shape[0]
-    alpha = 1.0 - level
-    df = np.maximum(k - 1, 1).astype(float)
-    # row 0: upper α/2 quantile -> lower limit; row 1: lower α/2 quantile -> upper limit
-    target = special.chdtri(df, np.array([[0.5 * alpha], [1.0 - 0.5 * alpha]]))
-    t_hat = np.fmax(np.asarray(tau2, float), 0.0)  # NaN -> 0
+    n = c.n
+    df = c.k - c.p
+    t_lo, t_hi = chi2_quantiles(df, level)  # Q = t_lo -> lower limit of τ²
+    t_hat = np.fmax(np.asarray(tau2, dtype=float), 0.0)  # NaN -> 0
     cap = np.maximum(TAU2_MAX, 10.0 * t_hat)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if q0 is None:
-            q0, dq0 = q_stat(y, v, m)
-        else:
-            dq0 = None
+        q0 = c.q0
         if q_hat is None:
-            q_hat, _ = q_stat(y, v, m, t_hat)
+            q_hat, _ = q_terms(c.d, c.y, c.v, t_hat)
         iq0 = 1.0 / q0
         slope = (1.0 / q_hat - iq0) / t_hat
         flat = ~(t_hat > 0)
         if _count(flat):  # τ̂² = 0: the tangent of 1/Q at 0
-            if dq0 is None:
-                _, dq0 = q_stat(y, v, m)
+            _, dq0 = q_terms(c.d, c.y, c.v, 0.0)
             np.copyto(slope, dq0 * iq0 * iq0, where=flat)
-        x0 = ((1.0 / target - iq0) / slope).ravel()
-    # both limits in one vectorised solve: the batch stacked twice
-    t, conv, hit = _q_root(
-        np.concatenate([y, y]), np.concatenate([v, v]), np.concatenate([m, m]), target.ravel(),
-        x0=x0, cap=np.concatenate([cap, cap]), q0=np.concatenate([q0, q0]),
-    )
-    lb, ub = t[:B], t[B:]
-    bad = k < 2
+        x0 = np.concatenate([(1.0 / t_lo - iq0) / slope, (1.0 / t_hi - iq0) / slope])
+    # both limits in one vectorised solve: the rows stacked twice
+    t, conv, hit = q_root(c.tile2(), np.concatenate([t_lo, t_hi]), x0=x0,
+                          cap=np.concatenate([cap, cap]))
+    lb, ub = t[:n], t[n:]
+    bad = df < 1
     if _count(bad):
         lb = np.where(bad, np.nan, lb)
         ub = np.where(bad, np.nan, ub)
-    return lb, ub, conv[:B] & conv[B:], hit[B:] & ~bad
+    return lb, ub, conv[:n] & conv[n:], hit[n:] & ~bad

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metaanalysis.engine.mixed import CORE_METHODS, fit_mixed
+from metaanalysis import engine
 from metaanalysis.errors import InputError, StatisticalWarning
 from metaanalysis.formatting import (
     ci,
@@ -227,25 +227,24 @@ def _regression_test(res, model: str, predictor: str, name: str) -> RegressionTe
         # Weighted least squares with an estimated multiplicative dispersion:
         # exactly a common-effect meta-regression with a Knapp-Hartung factor.
         method, test = "lm", "t"
-        out = fit_mixed(y, v, X, method="EE", test="knha", level=level)
+        out = engine.fit(y, v, X=X, method="EE", test="knha", level=level, qprofile=False)
         df: float | None = float(k - 2)
     else:
         method = getattr(res, "method", "REML")
         method = "EE" if method == "FE" else method
-        if method not in CORE_METHODS:
+        if method not in engine.METHODS:
             raise InputError(f"{name} with model='rma' refits the model with the τ² estimator of "
-                             f"the result ({method!r}), which meta-regression does not offer; "
-                             f"pool with one of {', '.join(m for m in CORE_METHODS if m != 'FE')} "
-                             "or use model='lm'")
+                             f"the result ({method!r}), which the engine does not offer; "
+                             f"pool with one of {', '.join(engine.METHODS)} or use model='lm'")
         test = getattr(res, "test", "z")
-        out = fit_mixed(y, v, X, method=method, test=test, level=level)
+        out = engine.fit(y, v, X=X, method=method, test=test, level=level, qprofile=False)
         df = float(k - 2) if test != "z" else None
     return RegressionTestResult(
         name=name, model=model, predictor=predictor, method=method, test=test, level=level,
-        k=k, stat=float(out["stat"][0, 1]), p=float(out["p"][0, 1]), df=df,
-        slope=float(out["beta"][0, 1]), slope_se=float(out["se"][0, 1]),
-        limit_estimate=float(out["beta"][0, 0]), limit_se=float(out["se"][0, 0]),
-        limit_ci_lb=float(out["ci_lb"][0, 0]), limit_ci_ub=float(out["ci_ub"][0, 0]),
+        k=k, stat=float(out["coef_stat"][0, 1]), p=float(out["coef_p"][0, 1]), df=df,
+        slope=float(out["coef"][0, 1]), slope_se=float(out["coef_se"][0, 1]),
+        limit_estimate=float(out["coef"][0, 0]), limit_se=float(out["coef_se"][0, 0]),
+        limit_ci_lb=float(out["coef_ci_lb"][0, 0]), limit_ci_ub=float(out["coef_ci_ub"][0, 0]),
         tau2=float(out["tau2"][0]), notes=tuple(notes), x=x, yi=y)
 
 
@@ -432,6 +431,8 @@ def _k0_estimate(centered: np.ndarray, estimator: str) -> float:
         sr = signed[signed > 0].sum()  # Wilcoxon statistic T_n
         k0 = (4.0 * sr - k * (k + 1)) / (2.0 * k - 1.0)
     else:  # R0: length of the rightmost run of positive ranks, minus one
+        if not np.any(signed > 0):  # no study right of the centre (e.g. all identical)
+            return 0.0
         neg = -signed[signed < 0]
         k0 = (k - (neg.max() if neg.size else 0)) - 1.0
     return max(0.0, float(k0))
@@ -472,7 +473,6 @@ def trim_and_fill(res, estimator: str = "L0", side: str | None = None,
     >>> res = ma.pool([0.1, 0.3, 0.35, 0.2, 0.6], [0.01, 0.02, 0.015, 0.03, 0.08], method="DL")
     >>> ma.trim_and_fill(res).k0  # doctest: +SKIP
     """
-    from metaanalysis import engine
     from metaanalysis.models.pooling import pool
 
     if estimator not in ("L0", "R0"):
@@ -488,12 +488,11 @@ def trim_and_fill(res, estimator: str = "L0", side: str | None = None,
     test = getattr(res, "test", "z")
     level = float(getattr(res, "level", 0.95))
     if side is None:
+        # metafor: the sign of the slope of rma(yi, vi, mods = sqrt(vi)) with the fit's
+        # own τ² estimator
         m = "EE" if method == "FE" else method
-        if m not in CORE_METHODS:
-            m = "REML"
-            notes.append(f"Side chosen from a REML regression ({method} is not offered for "
-                         "meta-regression).")
-        slope = fit_mixed(y, v, np.column_stack([np.ones(k), np.sqrt(v)]), method=m)["beta"][0, 1]
+        slope = engine.fit(y, v, X=np.column_stack([np.ones(k), np.sqrt(v)]), method=m,
+                           qprofile=False, outputs=("coef",))["coef"][0, 1]
         side = "right" if slope < 0 else "left"
         side_chosen = f"chosen from the sign of the Egger regression slope ({num(slope)})"
     else:

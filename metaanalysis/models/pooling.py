@@ -128,7 +128,8 @@ def pool(
     notes = []
     if k == 1:
         notes.append(
-            "k = 1: the pooled estimate is the single study; heterogeneity (τ², I², H², Q test) is undefined"
+            "k = 1: the pooled estimate is the single study; heterogeneity cannot be estimated "
+            "(τ² = 0, I² = 0, H² = 1, Q = 0 with p = 1, as metafor reports)"
         )
     if out["tau2_ci_capped"].item(0):
         notes.append(
@@ -168,8 +169,14 @@ def pool_many(
     scheduler: str | None = None,
     compute: bool | None = None,
     nan_policy: str = "raise",
-) -> BatchResult:
+    mods=None,
+    btt=None,
+):
     """Pool many independent meta-analyses at once (one vectorised engine call).
+
+    With ``mods``, fit many meta-regressions at once instead (the same engine
+    with a design matrix; PyMARE's core use case): one design shared by every
+    row, or one per row.
 
     Parameters
     ----------
@@ -201,9 +208,19 @@ def pool_many(
         ``BatchResult.omitted`` counts them per row; the summary says how many.
         As in scipy, where ``nan_policy`` has the same two meanings.
 
+    mods : array_like or DataFrame, optional
+        Moderators: ``(k,)`` or ``(k, q)`` (or a DataFrame of k rows, categorical
+        columns dummy coded as :func:`metaanalysis.meta_regression` does) shared
+        by every row, or ``(batch, k, q)``, one design per row.  An intercept is
+        added.  Not available on the Dask path.
+    btt : sequence of int, optional
+        With ``mods``: coefficients in the omnibus test Q_M (default: all but
+        the intercept).
+
     Returns
     -------
-    BatchResult (or DaskBatchResult)
+    BatchResult (or DaskBatchResult); with ``mods`` a
+    :class:`~metaanalysis.models.regression.BatchRegressionResult`.
 
     Raises
     ------
@@ -221,11 +238,27 @@ def pool_many(
     >>> y = np.array([[0.1, 0.3, np.inf], [0.2, 0.4, 0.1]])
     >>> ma.pool_many(y, np.full((2, 3), 0.02), nan_policy="omit").omitted.tolist()
     [1, 0]
+    >>> x = np.arange(10.0)
+    >>> reg = ma.pool_many(rng.normal(size=(500, 10)) + 0.1 * x, np.full((500, 10), 0.5),
+    ...                    mods=x, method="DL")
+    >>> reg.coef.shape, reg.names
+    ((500, 2), ('intrcpt', 'mod'))
     """
     if nan_policy not in NAN_POLICIES:
         raise InputError(f"nan_policy: got {nan_policy!r}; expected 'raise' or 'omit'")
-    if (chunks is not None or client is not None or scheduler is not None
-            or distributed.is_dask_array(yi) or distributed.is_dask_array(vi)):
+    dask = (chunks is not None or client is not None or scheduler is not None
+            or distributed.is_dask_array(yi) or distributed.is_dask_array(vi))
+    if mods is not None:
+        if dask:
+            raise InputError("mods: batch meta-regression is not available on the Dask path; "
+                             "expected pool_many without chunks=/client=/scheduler=")
+        from metaanalysis.models.regression import pool_many_regression
+
+        data = check_batch(yi, vi, nan_policy=nan_policy)
+        return pool_many_regression(data.yi, data.vi, mods, method=method, test=test,
+                                    level=level, qprofile=qprofile, btt=btt,
+                                    omitted=data.omitted)
+    if dask:
         if nan_policy != "raise":
             raise InputError("nan_policy: 'omit' is not available on the Dask path; expected "
                              "'raise' there (or pool_many without chunks=/client=/scheduler=)")

@@ -63,17 +63,11 @@ def _describe(res, analysis: str) -> str:
 
 def fit_masked(res, yi, vi, include, *, qprofile=False, outputs="all"):
     """One engine call on the batch of subsets given by the boolean ``include`` (B, k)."""
-    fits = engine.fit(yi, vi, mask=include, method=res.method, test=getattr(res, "test", "z"),
+    # a subset of one study: τ² = 0, I² = 0 %, H² = 1, Q = 0 (p = 1), as metafor's
+    # leave1out/cumul/gosh (the engine's k = 1 conventions)
+    return engine.fit(yi, vi, mask=include, method=res.method, test=getattr(res, "test", "z"),
                       level=getattr(res, "level", 0.95), tau2=None, qprofile=qprofile,
                       outputs=outputs)
-    # a subset of one study: the engine leaves heterogeneity undefined (NaN); report
-    # it as metafor's leave1out/cumul/gosh do: τ² = 0, I² = 0 %, H² = 1
-    one = np.asarray(fits["k"]) == 1
-    if one.any():
-        fits = dict(fits)
-        for key, value in (("tau2", 0.0), ("i2", 0.0), ("h2", 1.0)):
-            fits[key] = np.where(one, value, fits[key])
-    return fits
 
 
 def _tag(df, res, analysis):

@@ -19,9 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from metaanalysis.engine.mixed import CORE_METHODS, fit_mixed
 from metaanalysis.errors import InputError
 from metaanalysis.formatting import (
     ci,
@@ -198,37 +196,34 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
         est = np.array([fitted[lv].estimate for lv in levels])
         se = np.array([fitted[lv].se for lv in levels])
         between = engine.fit(est[None, :], (se**2)[None, :], method="EE", test="z",
-                             qprofile=False)
+                             qprofile=False, outputs=("q", "q_p"))
         qb = float(between["q"][0])
         qb_df = len(levels) - 1
-        qb_p = float(stats.chi2.sf(qb, qb_df))
+        qb_p = float(between["q_p"][0])
         qb_df2 = None
         tau2_common = None
         small = [str(lv) for lv in levels if fitted[lv].k < 2]
         if small:
             notes.append(f"Subgroups with a single study (no τ² estimate): {', '.join(small)}.")
     else:
-        if method not in CORE_METHODS:
-            raise InputError(f"tau2='common' estimates τ² by meta-regression, which does not offer "
-                             f"method={method!r}; expected one of "
-                             f"{', '.join(m for m in CORE_METHODS if m != 'FE')}")
         reg = meta_regression(y, v, pd.DataFrame({"group": cat}), method=method, test=test,
                               level=level)
         qb, qb_df, qb_p = reg.qm, reg.qm_df, reg.qm_p
         qb_df2 = reg.qm_df2 if test != "z" else None
         tau2_common = reg.tau2
         Xg = np.column_stack([masks[lv].astype(float) for lv in levels])
-        cell = fit_mixed(y, v, Xg, method=method, test=test, level=level,
-                         tau2=np.array([tau2_common]))
+        # cell means with the common τ² (metafor: mods = ~ factor(g) - 1, tau2 fixed)
+        cell = engine.fit(y, v, X=Xg, method=method, test=test, level=level,
+                          tau2=np.array([tau2_common]), qprofile=False)
         for j, lv in enumerate(levels):
             mk = masks[lv]
             base = _fit(mk, list(lab[mk]))
             fixed = engine.fit(y[mk][None, :], v[mk][None, :], method=method, test="z",
                                level=level, tau2=np.array([tau2_common]), qprofile=False)
             fitted[lv] = base.with_(
-                estimate=float(cell["beta"][0, j]), se=float(cell["se"][0, j]),
-                stat=float(cell["stat"][0, j]), p=float(cell["p"][0, j]),
-                ci_lb=float(cell["ci_lb"][0, j]), ci_ub=float(cell["ci_ub"][0, j]),
+                estimate=float(cell["coef"][0, j]), se=float(cell["coef_se"][0, j]),
+                stat=float(cell["coef_stat"][0, j]), p=float(cell["coef_p"][0, j]),
+                ci_lb=float(cell["coef_ci_lb"][0, j]), ci_ub=float(cell["coef_ci_ub"][0, j]),
                 tau2=tau2_common, i2=float(fixed["i2"][0]), h2=float(fixed["h2"][0]),
                 pi_lb=float(fixed["pi_lb"][0]), pi_ub=float(fixed["pi_ub"][0]),
                 weights=np.asarray(fixed["weights"][0], float),

@@ -49,6 +49,7 @@ __all__ = ["METHOD_NAMES", "TEST_NAMES", "BatchResult", "PoolResult"]
 SCALARS = (
     "k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "tau2", "se_tau2",
     "tau2_ci_lb", "tau2_ci_ub", "i2", "i2_ci_lb", "i2_ci_ub", "h2", "q", "q_df", "q_p",
+    "h2_ci_lb", "h2_ci_ub",
 )  # fmt: skip
 
 
@@ -132,6 +133,8 @@ class PoolResult(Displayed):
     unit: str | None = None
     notes: tuple = ()
     data: pd.DataFrame | None = FrameField()
+    h2_ci_lb: float = math.nan  # Q-profile interval of H² (as metafor's confint)
+    h2_ci_ub: float = math.nan
 
     def __post_init__(self):
         freeze_arrays(self)
@@ -326,6 +329,8 @@ class BatchResult(Displayed):
     vi: np.ndarray
     qprofile: bool = False
     omitted: np.ndarray | None = None
+    h2_ci_lb: np.ndarray | None = None  # Q-profile interval of H²
+    h2_ci_ub: np.ndarray | None = None
 
     def __post_init__(self):
         freeze_arrays(self)

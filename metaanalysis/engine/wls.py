@@ -1,0 +1,151 @@
+"""Weighted least squares on a chunk of rows: the quantities every estimator uses.
+
+A :class:`Chunk` holds the rows of a batch in the engine's layout ``(k, n)``
+(rows on the last axis; an absent study has ``v = inf``, ``y = 0`` and
+presence ``m = 0``) with its design (:mod:`metaanalysis.engine.design`), and
+caches the fit at τ² = 0 (Q_E, tr P, Σw), shared by DerSimonian–Laird,
+Hunter–Schmidt, I², H² and the Q test.
+
+With ``W = diag(w)``, ``w = 1/(v + τ²)`` and ``P = W − WX(X'WX)⁻¹X'W``:
+``Q(τ²) = y'Py`` is the generalised Q (Q_E with moderators), decreasing in τ²,
+with ``dQ/dτ² = −y'P²y`` and ``d²Q/dτ² = 2 y'P³y``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from metaanalysis.engine.design import Intercept
+>>> c = Chunk(Intercept(), np.array([[0.1], [0.3], [0.35]]), np.array([[0.01], [0.02], [0.015]]))
+>>> round(float(c.q0[0]), 4), int(c.k[0])
+(2.8846, 3)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metaanalysis.engine.design import colsum
+
+__all__ = ["Chunk", "q_terms", "trace_pdpd", "wls"]
+
+
+def wls(d, y, v, t):
+    """Weights, X'WX, its inverse, coefficients (in the design's basis) and residuals
+    at τ² = ``t`` (a number or one value per row)."""
+    w = v + t
+    np.reciprocal(w, out=w)
+    S = d.gram(w)
+    A = d.inv(S)
+    gam = d.mv(A, d.xtz(w, y))
+    r = y - d.xb(gam)
+    return w, S, A, gam, r
+
+
+def q_terms(d, y, v, t, order=1):
+    """``Q(τ²)``, ``y'P²y`` (= −dQ/dτ²) and, with ``order=2``, ``y'P³y`` (= ½ d²Q/dτ²)."""
+    w, S, A, gam, r = wls(d, y, v, t)
+    u = r * w
+    q = colsum(u, r)
+    a2 = colsum(u, u)
+    if order < 2:
+        return q, a2
+    c = d.xtz(w, u)
+    return q, a2, colsum(u * w, u) - d.dot(c, d.mv(A, c))
+
+
+def trace_pdpd(d, w, A, d1=None, d2=None):
+    """tr(P D₁ P D₂) for P = W − WXAX'W (A = (X'WX)⁻¹) and diagonal D₁, D₂
+    (``None`` = identity; diagonals as (k, n) arrays, 0 where absent):
+    Σw²d₁d₂ − 2 tr(A X'W³D₁D₂X) + tr(A X'W²D₁X A X'W²D₂X)."""
+    w2 = w * w
+    e1 = w2 if d1 is None else w2 * d1  # W²D₁
+    e12 = e1 if d2 is None else e1 * d2  # W²D₁D₂
+    G1 = d.gram(e1)
+    G2 = G1 if d2 is d1 else d.gram(w2 if d2 is None else w2 * d2)
+    return (colsum(e12) - 2 * d.tr(d.mm(A, d.gram(e12, w)))
+            + d.tr(d.mm(d.mm(A, G1), d.mm(A, G2))))
+
+
+class Chunk:
+    """Rows of a batch in the engine's layout, with cached quantities at τ² = 0.
+
+    Parameters
+    ----------
+    d : design
+    y, v : ndarray (k, n)
+        Effects (0 where absent) and variances (``inf`` where absent).
+    m : ndarray (k, n), optional
+        Presence, 1.0 or 0.0 (default: every study present).
+
+    Cached (rows on the last axis, carried over by :meth:`take` and
+    :meth:`tile2`): ``w0`` = 1/v, ``a0`` = (X'V⁻¹X)⁻¹, ``q0`` = Q_E(0),
+    ``sw0`` = Σ1/v, ``trp0`` = tr P at τ² = 0; ``a_ols`` and ``rss_ols`` of the
+    unweighted least-squares fit.
+    """
+
+    def __init__(self, d, y, v, m=None):
+        self.d = d
+        self.y = y
+        self.v = v
+        self.full = m is None
+        self.m = np.ones_like(y) if m is None else m
+        self.k = (np.full(y.shape[1], y.shape[0], dtype=np.intp) if m is None
+                  else np.count_nonzero(m, axis=0))
+        self.p = d.p
+        self._c: dict = {}
+
+    @property
+    def n(self) -> int:
+        return self.y.shape[1]
+
+    @property
+    def vz(self):
+        """Variances with 0 where absent."""
+        if "vz" not in self._c:
+            self._c["vz"] = self.v if self.full else np.where(self.m > 0, self.v, 0.0)
+        return self._c["vz"]
+
+    def _get(self, key):
+        if key not in self._c:
+            if key in ("a_ols", "rss_ols"):
+                d = self.d
+                A = d.inv(d.gram(self.m))
+                r = self.y - d.xb(d.mv(A, d.xtz(self.m, self.y)))
+                r *= self.m
+                self._c.update(a_ols=A, rss_ols=colsum(r, r))
+            else:
+                w, S, A, gam, r = wls(self.d, self.y, self.v, 0.0)
+                sw = colsum(w)
+                self._c.update(w0=w, a0=A, q0=colsum(w * r, r), sw0=sw,
+                               trp0=sw - self.d.tr(self.d.mm(A, self.d.gram(w, w))))
+        return self._c[key]
+
+    w0 = property(lambda self: self._get("w0"), doc="1/v (0 where absent)")
+    a0 = property(lambda self: self._get("a0"), doc="(X'V⁻¹X)⁻¹, in the design's basis")
+    q0 = property(lambda self: self._get("q0"), doc="Q_E at τ² = 0 (Cochran's Q)")
+    sw0 = property(lambda self: self._get("sw0"), doc="Σ 1/vᵢ")
+    trp0 = property(lambda self: self._get("trp0"), doc="tr P at τ² = 0")
+    rss_ols = property(lambda self: self._get("rss_ols"),
+                       doc="residual sum of squares of the unweighted fit")
+
+    def ols(self):
+        """(X'MX)⁻¹ and the residual sum of squares of the unweighted fit."""
+        return self._get("a_ols"), self._get("rss_ols")
+
+    def take(self, idx):
+        """The rows ``idx`` as a new chunk, cached quantities carried over."""
+        c = Chunk(self.d.take(idx), self.y[:, idx], self.v[:, idx],
+                  None if self.full else self.m[:, idx])
+        c._c = {key: val[..., idx] for key, val in self._c.items()}
+        return c
+
+    def tile2(self):
+        """The rows twice (rows 0..n−1, then again), cached quantities carried over."""
+        def cat(a):
+            return np.concatenate([a, a], axis=-1)
+
+        d = self.d
+        if not d.shared:
+            d = d.with_arrays(tuple(cat(a) for a in d.arrays()))
+        c = Chunk(d, cat(self.y), cat(self.v), None if self.full else cat(self.m))
+        c._c = {key: cat(val) for key, val in self._c.items()}
+        return c
