@@ -37,10 +37,9 @@ import pandas as pd
 
 from metaanalysis import engine
 from metaanalysis.errors import ConvergenceWarning, InputError
-from metaanalysis.formatting import ci, num, pct, pval
+from metaanalysis.formatting import METHOD_NAMES, TEST_NAMES, ci, num, pct, pval
 from metaanalysis.frozen import readonly
 from metaanalysis.results.display import TextDisplay
-from metaanalysis.results.pool_result import METHOD_NAMES, TEST_NAMES
 
 __all__ = ["BatchRegressionResult", "MetaRegressionResult", "design_matrix", "meta_regression",
            "pool_many_regression"]
