@@ -33,6 +33,9 @@ Rosenthal R (1979). The "file drawer problem" and tolerance for null results.
 
 Orwin RG (1983). A fail-safe N for effect size in meta-analysis. *J Educ Stat*
 8:157-159.
+
+Rosenberg MS (2005). The file-drawer problem revisited: a general weighted method
+for calculating fail-safe numbers in meta-analysis. *Evolution* 59:464-468.
 """
 
 from __future__ import annotations
@@ -337,10 +340,11 @@ def begg_test(res) -> RankTestResult:
     Kendall's tau between the standardized deviates
     ``(yi - θ) / sqrt(vi - 1/Σw)``, θ the common-effect (inverse-variance)
     estimate and ``1/Σw`` its variance, and the sampling variances ``vi``.  The
-    p-value is exact (null distribution of Kendall's statistic) when k < 50 and
-    there are no ties; otherwise the normal approximation with the
-    tie-corrected variance (Kendall 1970) is used — the choices of R's
-    ``cor.test``, so the numbers agree with metafor's ``ranktest``.
+    p-value is exact (null distribution of Kendall's statistic) for any k when
+    there are no ties; with ties, the normal approximation with the
+    tie-corrected variance (Kendall 1970) — as metafor's ``ranktest``, which
+    calls R's ``cor.test(..., exact = TRUE)`` (dat.landenberger2005, k = 58:
+    p = 0.002408, where the normal approximation gives 0.002596).
 
     Examples
     --------
@@ -353,12 +357,11 @@ def begg_test(res) -> RankTestResult:
     if k < 3:
         raise InputError(f"Begg's test needs at least 3 studies, got k = {k}")
     notes = _warn_small_k(k, "Begg's test")
-    w = 1.0 / v
-    theta = np.sum(w * y) / np.sum(w)
-    vstar = v - 1.0 / np.sum(w)
-    z = (y - theta) / np.sqrt(vstar)
-    ties = np.unique(z).size < k or np.unique(v).size < k
-    exact = (k < 50) and not ties
+    # the common-effect estimate and its variance, from the engine
+    ee = engine.fit(y, v, method="EE", qprofile=False, outputs=("estimate", "se"))
+    theta, vb = float(ee["estimate"][0]), float(ee["se"][0]) ** 2
+    z = (y - theta) / np.sqrt(v - vb)
+    exact = np.unique(z).size == k and np.unique(v).size == k
     out = stats.kendalltau(z, v, method="exact" if exact else "asymptotic")
     return RankTestResult(k=k, tau=float(out.statistic), p=float(out.pvalue), exact=exact,
                           notes=tuple(notes))
@@ -491,10 +494,14 @@ def trim_and_fill(res, estimator: str = "L0", side: str | None = None,
         # metafor: the sign of the slope of rma(yi, vi, mods = sqrt(vi)) with the fit's
         # own τ² estimator
         m = "EE" if method == "FE" else method
-        slope = engine.fit(y, v, X=np.column_stack([np.ones(k), np.sqrt(v)]), method=m,
-                           qprofile=False, outputs=("coef",))["coef"][0, 1]
-        side = "right" if slope < 0 else "left"
-        side_chosen = f"chosen from the sign of the Egger regression slope ({num(slope)})"
+        if np.ptp(v) == 0:  # equal variances: no slope to estimate
+            side = "left"
+            side_chosen = "left: every study has the same variance, so there is no Egger slope"
+        else:
+            slope = engine.fit(y, v, X=np.column_stack([np.ones(k), np.sqrt(v)]), method=m,
+                               qprofile=False, outputs=("coef",))["coef"][0, 1]
+            side = "right" if slope < 0 else "left"
+            side_chosen = f"chosen from the sign of the Egger regression slope ({num(slope)})"
     else:
         side_chosen = "given"
     labels_all = getattr(res, "labels", None)
@@ -569,6 +576,11 @@ class FailSafeN(TextDisplay, int):
                      f"one-tailed alpha = {num(self.alpha, 2)}): {int(self)}"),
                      (f"Combined one-tailed p-value of the {self.k} observed studies: "
                      f"{pval(self.p)}")]
+        elif self.method == "rosenberg":
+            lines = [(f"Fail-safe N (Rosenberg 2005, weighted common-effect mean, two-tailed "
+                     f"alpha = {num(self.alpha, 2)}): {int(self)}"),
+                     (f"Weighted mean effect of the {self.k} observed studies: {num(self.mean)}, "
+                     f"p = {pval(self.p)}")]
         else:
             lines = [(f"Fail-safe N (Orwin 1983, {'weighted' if self.weighted else 'unweighted'} "
                      f"mean, target {num(self.target)}, missing studies averaging "
@@ -576,6 +588,11 @@ class FailSafeN(TextDisplay, int):
                      f"Observed mean effect of the {self.k} studies: {num(self.mean)}"]
         lines.extend(self.notes)
         return "\n".join(lines)
+
+
+def _whole(n: float) -> int:
+    """Round up, unless n is a whole number up to rounding (metafor's rule)."""
+    return round(n) if abs(n - round(n)) < 1.5e-8 else math.ceil(n)
 
 
 def fail_safe_n(res, method: str = "rosenthal", *, alpha: float = 0.05,
@@ -597,6 +614,11 @@ def fail_safe_n(res, method: str = "rosenthal", *, alpha: float = 0.05,
     ``target`` defaults to ``ȳ/2`` (an arbitrary choice; set it to an effect
     you would consider negligible).
 
+    ``method="rosenberg"`` (Rosenberg 2005): the number of studies with effect 0
+    and the average weight that make the common-effect (inverse-variance) mean
+    non-significant at two-sided ``alpha``: ``N = k (z²/z²_{1−α/2} − 1)``, z the
+    Wald statistic of the weighted mean, as metafor's ``fsn(type = "Rosenberg")``.
+
     Returns
     -------
     FailSafeN
@@ -609,8 +631,9 @@ def fail_safe_n(res, method: str = "rosenthal", *, alpha: float = 0.05,
     >>> int(ma.fail_safe_n(res))  # doctest: +SKIP
     """
     method = str(method).lower()
-    if method not in ("rosenthal", "orwin"):
-        raise InputError(f"method={method!r} is not known; expected 'rosenthal' or 'orwin'")
+    if method not in ("rosenthal", "orwin", "rosenberg"):
+        raise InputError(f"method={method!r} is not known; expected 'rosenthal', 'orwin' or "
+                         "'rosenberg'")
     if not (0 < alpha < 1):
         raise InputError(f"alpha must be between 0 and 1, got {alpha!r}")
     y, v, _ = _data(res, "Fail-safe N")
@@ -620,11 +643,26 @@ def fail_safe_n(res, method: str = "rosenthal", *, alpha: float = 0.05,
         zsum = np.sum(y / np.sqrt(v))
         p = float(stats.norm.sf(abs(zsum) / math.sqrt(k)))  # one-tailed, observed direction
         zcrit = stats.norm.ppf(1.0 - alpha)
-        n = max(0.0, zsum * zsum / zcrit**2 - k)
-        n = 0 if p >= alpha else math.ceil(n - 1e-9)
+        n = _whole(max(0.0, zsum * zsum / zcrit**2 - k))
         return FailSafeN(n, method="rosenthal", alpha=alpha, target=None, p=p, mean=None,
                          k=k, weighted=False, missing_mean=0.0, notes=tuple(notes))
-    mean = float(np.sum(y / v) / np.sum(1.0 / v)) if weighted else float(np.mean(y))
+    if method == "rosenberg":
+        # the common-effect (inverse-variance) mean and its z from the engine; N studies
+        # of weight mean(w) and effect 0 bring z to the two-sided critical value:
+        # N = k ((Σwy / z_{α/2})² − Σw)/Σw = k (z²/z²_{α/2} − 1)
+        ee = engine.fit(y, v, method="EE", qprofile=False, outputs=("estimate", "se"))
+        mean, se = float(ee["estimate"][0]), float(ee["se"][0])
+        z = mean / se
+        p = float(2 * stats.norm.sf(abs(z)))
+        zcrit = stats.norm.isf(alpha / 2)
+        n = _whole(max(0.0, k * (z * z / zcrit**2 - 1.0)))
+        return FailSafeN(n, method="rosenberg", alpha=alpha, target=None, p=p, mean=mean,
+                         k=k, weighted=True, missing_mean=0.0, notes=tuple(notes))
+    if weighted:  # the inverse-variance mean, from the engine
+        mean = float(engine.fit(y, v, method="EE", qprofile=False,
+                                outputs=("estimate",))["estimate"][0])
+    else:
+        mean = float(np.mean(y))
     if target is None:
         target = mean / 2.0
     target = float(target)
@@ -634,6 +672,6 @@ def fail_safe_n(res, method: str = "rosenthal", *, alpha: float = 0.05,
     if denom == 0:
         raise InputError(f"target ({target}) must differ from missing_mean ({missing_mean})")
     n = k * (mean - target) / denom
-    n = 0 if not np.isfinite(n) or n <= 0 else math.ceil(n - 1e-9)
+    n = 0 if not np.isfinite(n) or n <= 0 else _whole(n)
     return FailSafeN(n, method="orwin", alpha=alpha, target=target, p=None, mean=mean, k=k,
                      weighted=weighted, missing_mean=missing_mean, notes=tuple(notes))

@@ -475,8 +475,9 @@ def pool_glmm(events, total, *, level: float = 0.95, labels=None, unit: str | No
     logistic-model information).  The prediction interval is
     ``mu ± z sqrt(SE^2 + tau^2)`` and I², H² use the typical within-study variance of
     the logits, as metafor's ``rma.glmm``.  Heterogeneity is tested against the
-    common-effect logistic model with the Wald-type ``Q`` (stored in ``q``) and the
-    likelihood-ratio test (printed in ``notes``), each on ``k - 1`` df.
+    common-effect logistic model with the Wald-type ``Q`` (``q``, ``q_p``) and the
+    likelihood-ratio test (``q_lrt``, ``q_lrt_p``; metafor's ``QE.LRT``,
+    ``QEp.LRT``), each on ``k - 1`` df.
 
     Parameters
     ----------

@@ -135,6 +135,8 @@ class PoolResult(Displayed):
     data: pd.DataFrame | None = FrameField()
     h2_ci_lb: float = math.nan  # Q-profile interval of H² (as metafor's confint)
     h2_ci_ub: float = math.nan
+    q_lrt: float = math.nan  # GLMM only: likelihood-ratio test of heterogeneity (rma.glmm QE.LRT)
+    q_lrt_p: float = math.nan
 
     def __post_init__(self):
         freeze_arrays(self)
