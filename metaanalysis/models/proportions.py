@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 from scipy import optimize, special, stats
 
+from metaanalysis import engine
 from metaanalysis.effects.study_data import as_numbers, check_labels
 from metaanalysis.effects.transforms import PROPORTION_MEASURES as _PROPORTION_MEASURES
 from metaanalysis.engine.batch import check_level
@@ -277,24 +278,25 @@ def _glmm_core(x, n, level):
     )
     q_lrt = max(0.0, 2.0 * (ll_sat - ll_fe))
     inner = (x > 0) & (x < n)
-    if inner.sum() >= 1:
+    if inner.sum() >= 1:  # Cochran's Q of the study logits, weights n p (1 - p): the engine's
         yi = np.log(x[inner] / (n[inner] - x[inner]))
         wi = n[inner] * phat[inner] * (1.0 - phat[inner])
-        q_wald = float(np.sum(wi * (yi - np.sum(wi * yi) / np.sum(wi)) ** 2))
+        q_wald = float(engine.fit(yi, 1.0 / wi, method="EE", qprofile=False,
+                                  outputs=("q",))["q"][0])
     else:
         q_wald = 0.0
     df = k - 1
     # I^2 and H^2 as metafor reports them for rma.glmm: tau^2 against the "typical"
     # within-study variance (Higgins & Thompson 2002) of the escalc logits (0.5 added
-    # to the cells of studies with 0 or all events).
-    w = 1.0 / _display_logits(x, n)[1]
+    # to the cells of studies with 0 or all events) -- the engine's, at this tau^2
     if k > 1:
-        s2 = df * w.sum() / (w.sum() ** 2 - np.sum(w**2))
-        i2 = 100.0 * tau2 / (tau2 + s2)
-        h2 = (tau2 + s2) / s2
+        het = engine.fit(*_display_logits(x, n), method="ML", tau2=[tau2], qprofile=False,
+                         outputs=("i2", "h2"))
+        i2, h2 = float(het["i2"][0]), float(het["h2"][0])
     else:
         i2, h2 = float("nan"), float("nan")
-    half_pi = z * math.sqrt(se * se + tau2)
+    pred = engine.predict([[mu]], [[[se * se]]], [tau2], [[1.0]], level=level)
+    half_pi = float(pred["pi_ub"][0, 0]) - mu
     return {
         "k": k,
         "estimate": float(mu),
