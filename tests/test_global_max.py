@@ -21,6 +21,7 @@ import metaanalysis as ma
 from metaanalysis import engine
 from metaanalysis.engine.design import make_design
 from metaanalysis.engine.likelihood import tau2_lik
+from metaanalysis.engine.wls import Chunk
 
 REF = json.loads((Path(__file__).parent / "data" / "global_max_reference.json").read_text())
 G4 = REF["gibson4"]
@@ -87,7 +88,7 @@ def test_gibson_in_batches_and_masks():
     cum = ma.cumulative(ma.pool(y, v, method="REML"))
     assert cum["tau2"].iloc[-1] == pytest.approx(t, rel=1e-6)
     d = make_design(np.ones((4, 1)), 4)
-    tt, ok = tau2_lik(d, y[:, None], v[:, None], np.ones((4, 1)), np.array([4]), True)
+    tt, ok = tau2_lik(Chunk(d, y[:, None], v[:, None]), True)
     assert ok[0] and tt[0] == pytest.approx(t, rel=1e-6)
 
 
@@ -138,7 +139,7 @@ def test_design_beats_dense_grid(data, reml, seed):
     x = np.random.default_rng(seed).normal(size=k)
     X = np.column_stack([np.ones(k), x])
     d = make_design(X, k)
-    t, ok = tau2_lik(d, y[:, None], v[:, None], np.ones((k, 1)), np.array([k]), reml)
+    t, ok = tau2_lik(Chunk(d, y[:, None], v[:, None]), reml)
     assert ok[0]
     _, best = _grid_best(y, v, X, reml)
     mine = _ll(y, v, X, t[0], reml)[0]

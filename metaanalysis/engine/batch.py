@@ -69,7 +69,7 @@ CORE_KEYS = ("k", "estimate", "se", "tau2", "i2", "h2", "q", "q_df", "converged"
 REG_CORE_KEYS = ("k", "coef", "coef_se", "tau2", "i2", "h2", "q", "q_df", "converged")
 _EXTRA = ("weights", "tau2_ci_capped")
 _PROFILE = ("tau2_ci_lb", "tau2_ci_ub", "i2_ci_lb", "i2_ci_ub", "h2_ci_lb", "h2_ci_ub")
-_CHUNK_ELEMENTS = 49152  # k × rows per chunk: (k, n) float arrays of ~384 kB
+_CHUNK_ELEMENTS = 262144  # k × rows per chunk: (k, n) float arrays of 2 MB
 
 
 def check_names(method, test, level) -> None:
@@ -174,7 +174,7 @@ def fit(
         column when that column is constant, as metafor's intercept rule,
         otherwise all).
     chunk_size : int, optional
-        Rows per chunk (default: about 49,000 / k).
+        Rows per chunk (default: about 262,000 / k).
 
     Returns
     -------

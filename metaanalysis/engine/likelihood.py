@@ -48,9 +48,10 @@ Examples
 --------
 >>> import numpy as np
 >>> from metaanalysis.engine.design import Intercept
+>>> from metaanalysis.engine.wls import Chunk
 >>> y = np.array([[0.26], [-0.90], [0.52], [-15.08]])
 >>> v = np.array([[0.040], [0.489], [1.985], [20.87]])
->>> t, ok = tau2_lik(Intercept(), y, v, np.ones_like(y), np.array([4]), reml=True)
+>>> t, ok = tau2_lik(Chunk(Intercept(), y, v), reml=True)
 >>> round(float(t[0]), 2)   # the global maximum (a local one sits at 0.54)
 25.8
 """
@@ -59,7 +60,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metaanalysis.engine.design import colsum
+from metaanalysis.engine.design import _einsum, colsum
 from metaanalysis.engine.roots import solve_decreasing
 from metaanalysis.engine.wls import wls
 
@@ -69,6 +70,7 @@ _LO, _HI = 0.375, 0.625  # half the bounds on -d²h/ds² and d²h/ds²
 _SAFE = 0.999  # shrink certified radii against rounding
 _MIN_WIDTH = 1e-3  # stop subdividing below this width in s
 _ROUNDS = 40
+_MARCH = 3  # evaluations extending the certified region before subdividing
 
 
 def lik_terms(d, y, v, t, reml, order=1, want_q=False):
@@ -76,6 +78,8 @@ def lik_terms(d, y, v, t, reml, order=1, want_q=False):
 
     ``want_q`` appends ``Q = y'Py`` (the generalised Q_E at τ² = t).
     """
+    if d.intercept:
+        return _terms1(y, v, t, reml, order, want_q)
     w, S, A, gam, r = wls(d, y, v, t)
     u = r * w
     a2 = colsum(u, u)
@@ -112,6 +116,40 @@ def lik_terms(d, y, v, t, reml, order=1, want_q=False):
             out += [a4, b3]
     if want_q:
         out.append(colsum(u, r))
+    return out
+
+
+def _terms1(y, v, t, reml, order, want_q):
+    """:func:`lik_terms` for X = 1, in as few passes as possible (Σ over studies of
+    products by three-operand einsum, no temporaries)."""
+    w = v + t
+    np.reciprocal(w, out=w)
+    sw = np.add.reduce(w, 0)
+    u = y - _einsum("ij,ij->j", w, y) / sw  # residuals ...
+    q = _einsum("ij,ij,ij->j", w, u, u) if want_q else None
+    u *= w  # ... times w: Py
+    a2 = _einsum("ij,ij->j", u, u)
+    s2 = _einsum("ij,ij->j", w, w)
+    iw = 1.0 / sw
+    m2 = s2 * iw
+    b1 = sw - m2 if reml else sw
+    out = [a2, b1]
+    if order >= 2:
+        c = _einsum("ij,ij->j", w, u)
+        a3 = _einsum("ij,ij,ij->j", u, w, u) - c * c * iw
+        s3 = _einsum("ij,ij,ij->j", w, w, w)
+        b2 = s2 - 2 * s3 * iw + m2 * m2 if reml else s2
+        out += [a3, b2]
+        if order >= 3:
+            pu = u - c * iw
+            pu *= w
+            a4 = _einsum("ij,ij->j", pu, pu)
+            np.multiply(w, w, out=pu)
+            s4 = _einsum("ij,ij->j", pu, pu)
+            b3 = s3 - 3 * s4 * iw + 3 * (s3 * iw) * m2 - m2 * m2 * m2 if reml else s3
+            out += [a4, b3]
+    if want_q:
+        out.append(q)
     return out
 
 
@@ -170,23 +208,27 @@ def _hg(d, y, v, t, vmin, reml):
     return h, g
 
 
+def _radius(pos, h, g, sg):
+    """Width in s of the region next to a point on which h keeps the sign ``pos``
+    (``sg`` = +g going up, −g going down) by the curvature bounds, shrunk by _SAFE."""
+    with np.errstate(invalid="ignore"):
+        r = np.where(pos, (sg + np.sqrt(np.maximum(g * g + 4 * _LO * h, 0.0))) * (1 / (2 * _LO)),
+                     (np.sqrt(np.maximum(g * g - 4 * _HI * h, 0.0)) - sg) * (1 / (2 * _HI)))
+    r *= _SAFE
+    return np.where(r > 0, r, 0.0)  # NaN -> 0
+
+
 def _up(h, g):
     """Sign (True = positive) of h just above a point and the width in s on which
     the curvature bounds keep it."""
     pos = (h > 0) | ((h == 0) & (g > 0))
-    with np.errstate(invalid="ignore"):
-        r = np.where(pos, (g + np.sqrt(np.maximum(g * g + 4 * _LO * h, 0))) / (2 * _LO),
-                     (-g + np.sqrt(np.maximum(g * g - 4 * _HI * h, 0))) / (2 * _HI))
-    return pos, np.maximum(np.nan_to_num(r), 0.0) * _SAFE
+    return pos, _radius(pos, h, g, g)
 
 
 def _down(h, g):
     """As :func:`_up`, just below a point."""
     pos = (h > 0) | ((h == 0) & (g < 0))
-    with np.errstate(invalid="ignore"):
-        r = np.where(pos, (-g + np.sqrt(np.maximum(g * g + 4 * _LO * h, 0))) / (2 * _LO),
-                     (g + np.sqrt(np.maximum(g * g - 4 * _HI * h, 0))) / (2 * _HI))
-    return pos, np.maximum(np.nan_to_num(r), 0.0) * _SAFE
+    return pos, _radius(pos, h, g, -g)
 
 
 def _monotone(ga, gb, L):
@@ -194,10 +236,10 @@ def _monotone(ga, gb, L):
     with slopes ga, gb at its ends (d²h/ds² ∈ [−2 _LO, 2 _HI])."""
     lo2, hi2 = 2 * _LO, 2 * _HI
     # upper bound of the slope: min(ga + hi2 x, gb + lo2 (L − x)), largest at the crossing
-    x = np.clip((gb - ga + lo2 * L) / (hi2 + lo2), 0.0, L)
+    x = np.minimum(np.maximum((gb - ga + lo2 * L) / (hi2 + lo2), 0.0), L)
     dec = np.minimum(ga + hi2 * x, gb + lo2 * (L - x)) < 0
     # lower bound: max(ga − lo2 x, gb − hi2 (L − x)), smallest at the crossing
-    x = np.clip((ga - gb + hi2 * L) / (hi2 + lo2), 0.0, L)
+    x = np.minimum(np.maximum((ga - gb + hi2 * L) / (hi2 + lo2), 0.0), L)
     inc = np.maximum(ga - lo2 * x, gb - hi2 * (L - x)) > 0
     return dec, inc
 
@@ -233,7 +275,8 @@ def _cover(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0):
             a[keep] for a in (row, sa, ha, ga, sb, hb, gb, ra, rb, same))
         # split in the middle of what the two ends leave uncovered (same sign), else halve
         L = sb - sa
-        cut = np.where(same, np.clip(0.5 * (ra + L - rb), 0.1 * L, 0.9 * L), 0.5 * L)
+        cut = np.where(same, np.minimum(np.maximum(0.5 * (ra + L - rb), 0.1 * L), 0.9 * L),
+                       0.5 * L)
         sm = sa + cut
         vm = vmin[row]
         tm = vm * np.expm1(sm - s0[row])
@@ -257,16 +300,29 @@ def _solve(d, y, v, vmin, reml, rows, lo, hi, start, last=False):
                             row_axis=-1, last=last)
 
 
-def tau2_lik(d, y, v, m, k, reml, x0=None):
+def _zero_terms(c, reml):
+    """(A₂, B₁, A₃, B₂) at τ² = 0 from the chunk's cached fit at 0."""
+    d = c.d
+    w, A, u, g2 = c.w0, c.a0, c.u0, c.g20
+    a2 = colsum(u, u)
+    cc = d.xtz(w, u)
+    a3 = colsum(u * w, u) - d.dot(cc, d.mv(A, cc))
+    w2 = w * w
+    if reml:
+        M = d.mm(A, g2)
+        b2 = (g2 if d.intercept else colsum(w2)) - 2 * d.tr(d.mm(A, d.gram(w2, w))) \
+            + d.tr(d.mm(M, M))
+        return a2, c.trp0, a3, b2
+    return a2, c.sw0, a3, (g2 if d.intercept else colsum(w2))
+
+
+def tau2_lik(c, reml, x0=None):
     """ML (``reml=False``) or REML τ² on a batch: the global maximiser over τ² ≥ 0.
 
     Parameters
     ----------
-    d : design (:mod:`metaanalysis.engine.design`)
-    y, v, m : ndarray (k, n)
-        Effects, variances (``inf`` where absent), presence (1.0/0.0).
-    k : ndarray (n,)
-        Studies per row.
+    c : :class:`~metaanalysis.engine.wls.Chunk`
+        The rows, in the engine's layout, with their design.
     x0 : ndarray (n,), optional
         Start of the first root search (default: DerSimonian–Laird).
 
@@ -274,29 +330,24 @@ def tau2_lik(d, y, v, m, k, reml, x0=None):
     -------
     tau2, converged : ndarray (n,)
     """
-    n = y.shape[1]
+    d, y, v = c.d, c.y, c.v
+    n = c.n
     p = d.p
-    kf = np.asarray(k, dtype=float)
-    c = kf - p if reml else kf
+    kf = c.k.astype(float)
+    cc = kf - p if reml else kf
     out = np.zeros(n)
     conv = np.ones(n, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
-        a2, b1, a3, b2, q0 = lik_terms(d, y, v, 0.0, reml, 2, want_q=True)
+        a2, b1, a3, b2 = _zero_terms(c, reml)
         ok = (kf > p) & (a2 > 0) & (b1 > 0)
         up = ok & (a2 > b1)  # score > 0 at τ² = 0
         if not ok.any():
             return out, conv
-        vmin = np.minimum.reduce(v, 0)
-        vmax = np.maximum.reduce(np.where(m > 0, v, 0.0), 0)
-        # unweighted least squares residual sum of squares: the bound hi
-        A0 = d.inv(d.gram(m))
-        r0 = y - d.xb(d.mv(A0, d.xtz(m, y)))
-        r0 *= m
-        ss = colsum(r0, r0)
-        hi = score_bound_hi(ss, vmin, vmax, c)
+        vmin, vmax = c.vmin, c.vmax
+        # the bound hi from the unweighted least-squares residual sum of squares
+        hi = score_bound_hi(c.rss_ols, vmin, vmax, cc)
         if x0 is None:  # DerSimonian–Laird (generalised): (Q_E − (k − p)) / tr P at τ² = 0
-            trp = b1 if reml else lik_terms(d, y, v, 0.0, True, 1)[1]
-            start = (q0 - (kf - p)) / trp
+            start = (c.q0 - (kf - p)) / c.trp0
         else:
             start = np.asarray(x0, dtype=float)
     start = np.where((start >= 0) & (start < hi), start, 0.0)
@@ -341,9 +392,28 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
     _, r0 = _up(h0, g0)
     # certified without a further evaluation: the region above 0 reaches the root
     # (or T), and the region above the root reaches T
-    done = np.where(mid, (s0 + r0 >= s1 + g1 / _LO * _SAFE)
-                    & (s1 - g1 / _HI * _SAFE >= sT), s0 + r0 >= sT)
+    below = ~mid | (s0 + r0 >= s1 + g1 / _LO * _SAFE)  # [0, root] is certified
+    front = np.where(mid, s1 - g1 / _HI * _SAFE, s0 + r0)  # certified up to here
+    done = below & (front >= sT)
     idx = np.arange(cert.size)
+    # march: evaluate where the certified region ends and extend it by that point's
+    # radius; the region's sign is negative above the root or above a boundary 0,
+    # positive below a root beyond T
+    pos = far
+    walk = idx[below & ~done]
+    for _ in range(_MARCH):
+        if walk.size == 0:
+            break
+        vw = vm[walk]
+        tw = vw * np.expm1(front[walk] - s0[walk])
+        rw = cert[walk]
+        h, g = _hg(d.take(rw), y[:, rw], v[:, rw], tw, vw, reml)
+        same, r = _up(h, g)
+        ok = (same == pos[walk]) & (r > 0.02)
+        front[walk[ok]] += r[ok]
+        reached = ok & (front[walk] >= sT[walk])
+        done[walk[reached]] = True
+        walk = walk[ok & ~reached]
     todo = idx[~done]
     cand_r = [idx[done & ~upc], idx[done & upc]]
     cand_t = [np.zeros(int((done & ~upc).sum())), t1[done & upc]]

@@ -99,7 +99,7 @@ def q_root(c, target, x0=None, cap=None):
         start = np.broadcast_to(np.asarray(x0, dtype=float), (n,))
         start = start if every else start[act]
         start = np.where((start >= 0) & (start < hi), start, lo)
-    vmin = np.minimum.reduce(cc.v, 0)
+    vmin = cc.vmin
     x, ok = solve_decreasing(g, data, lo, hi, start, scale=vmin * 1e-6, quadratic=True,
                              row_axis=-1)
     h = np.zeros(x.shape[0], dtype=bool)

@@ -106,13 +106,13 @@ def sj(c: Chunk):
 def ml(c: Chunk, x0=None):
     """Maximum likelihood (Hardy & Thompson 1996, Stat Med 15:619): the global
     maximiser over τ² ≥ 0 (:mod:`metaanalysis.engine.likelihood`)."""
-    return tau2_lik(c.d, c.y, c.v, c.m, c.k, False, x0)
+    return tau2_lik(c, False, x0)
 
 
 def reml(c: Chunk, x0=None):
     """Restricted maximum likelihood (Viechtbauer 2005, J Educ Behav Stat 30:261):
     the global maximiser over τ² ≥ 0 (:mod:`metaanalysis.engine.likelihood`)."""
-    return tau2_lik(c.d, c.y, c.v, c.m, c.k, True, x0)
+    return tau2_lik(c, True, x0)
 
 
 def pm(c: Chunk, x0=None):

@@ -77,9 +77,10 @@ class Chunk:
         Presence, 1.0 or 0.0 (default: every study present).
 
     Cached (rows on the last axis, carried over by :meth:`take` and
-    :meth:`tile2`): ``w0`` = 1/v, ``a0`` = (X'V⁻¹X)⁻¹, ``q0`` = Q_E(0),
-    ``sw0`` = Σ1/v, ``trp0`` = tr P at τ² = 0; ``a_ols`` and ``rss_ols`` of the
-    unweighted least-squares fit.
+    :meth:`tile2`): the fit at τ² = 0 — ``w0`` = 1/v, ``a0`` = (X'V⁻¹X)⁻¹, its
+    residuals ``r0`` and ``u0`` = w₀r₀, ``g20`` = X'V⁻²X, ``q0`` = Q_E(0),
+    ``sw0`` = Σ1/v, ``trp0`` = tr P —; ``a_ols`` and ``rss_ols`` of the
+    unweighted least-squares fit; ``vmin``, ``vmax`` per row.
     """
 
     def __init__(self, d, y, v, m=None):
@@ -112,20 +113,32 @@ class Chunk:
                 r = self.y - d.xb(d.mv(A, d.xtz(self.m, self.y)))
                 r *= self.m
                 self._c.update(a_ols=A, rss_ols=colsum(r, r))
+            elif key in ("vmin", "vmax"):
+                v = self.v
+                self._c.update(vmin=np.minimum.reduce(v, 0),
+                               vmax=np.maximum.reduce(v if self.full else self.vz, 0))
             else:
-                w, S, A, gam, r = wls(self.d, self.y, self.v, 0.0)
-                sw = colsum(w)
-                self._c.update(w0=w, a0=A, q0=colsum(w * r, r), sw0=sw,
-                               trp0=sw - self.d.tr(self.d.mm(A, self.d.gram(w, w))))
+                d = self.d
+                w, S, A, gam, r = wls(d, self.y, self.v, 0.0)
+                u = r * w
+                sw = S if d.intercept else colsum(w)
+                g2 = d.gram(w, w)
+                self._c.update(w0=w, a0=A, r0=r, u0=u, g20=g2, q0=colsum(u, r), sw0=sw,
+                               trp0=sw - d.tr(d.mm(A, g2)))
         return self._c[key]
 
     w0 = property(lambda self: self._get("w0"), doc="1/v (0 where absent)")
     a0 = property(lambda self: self._get("a0"), doc="(X'V⁻¹X)⁻¹, in the design's basis")
+    r0 = property(lambda self: self._get("r0"), doc="residuals of the fit at τ² = 0")
+    u0 = property(lambda self: self._get("u0"), doc="w₀r₀ (= P₀y)")
+    g20 = property(lambda self: self._get("g20"), doc="X'V⁻²X")
     q0 = property(lambda self: self._get("q0"), doc="Q_E at τ² = 0 (Cochran's Q)")
     sw0 = property(lambda self: self._get("sw0"), doc="Σ 1/vᵢ")
     trp0 = property(lambda self: self._get("trp0"), doc="tr P at τ² = 0")
     rss_ols = property(lambda self: self._get("rss_ols"),
                        doc="residual sum of squares of the unweighted fit")
+    vmin = property(lambda self: self._get("vmin"), doc="smallest vᵢ of each row")
+    vmax = property(lambda self: self._get("vmax"), doc="largest vᵢ of each row")
 
     def ols(self):
         """(X'MX)⁻¹ and the residual sum of squares of the unweighted fit."""
