@@ -70,7 +70,7 @@ _LO, _HI = 0.375, 0.625  # half the bounds on -d²h/ds² and d²h/ds²
 _SAFE = 0.999  # shrink certified radii against rounding
 _MIN_WIDTH = 1e-3  # stop subdividing below this width in s
 _ROUNDS = 40
-_MARCH = 3  # evaluations extending the certified region before subdividing
+_MARCH = 4  # evaluations extending the certified regions before subdividing
 
 
 def lik_terms(d, y, v, t, reml, order=1, want_q=False):
@@ -390,30 +390,36 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
     g1 = np.minimum(g1[cert], 0.0)
     s1 = s0 + np.log1p(t1 / vm)
     _, r0 = _up(h0, g0)
-    # certified without a further evaluation: the region above 0 reaches the root
-    # (or T), and the region above the root reaches T
-    below = ~mid | (s0 + r0 >= s1 + g1 / _LO * _SAFE)  # [0, root] is certified
-    front = np.where(mid, s1 - g1 / _HI * _SAFE, s0 + r0)  # certified up to here
-    done = below & (front >= sT)
+    # certified so far: [s0, s0 + r0] and, around a root inside [0, T],
+    # [s1 - r1d, s1 + r1u]; the gaps left (at most two per row) are closed by
+    # marching: evaluate where a certified region ends and extend it by that point's
+    # radius.  A gap's sign is that of the region it continues: positive above 0
+    # when the score there is positive (below a root), negative otherwise.
+    lo1 = np.where(mid, s1 + g1 / _LO * _SAFE, sT)  # lower end of the root's region
+    hi1 = np.where(mid, s1 - g1 / _HI * _SAFE, sT)  # its upper end
     idx = np.arange(cert.size)
-    # march: evaluate where the certified region ends and extend it by that point's
-    # radius; the region's sign is negative above the root or above a boundary 0,
-    # positive below a root beyond T
-    pos = far
-    walk = idx[below & ~done]
+    g_row = np.concatenate([idx, idx[mid]])
+    g_a = np.concatenate([s0 + r0, hi1[mid]])
+    g_b = np.concatenate([lo1, sT[mid]])
+    g_pos = np.concatenate([upc, np.zeros(int(mid.sum()), dtype=bool)])
+    open_ = g_a < g_b
     for _ in range(_MARCH):
-        if walk.size == 0:
+        w = np.flatnonzero(open_)
+        if w.size == 0:
             break
-        vw = vm[walk]
-        tw = vw * np.expm1(front[walk] - s0[walk])
-        rw = cert[walk]
-        h, g = _hg(d.take(rw), y[:, rw], v[:, rw], tw, vw, reml)
+        rw = g_row[w]
+        vw = vm[rw]
+        tw = vw * np.expm1(g_a[w] - s0[rw])
+        cw = cert[rw]
+        h, g = _hg(d.take(cw), y[:, cw], v[:, cw], tw, vw, reml)
         same, r = _up(h, g)
-        ok = (same == pos[walk]) & (r > 0.02)
-        front[walk[ok]] += r[ok]
-        reached = ok & (front[walk] >= sT[walk])
-        done[walk[reached]] = True
-        walk = walk[ok & ~reached]
+        ok = (same == g_pos[w]) & (r > 0.02)
+        g_a[w[ok]] += r[ok]
+        open_[w[~ok]] = False  # left to the subdivision below
+        open_[w[ok]] = g_a[w[ok]] < g_b[w[ok]]
+    unclosed = g_a < g_b
+    done = np.ones(cert.size, dtype=bool)
+    done[g_row[unclosed]] = False
     todo = idx[~done]
     cand_r = [idx[done & ~upc], idx[done & upc]]
     cand_t = [np.zeros(int((done & ~upc).sum())), t1[done & upc]]

@@ -119,7 +119,10 @@ class Chunk:
                                vmax=np.maximum.reduce(v if self.full else self.vz, 0))
             else:
                 d = self.d
-                w, S, A, gam, r = wls(d, self.y, self.v, 0.0)
+                w = 1.0 / self.v
+                S = d.gram(w)
+                A = d.inv(S)
+                r = self.y - d.xb(d.mv(A, d.xtz(w, self.y)))
                 u = r * w
                 sw = S if d.intercept else colsum(w)
                 g2 = d.gram(w, w)
@@ -152,7 +155,8 @@ class Chunk:
         return c
 
     def tile2(self):
-        """The rows twice (rows 0..n−1, then again), cached quantities carried over."""
+        """The rows twice (rows 0..n−1, then again), with the cached per-row numbers
+        (what the Q-equation roots use: Q(0), the unweighted RSS, v_min, v_max)."""
         def cat(a):
             return np.concatenate([a, a], axis=-1)
 
@@ -160,5 +164,5 @@ class Chunk:
         if not d.shared:
             d = d.with_arrays(tuple(cat(a) for a in d.arrays()))
         c = Chunk(d, cat(self.y), cat(self.v), None if self.full else cat(self.m))
-        c._c = {key: cat(val) for key, val in self._c.items()}
+        c._c = {key: cat(self._get(key)) for key in ("q0", "rss_ols", "vmin", "vmax")}
         return c
