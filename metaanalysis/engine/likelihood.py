@@ -70,7 +70,7 @@ _LO, _HI = 0.375, 0.625  # half the bounds on -d²h/ds² and d²h/ds²
 _SAFE = 0.999  # shrink certified radii against rounding
 _MIN_WIDTH = 1e-3  # stop subdividing below this width in s
 _ROUNDS = 40
-_MARCH = 4  # evaluations extending the certified regions before subdividing
+_MARCH = 8  # evaluations extending the certified regions before subdividing
 
 
 def lik_terms(d, y, v, t, reml, order=1, want_q=False):
@@ -273,17 +273,27 @@ def _cover(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0):
             break
         row, sa, ha, ga, sb, hb, gb, ra, rb, same = (
             a[keep] for a in (row, sa, ha, ga, sb, hb, gb, ra, rb, same))
-        # split in the middle of what the two ends leave uncovered (same sign), else halve
+        # split into four: three points spread over what the two ends leave uncovered
+        # (same sign), else evenly (fewer rounds, each a fixed number of array calls)
         L = sb - sa
-        cut = np.where(same, np.minimum(np.maximum(0.5 * (ra + L - rb), 0.1 * L), 0.9 * L),
-                       0.5 * L)
-        sm = sa + cut
-        vm = vmin[row]
-        tm = vm * np.expm1(sm - s0[row])
-        hm, gm = _hg(d.take(row), y[:, row], v[:, row], tm, vm, reml)
-        row = np.concatenate([row, row])
-        sa, ha, ga = np.concatenate([sa, sm]), np.concatenate([ha, hm]), np.concatenate([ga, gm])
-        sb, hb, gb = np.concatenate([sm, sb]), np.concatenate([hm, hb]), np.concatenate([gm, gb])
+        u0 = np.where(same, np.minimum(np.maximum(ra, 0.05 * L), 0.95 * L), 0.0)
+        u1 = np.where(same, np.maximum(np.minimum(L - rb, 0.95 * L), u0), L)
+        pts = [np.where(same, sa + u0 + (u1 - u0) * f, sa + L * e)
+               for f, e in ((1 / 6, 0.25), (1 / 2, 0.5), (5 / 6, 0.75))]
+        sm = np.concatenate(pts)
+        r3 = np.concatenate([row, row, row])
+        vm = vmin[r3]
+        tm = vm * np.expm1(sm - s0[r3])
+        hm, gm = _hg(d.take(r3), y[:, r3], v[:, r3], tm, vm, reml)
+        n = row.size
+        s1, s2, s3 = sm[:n], sm[n:2 * n], sm[2 * n:]
+        h1, h2, h3 = hm[:n], hm[n:2 * n], hm[2 * n:]
+        g1, g2, g3 = gm[:n], gm[n:2 * n], gm[2 * n:]
+        row = np.concatenate([row, row, row, row])
+        sa, ha, ga = (np.concatenate(x) for x in ((sa, s1, s2, s3), (ha, h1, h2, h3),
+                                                   (ga, g1, g2, g3)))
+        sb, hb, gb = (np.concatenate(x) for x in ((s1, s2, s3, sb), (h1, h2, h3, hb),
+                                                   (g1, g2, g3, gb)))
     else:
         exact = False
     if not out_row:
