@@ -153,13 +153,19 @@ def _terms1(y, v, t, reml, order, want_q):
     return out
 
 
-def loglik(d, y, v, t, reml):
-    """(Restricted) log-likelihood in τ² up to a constant per row (for comparisons)."""
+def loglik(d, y, v, t, reml, parts=False):
+    """(Restricted) log-likelihood in τ² up to a constant per row:
+    ½ Σ log wᵢ − ½ Q(τ²) (− ½ log|X'WX| for REML), w = 1/(v + τ²).
+
+    ``parts=True`` also returns X'WX and the WLS coefficients (for X = 1: Σw and
+    the weighted mean), e.g. to add a normal prior on the coefficients."""
     w, S, A, gam, r = wls(d, y, v, t)
     pos = w > 0
     lw = np.log(w, out=np.zeros_like(w), where=pos)
     ll = 0.5 * colsum(lw) - 0.5 * colsum(w * r, r)
-    return ll - 0.5 * d.logdet(S) if reml else ll
+    if reml:
+        ll = ll - 0.5 * d.logdet(S)
+    return (ll, S, gam) if parts else ll
 
 
 def score_bound_hi(ss, vmin, vmax, c):

@@ -28,6 +28,8 @@ import math
 import numpy as np
 from scipy import optimize, special
 
+from metaanalysis.engine.design import Intercept
+from metaanalysis.engine.likelihood import loglik
 from metaanalysis.errors import InputError
 from metaanalysis.models import priors as _priors
 
@@ -66,13 +68,21 @@ class _Posterior:
 
     # conditional moments of mu given tau, and the log marginal likelihood of tau
     def conditional(self, tau):
+        """(log marginal likelihood of τ, E[μ | τ], Var[μ | τ]) on an array of τ.
+
+        With a flat prior on μ the marginal likelihood is the restricted
+        likelihood of the engine (:func:`metaanalysis.engine.likelihood.loglik`);
+        a normal prior N(m0, 1/w0) adds ½ log Σw − ½ log(Σw + w0) −
+        ½ Σw w0/(Σw + w0) (μ̂ − m0)², μ̂ the weighted mean.
+        """
         tau = np.asarray(tau, dtype=float)
-        w = 1.0 / (self.v[None, :] + tau[:, None] ** 2)
-        big_w = w.sum(axis=1) + self.w0
-        m = (w @ self.y + self.w0 * self.m0) / big_w
-        r = self.y[None, :] - m[:, None]
-        rss = np.einsum("ij,ij->i", w, r * r) + self.w0 * (self.m0 - m) ** 2
-        ll = 0.5 * np.log(w).sum(axis=1) - 0.5 * np.log(big_w) - 0.5 * rss
+        ll, sw, mu = loglik(Intercept(), self.y[:, None], self.v[:, None], tau * tau, True,
+                            parts=True)
+        big_w = sw + self.w0
+        m = (sw * mu + self.w0 * self.m0) / big_w
+        if self.w0:
+            d = mu - self.m0
+            ll = ll + 0.5 * np.log(sw / big_w) - 0.5 * (sw * self.w0 / big_w) * d * d
         return ll, m, 1.0 / big_w
 
     def log_f(self, tau):
