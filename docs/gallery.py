@@ -86,7 +86,7 @@ def _figures():
     yield ("funnel", "Contour-enhanced funnel plot with trim-and-fill and Egger's line",
            "single", lambda w: ma.funnel(bcg, width=w, trimfill=ma.trim_and_fill(bcg),
                                          egger=ma.egger_test(bcg), title="BCG: funnel plot"))
-    yield ("baujat", "Baujat plot", "single", lambda w: ma.baujat(bcg, width=w))
+    yield ("baujat", "Baujat plot", "single", lambda w: ma.baujat(ma.baujat_coordinates(bcg), width=w))
     yield ("radial", "Radial (Galbraith) plot", "single", lambda w: ma.radial(bcg, width=w))
     yield ("gosh", "GOSH plot (8 studies, every subset)", "single",
            lambda w: ma.gosh_plot(ma.gosh(ma.pool(bes.iloc[:8], method="REML")),

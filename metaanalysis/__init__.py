@@ -56,6 +56,7 @@ _EXPORTS = {
     "leave_one_out": "models.sensitivity",
     "cumulative": "models.sensitivity",
     "influence": "models.sensitivity",
+    "baujat_coordinates": "models.sensitivity",
     "gosh": "models.gosh",
     "GoshResult": "models.gosh",
     "GoshSummary": "models.gosh",

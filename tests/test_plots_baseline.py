@@ -91,6 +91,6 @@ def test_baujat_and_radial(tmp_path):
     _, res = _bcg()
     with ma.use_style():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(6, 3), layout="constrained")
-        ma.baujat(res, ax=a1)
+        ma.baujat(ma.baujat_coordinates(res), ax=a1)
         ma.radial(res, ax=a2)
         check_figure(fig, "diagnostics_bcg", tmp_path)

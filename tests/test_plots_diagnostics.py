@@ -19,7 +19,6 @@ import pytest
 
 import metaanalysis as ma
 from metaanalysis.errors import InputError
-from metaanalysis.plots.diagnostics import baujat_coordinates
 
 REF = json.loads((Path(__file__).parent / "data" / "plots_baujat_bcg.json").read_text())
 
@@ -34,11 +33,11 @@ def _gid(ax, gid):
 
 
 def test_baujat_matches_metafor(res):
-    xy = baujat_coordinates(res)
+    xy = ma.baujat_coordinates(res)
     # metafor baujat(rma(method="REML")) with tightened tolerances
     assert xy["x"].to_numpy() == pytest.approx(REF["baujat_x"], rel=1e-6)
     assert xy["y"].to_numpy() == pytest.approx(REF["baujat_y"], rel=1e-6)
-    ax = ma.baujat(res)
+    ax = ma.baujat(xy)
     (pts,) = _gid(ax, "baujat-points")
     assert np.asarray(pts.get_offsets())[:, 1] == pytest.approx(REF["baujat_y"], rel=1e-6)
     # each label is its study's number, next to that study's point; none overlap
@@ -81,7 +80,7 @@ def test_gosh_plot_points_and_highlight():
 def test_influence_panel(res):
     inf = ma.influence(res)
     fig = plt.figure()
-    axes = ma.influence_plot(res, fig=fig)
+    axes = ma.influence_plot(inf, fig=fig)
     assert len(axes) == 8 and all(a.figure is fig for a in axes)
     assert axes[0].get_title(loc="left") == "Studentised residual"
     flagged = _gid(axes[2], "influence-cooks-flagged")

@@ -71,7 +71,7 @@ def test_forest_fits_any_width(datasets, name, width):
 def others(datasets):
     res = datasets["bcg"]
     return {"res": res, "egger": ma.egger_test(res), "loo": ma.leave_one_out(res),
-            "influence": ma.influence(res),
+            "influence": ma.influence(res), "baujat": ma.baujat_coordinates(res),
             "bayes": ma.pool_bayes(ma.effect_sizes("PLO", events=[1, 2, 5], total=[91, 69, 40]),
                                    tau_prior=stats.halfnorm(scale=0.5)),
             "gosh": ma.gosh(ma.pool(res.yi[:8], res.vi[:8], labels=res.labels[:8]))}
@@ -95,7 +95,7 @@ def test_other_plots_fit(others, kind, width):
     res = others["res"]
     draw = {
         "funnel": lambda: ma.funnel(res, width=width, egger=others["egger"], title="Funnel"),
-        "baujat": lambda: ma.baujat(res, width=width),
+        "baujat": lambda: ma.baujat(others["baujat"], width=width),
         "radial": lambda: ma.radial(res, width=width),
         "loo": lambda: ma.forest(others["loo"], overall=res, width=width, title="Funnel"),
         "influence": lambda: ma.influence_plot(others["influence"], width=width)[0],

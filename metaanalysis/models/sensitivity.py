@@ -25,7 +25,8 @@ from metaanalysis import engine
 from metaanalysis.errors import InputError
 from metaanalysis.formatting import pct
 
-__all__ = ["cumulative", "fit_masked", "influence", "leave_one_out", "study_arrays"]
+__all__ = ["baujat_coordinates", "cumulative", "fit_masked", "influence", "leave_one_out",
+           "study_arrays"]
 
 # engine keys reported per fit by leave_one_out / cumulative, in column order
 _FIT_COLUMNS = ("k", "estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub",
@@ -291,3 +292,45 @@ def influence(res) -> pd.DataFrame:
                        "weight": 100 * hat, "dfbetas": dfbetas, "inf": inf},
                       index=pd.Index(labels, name="study"))
     return _tag(df, res, "Influence diagnostics (Viechtbauer & Cheung 2010)")
+
+
+# ---------------------------------------------------------------------------
+# Baujat plot coordinates
+# ---------------------------------------------------------------------------
+
+def baujat_coordinates(res) -> pd.DataFrame:
+    """Coordinates of the Baujat plot (Baujat, Mahé, Pignon & Hill 2002, Stat Med 21:2641).
+
+    ``x``: each study's contribution to the heterogeneity statistic, the
+    squared Pearson residual ``(yᵢ − μ̂)² / (vᵢ + τ̂²)``; ``y``: its influence on
+    the pooled estimate, ``(μ̂ − μ̂₍₋ᵢ₎)² / SE(μ̂₍₋ᵢ₎)²``, with the leave-one-out
+    fits of :func:`leave_one_out` (one engine batch).  Equal to metafor's
+    ``baujat()``.  Draw them with :func:`metaanalysis.baujat`.
+
+    Parameters
+    ----------
+    res : PoolResult
+        A fitted model from :func:`metaanalysis.pool` with k ≥ 2.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``x`` and ``y``, one row per study (index = its label);
+        ``df.attrs["description"]`` states the method.
+
+    Examples
+    --------
+    >>> import metaanalysis as ma
+    >>> res = ma.pool([0.1, 0.3, 0.35, 0.6], [0.01, 0.02, 0.015, 0.02], method="DL")
+    >>> xy = ma.baujat_coordinates(res)
+    >>> list(xy.columns), len(xy)
+    (['x', 'y'], 4)
+    """
+    yi, vi, labels = study_arrays(res)
+    mu = float(res.estimate)
+    tau2 = 0.0 if res.method == "EE" else float(res.tau2)
+    loo = leave_one_out(res)
+    x = (yi - mu) ** 2 / (vi + tau2)
+    y = (mu - loo["estimate"].to_numpy(float)) ** 2 / loo["se"].to_numpy(float) ** 2
+    df = pd.DataFrame({"x": x, "y": y}, index=pd.Index(labels, name="study"))
+    return _tag(df, res, "Baujat plot coordinates (Baujat et al. 2002)")

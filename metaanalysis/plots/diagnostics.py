@@ -1,8 +1,9 @@
 """Diagnostic plots: Baujat, radial (Galbraith), GOSH and the influence panel.
 
-Every number drawn comes from the one engine, through
-:func:`metaanalysis.leave_one_out`, :func:`metaanalysis.gosh` and
-:func:`metaanalysis.influence`; this module only draws.
+Every number drawn comes from the models layer — :func:`metaanalysis.baujat_coordinates`,
+:func:`metaanalysis.gosh`, :func:`metaanalysis.influence` or a fitted result — and is
+passed in; this module only draws (a plot never refits a model or computes a test:
+tests/test_plots_pure.py enforces it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from metaanalysis import formatting as fmt
 from metaanalysis.errors import InputError
 from metaanalysis.plots import layout as _layout
 
-__all__ = ["baujat", "baujat_coordinates", "gosh_plot", "influence_plot", "radial"]
+__all__ = ["baujat", "gosh_plot", "influence_plot", "radial"]
 
 _BLUE, _VERMILLION = "#0072B2", "#D55E00"
 
@@ -25,34 +26,19 @@ def _check_result(result, name="result"):
         raise InputError(f"{name}: got {type(result).__name__}; expected a PoolResult")
 
 
-def baujat_coordinates(result) -> pd.DataFrame:
-    """Coordinates of the Baujat plot (Baujat et al. 2002, Stat Med 21:2641).
-
-    ``x``: the study's contribution to the heterogeneity statistic,
-    ``(yi − μ̂)² / (vi + τ̂²)``; ``y``: its influence on the pooled estimate,
-    ``(μ̂ − μ̂₍₋ᵢ₎)² / SE(μ̂₍₋ᵢ₎)²`` with the model refitted without the study
-    (:func:`metaanalysis.leave_one_out`).  Equal to metafor's ``baujat()``.
-
-    Examples
-    --------
-    >>> import metaanalysis as ma
-    >>> res = ma.pool([0.1, 0.3, 0.35, 0.6], [0.01, 0.02, 0.015, 0.02], method="DL")
-    >>> xy = baujat_coordinates(res)
-    >>> list(xy.columns)
-    ['x', 'y']
-    """
-    from metaanalysis.models.sensitivity import leave_one_out
-
-    _check_result(result)
-    yi = np.asarray(result.yi, float)
-    vi = np.asarray(result.vi, float)
-    tau2 = float(result.tau2) if result.method != "EE" else 0.0
-    loo = leave_one_out(result)
-    x = (yi - float(result.estimate)) ** 2 / (vi + tau2)
-    y = (float(result.estimate) - loo["estimate"].to_numpy(float)) ** 2 / \
-        loo["se"].to_numpy(float) ** 2
-    return pd.DataFrame({"x": x, "y": y}, index=pd.Index([str(s) for s in result.labels],
-                                                          name="study"))
+def _computed(obj, name, columns, make):
+    """``obj`` when it is the DataFrame of a models-layer function with ``columns``;
+    otherwise an InputError that names the call to make (a plot computes nothing)."""
+    if isinstance(obj, pd.DataFrame):
+        missing = [c for c in columns if c not in obj.columns]
+        if missing:
+            raise InputError(f"{name}: the DataFrame lacks column(s) {missing}; expected the "
+                             f"result of {make} (have {list(obj.columns)})")
+        return obj
+    if hasattr(obj, "yi") and hasattr(obj, "estimate"):
+        raise InputError(f"{name}: got a {type(obj).__name__}; pass {make} — a plot draws "
+                         "results and never refits a model")
+    raise InputError(f"{name}: got {type(obj).__name__}; expected the DataFrame of {make}")
 
 
 def _label_points(ax, x, y, labels, fontsize=None):
@@ -89,17 +75,22 @@ def _label_points(ax, x, y, labels, fontsize=None):
                 break
 
 
-def baujat(result, *, ax=None, width=None, labels="number", **kwargs):
+def baujat(coords, *, ax=None, width=None, labels="number", **kwargs):
     """Baujat plot: contribution to heterogeneity against influence on the result.
 
     Studies at the top right both drive the heterogeneity and move the pooled
-    estimate (Baujat, Mahé, Pignon & Hill 2002, Stat Med 21:2641).
-    Coordinates: :func:`baujat_coordinates`.
+    estimate (Baujat, Mahé, Pignon & Hill 2002, Stat Med 21:2641).  The
+    coordinates come from the models layer: ``ma.baujat(ma.baujat_coordinates(res))``.
 
     Parameters
     ----------
-    result : PoolResult
+    coords : DataFrame
+        :func:`metaanalysis.baujat_coordinates` of a fitted model (columns ``x``
+        and ``y``, index the study labels).  A ``PoolResult`` is refused with
+        an ``InputError`` that names this call (the plot fits nothing).
     ax : matplotlib Axes, optional
+    width : "single", "onehalf", "double" or mm, optional
+        Width of the figure made here (without ``ax``).
     labels : {"number", "label"} or False
         Write each study's number (1..k, in the order of the data; default,
         legible with many studies) or its label next to its point.  Labels
@@ -116,17 +107,17 @@ def baujat(result, *, ax=None, width=None, labels="number", **kwargs):
     --------
     >>> import metaanalysis as ma
     >>> res = ma.pool([0.1, 0.3, 0.35, 1.2, 0.2], [0.01, 0.02, 0.015, 0.01, 0.03])
-    >>> ax = ma.baujat(res)
+    >>> ax = ma.baujat(ma.baujat_coordinates(res))
     >>> len(ax.collections[0].get_offsets())  # one point per study
     5
     >>> ax.figure.clf()
     """
-    xy = baujat_coordinates(result)
+    xy = _computed(coords, "coords", ("x", "y"), "ma.baujat_coordinates(res)")
+    if labels not in ("number", "label", False, None):
+        raise InputError(f"labels: got {labels!r}; expected 'number', 'label' or False")
     ax = _layout.new_axes(ax, width, 0.9)
     kwargs.setdefault("color", _BLUE)
     kwargs.setdefault("s", 14)
-    if labels not in ("number", "label", False, None):
-        raise InputError(f"labels: got {labels!r}; expected 'number', 'label' or False")
     ax.scatter(xy["x"], xy["y"], zorder=3, gid="baujat-points", **kwargs)
     ax.set_xlabel("Contribution to overall heterogeneity")
     ax.set_ylabel("Influence on overall result")
@@ -136,7 +127,7 @@ def baujat(result, *, ax=None, width=None, labels="number", **kwargs):
     if labels == "number":
         _label_points(ax, xy["x"], xy["y"], range(1, len(xy) + 1))
     elif labels == "label":
-        _label_points(ax, xy["x"], xy["y"], xy.index)
+        _label_points(ax, xy["x"], xy["y"], [str(s) for s in xy.index])
     return ax
 
 
@@ -338,7 +329,7 @@ _PANELS = (("rstudent", "Studentised residual"), ("dffits", "DFFITS"),
            ("hat", "Leverage (hat)"), ("weight", "Weight (%)"))
 
 
-def influence_plot(result, *, ax=None, fig=None, axes=None, labels: bool = False,
+def influence_plot(inf, *, ax=None, fig=None, axes=None, labels: bool = False,
                    width=None):
     """Panel of the influence diagnostics of Viechtbauer & Cheung (2010, RSM 1:112).
 
@@ -349,8 +340,10 @@ def influence_plot(result, *, ax=None, fig=None, axes=None, labels: bool = False
 
     Parameters
     ----------
-    result : PoolResult or DataFrame
-        A fitted model (``influence`` is computed) or the ``influence`` DataFrame.
+    inf : DataFrame
+        :func:`metaanalysis.influence` of a fitted model:
+        ``ma.influence_plot(ma.influence(res))``.  A ``PoolResult`` is refused
+        with an ``InputError`` that names this call (the plot fits nothing).
     ax : matplotlib Axes, optional
         Draw the eight panels inside this Axes' area (it becomes their frame,
         with no axis of its own); nothing outside it is touched.
@@ -371,21 +364,15 @@ def influence_plot(result, *, ax=None, fig=None, axes=None, labels: bool = False
     --------
     >>> import metaanalysis as ma
     >>> res = ma.pool([0.1, 0.3, 0.35, 1.2, 0.2], [0.01, 0.02, 0.015, 0.01, 0.03])
-    >>> axes = ma.influence_plot(res)
+    >>> axes = ma.influence_plot(ma.influence(res))
     >>> axes.size > 1
     True
     >>> axes.flat[0].figure.clf()
     """
-    if isinstance(result, pd.DataFrame):
-        inf = result
-    else:
-        from metaanalysis.models.sensitivity import influence
-
-        _check_result(result)
-        inf = influence(result)
+    inf = _computed(inf, "inf", (), "ma.influence(res)")
     cols = [(c, t) for c, t in _PANELS if c in inf.columns]
     if not cols:
-        raise InputError("result: the influence DataFrame has none of the columns "
+        raise InputError("inf: the influence DataFrame has none of the columns "
                          f"{[c for c, _ in _PANELS]}")
     if sum(v is not None for v in (ax, fig, axes)) > 1:
         raise InputError("ax, fig, axes: give at most one of them")
