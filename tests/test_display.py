@@ -51,6 +51,12 @@ def _model_results():
             "subgroups": ma.subgroups(y, v, groups, method="DL"),
             "subgroups_common": ma.subgroups(y, v, groups, tau2="common", test="knha"),
             "gosh": ma.gosh(ma.pool(y[:6], v[:6], method="DL")),
+            "fsn": ma.fail_safe_n(res),
+            "fsn_orwin": ma.fail_safe_n(res, method="orwin"),
+            "fsn_rosenberg": ma.fail_safe_n(res, method="rosenberg"),
+            "metareg": ma.meta_regression(y, v, np.arange(13.0), test="knha"),
+            "metareg_batch": ma.pool_many(np.tile(y, (3, 1)), np.tile(v, (3, 1)),
+                                          mods=np.arange(13.0)),
         }
 
 
@@ -123,7 +129,7 @@ def test_batch_display():
     text = b.summary()
     assert text.startswith("Random-effects models: 12 meta-analyses (k = 5)")
     assert "CI and tests: Knapp–Hartung, t(k − 1) in each row" in text
-    assert "τ² and I² intervals: not computed (qprofile=False)" in text
+    assert "τ², I², H² intervals: not computed (qprofile=False)" in text
     assert "First 10 rows:" in text and len(b.to_frame()) == 12
 
 
@@ -211,3 +217,24 @@ def test_model_results_are_immutable():
     assert not (tf.filled["yi"] == 99.0).any()
     eg = RESULTS["egger_rma"]
     assert not eg.x.flags.writeable and not eg.yi.flags.writeable
+
+
+def test_fail_safe_n_is_a_frozen_result_that_acts_as_its_number():
+    fsn = RESULTS["fsn"]
+    assert isinstance(fsn.n, int) and int(fsn) == fsn.n and fsn == fsn.n and fsn <= fsn.n
+    assert len(range(fsn)) == fsn.n and hash(fsn) == hash(fsn.n)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fsn.alpha = 0.01
+    assert fsn.summary().startswith(f"Fail-safe N (Rosenthal 1979): {fsn.n}")
+    assert "two-tailed alpha = 0.05" in RESULTS["fsn_rosenberg"].summary()
+    assert list(fsn.to_frame()["n"]) == [fsn.n]
+
+
+def test_meta_regression_display():
+    text = RESULTS["metareg"].summary()
+    assert "CI and tests: Knapp–Hartung, t(11)" in text and "Test of moderators: F(1, 11)" in text
+    assert "coefficient" in text and "intrcpt" in text
+    frame = RESULTS["metareg"].to_frame()
+    frame.loc["intrcpt", "estimate"] = 99.0
+    assert RESULTS["metareg"].coef.loc["intrcpt", "estimate"] != 99.0
+    assert "Mixed-effects meta-regressions: 3 rows" in RESULTS["metareg_batch"].summary()

@@ -303,3 +303,16 @@ def test_pool_many_dask_path_checks_numpy_input_the_same_way():
         ma.pool_many(y, np.full((3, 4), 0.02), chunks=2, scheduler="sync")
     with pytest.raises(InputError, match="nan_policy: 'omit' is not available on the Dask path"):
         ma.pool_many(y, np.full((3, 4), 0.02), chunks=2, scheduler="sync", nan_policy="omit")
+
+
+@pytest.mark.parametrize("yi,vi,match", [
+    ([0.1, "0.3", 0.2, 0.4], V, r"yi: got the string '0.3' at index 1; expected numbers"),
+    ([0.1, np.inf, 0.2, 0.4], V, r"yi: got inf at index 1 \(study 2\); expected finite"),
+    (Y, [0.01, 0.0, 0.01, 0.01], r"vi: got 0.0 at index 1 \(study 2\); expected sampling variances > 0"),
+    ([0.1, 1e154, 0.2, 0.4], V, r"yi: got 1e\+154 at index 1"),
+])
+def test_meta_regression_and_subgroups_read_through_the_normaliser(yi, vi, match):
+    with pytest.raises(InputError, match=match):
+        ma.meta_regression(yi, vi, [1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(InputError, match=match):
+        ma.subgroups(yi, vi, ["a", "a", "b", "b"])

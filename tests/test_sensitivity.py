@@ -71,7 +71,7 @@ def test_leave_one_out_all_columns_and_knha(name):
         for col in ("estimate", "se", "stat", "p", "ci_lb", "ci_ub", "q", "q_p", "tau2",
                     "i2", "h2"):
             _close(loo[col], ref[col], f"{name} {key} {col}")
-    assert loo.attrs["method"] == "DL" and "knha" in loo.attrs["description"]
+    assert loo.attrs["method"] == "DL" and "Knapp–Hartung, t(k − 1)" in loo.attrs["description"]
 
 
 @settings(max_examples=15, deadline=None)

@@ -40,6 +40,7 @@ for calculating fail-safe numbers in meta-analysis. *Evolution* 59:464-468.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ from metaanalysis.formatting import (
     stat_text,
 )
 from metaanalysis.frozen import FrameField, freeze_arrays
-from metaanalysis.results.display import Display, Displayed, Lines, TextDisplay
+from metaanalysis.results.display import Display, Displayed, Lines
 
 MIN_K = 10
 
@@ -548,46 +549,71 @@ def trim_and_fill(res, estimator: str = "L0", side: str | None = None,
 # ---------------------------------------------------------------------------
 
 
-class FailSafeN(TextDisplay, int):
-    """Fail-safe N: an ``int`` (the number of studies) that also carries the
-    method choices (``method, alpha, target, p, mean``) and prints them."""
+@functools.total_ordering
+@dataclass(frozen=True, eq=False, repr=False)
+class FailSafeN(Displayed):
+    """Fail-safe N (immutable): ``n``, the number of studies, with the method choices
+    (``method, alpha, target, p, mean, k``).
 
+    It behaves as the integer ``n`` where one is expected: ``int(fsn)``,
+    ``fsn == 12``, ``fsn < 20``, ``range(fsn)``.
+    """
+
+    n: int
     method: str
     alpha: float
     target: float | None
     p: float | None
     mean: float | None
     k: int
-    notes: tuple[str, ...]
+    weighted: bool = False
+    missing_mean: float = 0.0
+    notes: tuple[str, ...] = ()
 
-    def __new__(cls, n, **attrs):
-        obj = super().__new__(cls, n)
-        for key, value in attrs.items():
-            object.__setattr__(obj, key, value)
-        return obj
+    def __int__(self) -> int:
+        return self.n
 
-    @property
-    def n(self) -> int:
-        return int(self)
+    __index__ = __int__
 
-    def summary(self) -> str:
+    def __eq__(self, other):
+        if isinstance(other, FailSafeN):
+            return (self.n, self.method) == (other.n, other.method)
+        if isinstance(other, (int, np.integer)) and not isinstance(other, bool):
+            return self.n == int(other)
+        return NotImplemented
+
+    def __lt__(self, other):
+        if isinstance(other, (FailSafeN, int, np.integer)):
+            return self.n < int(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.n)
+
+    def _display(self) -> Display:
         if self.method == "rosenthal":
-            lines = [(f"Fail-safe N (Rosenthal 1979, Stouffer combination, "
-                     f"one-tailed alpha = {num(self.alpha, 2)}): {int(self)}"),
-                     (f"Combined one-tailed p-value of the {self.k} observed studies: "
-                     f"{pval(self.p)}")]
+            title = f"Fail-safe N (Rosenthal 1979): {self.n}"
+            methods = (("Method", "Stouffer combination of the study z values; missing studies "
+                                  "with z = 0"),
+                       ("Significance", f"one-tailed alpha = {num(self.alpha, 2)}"))
+            rows = ((f"Combined one-tailed p of the {self.k} observed studies", pval(self.p)),)
         elif self.method == "rosenberg":
-            lines = [(f"Fail-safe N (Rosenberg 2005, weighted common-effect mean, two-tailed "
-                     f"alpha = {num(self.alpha, 2)}): {int(self)}"),
-                     (f"Weighted mean effect of the {self.k} observed studies: {num(self.mean)}, "
-                     f"p = {pval(self.p)}")]
+            title = f"Fail-safe N (Rosenberg 2005): {self.n}"
+            methods = (("Method", "weighted common-effect mean; missing studies with mean 0"),
+                       ("Significance", f"two-tailed alpha = {num(self.alpha, 2)}"))
+            rows = ((f"Weighted mean effect of the {self.k} observed studies",
+                     f"{num(self.mean)}, {p_text(self.p)}"),)
         else:
-            lines = [(f"Fail-safe N (Orwin 1983, {'weighted' if self.weighted else 'unweighted'} "
-                     f"mean, target {num(self.target)}, missing studies averaging "
-                     f"{num(self.missing_mean)}): {int(self)}"),
-                     f"Observed mean effect of the {self.k} studies: {num(self.mean)}"]
-        lines.extend(self.notes)
-        return "\n".join(lines)
+            title = f"Fail-safe N (Orwin 1983): {self.n}"
+            methods = (("Method", f"{'weighted' if self.weighted else 'unweighted'} mean"),
+                       ("Target", f"{num(self.target)}; missing studies averaging "
+                                  f"{num(self.missing_mean)}"))
+            rows = ((f"Observed mean effect of the {self.k} studies", num(self.mean)),)
+        return Display(title, methods, (Lines(rows),), self.notes)
+
+    def _frame(self) -> pd.DataFrame:
+        keys = ("n", "method", "alpha", "target", "p", "mean", "k", "weighted", "missing_mean")
+        return pd.DataFrame([{key: getattr(self, key) for key in keys}])
 
 
 def _whole(n: float) -> int:

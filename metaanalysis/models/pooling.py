@@ -112,7 +112,7 @@ def pool(
     >>> res = ma.pool([0.1, 0.3, 0.35, -0.2], [0.01, 0.02, 0.015, 0.03],
     ...               method="DL", test="knha")
     >>> print(res.method_line())
-    Random-effects model (k = 4); τ² estimator: DL (DerSimonian–Laird); CI and tests: Knapp–Hartung, t(3); τ² and I² intervals: Q-profile (Viechtbauer 2007)
+    Random-effects model (k = 4); τ² estimator: DL (DerSimonian–Laird); CI and tests: Knapp–Hartung, t(3); τ², I², H² intervals: Q-profile (Viechtbauer 2007)
     """
     d = study_data(yi, vi, labels=labels, measure=measure, ni=ni, unit=unit)
     y, v = d.yi, d.vi

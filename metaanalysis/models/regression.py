@@ -36,10 +36,21 @@ import numpy as np
 import pandas as pd
 
 from metaanalysis import engine
+from metaanalysis.effects.study_data import study_data
 from metaanalysis.errors import ConvergenceWarning, InputError
-from metaanalysis.formatting import METHOD_NAMES, TEST_NAMES, ci, num, pct, pval
-from metaanalysis.frozen import readonly
-from metaanalysis.results.display import TextDisplay
+from metaanalysis.formatting import (
+    ci,
+    inference_text,
+    level_text,
+    method_text,
+    num,
+    p_text,
+    pct,
+    pval,
+    stat_text,
+)
+from metaanalysis.frozen import FrameField, freeze_arrays, readonly
+from metaanalysis.results.display import Display, Displayed, Lines, Table
 
 __all__ = ["BatchRegressionResult", "MetaRegressionResult", "design_matrix", "meta_regression",
            "pool_many_regression"]
@@ -114,42 +125,34 @@ def _levels(col: pd.Series) -> tuple[pd.Series, list]:
 
 
 def _as_yi_vi_mods(yi, vi, mods):
-    """Accept arrays, or an effect-size DataFrame with column names for vi/mods."""
+    """Accept arrays, or an effect-size DataFrame with column names for vi/mods.
+
+    The numbers go through the package's one normaliser
+    (:func:`metaanalysis.effects.study_data.study_data`): text, NaN, infinite or
+    out-of-range values raise :class:`InputError` naming the argument, the index and
+    the value, as in :func:`metaanalysis.pool`.
+    """
     if isinstance(yi, pd.DataFrame):
         data = yi
-        if "yi" not in data.columns:
-            raise InputError("yi is a DataFrame without a 'yi' column")
-        if vi is None:
-            if "vi" not in data.columns:
-                raise InputError("yi is a DataFrame without a 'vi' column and vi was not given")
-            vi = data["vi"]
         if isinstance(mods, str):
             mods = [mods]
         if isinstance(mods, (list, tuple)) and mods and all(isinstance(m, str) for m in mods):
             missing = [m for m in mods if m not in data.columns]
             if missing:
-                raise InputError(f"mods names columns {missing} that are not in the DataFrame")
+                raise InputError(f"mods: names columns {missing} that are not in the DataFrame; "
+                                 f"expected some of {', '.join(map(str, data.columns))}")
             mods = data[list(mods)]
-        yi = data["yi"]
-    if vi is None:
-        raise InputError("vi is required (sampling variances)")
-    y = np.asarray(yi, dtype=float).ravel()
-    v = np.asarray(vi, dtype=float).ravel()
-    if y.shape != v.shape:
-        raise InputError(f"yi has {y.size} values but vi has {v.size}")
-    if not np.all(np.isfinite(y)) or not np.all(np.isfinite(v)):
-        raise InputError("yi and vi must be finite (remove studies with missing values first)")
-    if np.any(v <= 0):
-        raise InputError(f"vi must be > 0, got {v[v <= 0][:5].tolist()}")
-    return y, v, mods
+        if vi is not None:  # an explicit vi overrides the frame's column
+            if "yi" not in data.columns:
+                raise InputError("yi: the DataFrame has no column 'yi'; expected the output "
+                                 "of effect_sizes()")
+            yi = data["yi"]
+    d = study_data(yi, vi)
+    return d.yi, d.vi, mods
 
 
-def _method_label(method: str) -> str:
-    return METHOD_NAMES.get(method, method)
-
-
-@dataclass(frozen=True, repr=False)
-class MetaRegressionResult(TextDisplay):
+@dataclass(frozen=True, eq=False, repr=False)
+class MetaRegressionResult(Displayed):
     """Result of :func:`meta_regression` (immutable).
 
     ``coef`` is a DataFrame indexed by coefficient name (``intrcpt`` first)
@@ -179,7 +182,7 @@ class MetaRegressionResult(TextDisplay):
     [[0.042, -0.19], [0.52, 0.234]]
     """
 
-    coef: pd.DataFrame
+    coef: pd.DataFrame = FrameField(required=True)
     k: int
     method: str
     test: str
@@ -197,7 +200,7 @@ class MetaRegressionResult(TextDisplay):
     qe_df: int
     qe_p: float
     converged: bool
-    design: pd.DataFrame
+    design: pd.DataFrame = FrameField(required=True)
     yi: np.ndarray = field(repr=False)
     vi: np.ndarray = field(repr=False)
     permutations: int | None = None
@@ -211,16 +214,15 @@ class MetaRegressionResult(TextDisplay):
     i2_ci_ub: float = float("nan")
     h2_ci_lb: float = float("nan")
     h2_ci_ub: float = float("nan")
-    vcov: pd.DataFrame | None = field(default=None, repr=False)
+    vcov: pd.DataFrame | None = FrameField()
+
+    def __post_init__(self):
+        freeze_arrays(self)
 
     @property
     def df(self) -> float | None:
         """t degrees of freedom (k − p) with knha/adhoc, ``None`` for z tests."""
         return float(self.qe_df) if self.test != "z" else None
-
-    def to_frame(self) -> pd.DataFrame:
-        """The coefficient table (a copy)."""
-        return self.coef.copy()
 
     def design_rows(self, newmods) -> np.ndarray:
         """Design-matrix rows (intercept included) for new moderator values.
@@ -284,51 +286,60 @@ class MetaRegressionResult(TextDisplay):
             frame["pi_lb"] = frame["pi_ub"] = np.nan
         return frame
 
-    def summary(self) -> str:
-        """Text report with every method choice stated."""
-        lvl = f"{100 * self.level:g}%"
-        if self.test != "z":
-            tests = (f"{TEST_NAMES.get(self.test, self.test)}, t({self.qe_df}) for "
-                     f"coefficients, F({self.qm_df}, {self.qe_df}) for the moderators")
-        else:
-            tests = "z for coefficients, χ² for the moderators"
-        het = (f"Residual heterogeneity: τ² = {num(self.tau2)} (SE {num(self.se_tau2)})")
+    def _display(self) -> Display:
+        lv = level_text(self.level)
+        p = len(FrameField.peek(self, "coef"))
+        title = (f"{'Common-effect' if self.method == 'EE' else 'Mixed-effects'} meta-regression "
+                 f"(k = {self.k}, {p} coefficients)")
+        methods = [("τ² estimator", method_text(self.method)) if self.method != "EE"
+                   else ("Weights", "inverse variance (τ² = 0)"),
+                   ("CI and tests", inference_text(self.test, self.df)),
+                   ("Test of moderators", f"F({self.qm_df}, {num(self.qm_df2, 0)})"
+                    if self.test != "z" else f"Wald χ²({self.qm_df})")]
         if np.isfinite(self.tau2_ci_lb):
-            het += f", {lvl} CI {ci(self.tau2_ci_lb, self.tau2_ci_ub)}"
-        lines = [f"Mixed-effects meta-regression (k = {self.k})",
-                 f"τ² estimator: {self.method} — {_method_label(self.method)}",
-                 "Tests: " + tests,
-                 "",
-                 het,
-                 f"  I² = {pct(self.i2)}, H² = {num(self.h2)}",
-                 (f"Pseudo-R² (heterogeneity accounted for): {pct(self.r2)} "
-                 f"(τ² without moderators = {num(self.tau2_re)})"),
-                 (f"Test for residual heterogeneity: QE({self.qe_df}) = {num(self.qe)}, "
-                 f"p = {pval(self.qe_p)}")]
-        if self.test != "z":
-            lines.append(f"Test of moderators: F({self.qm_df}, {num(self.qm_df2, 0)}) = "
-                         f"{num(self.qm)}, p = {pval(self.qm_p)}")
-        else:
-            lines.append(f"Test of moderators: QM({self.qm_df}) = {num(self.qm)}, p = {pval(self.qm_p)}")
+            methods.append(("τ², I², H² intervals", "Q-profile (Viechtbauer 2007)"))
         if self.permutations:
-            lines.append(f"Permutation test ({self.permutations} permutations of the moderators, "
-                         f"Higgins & Thompson 2004; seed = {self.seed}): p = {pval(self.qm_p_perm)}")
-        lines.append("")
-        statname = "t" if self.test != "z" else "z"
-        names = [str(n) for n in self.coef.index]
-        w = max(8, max(len(n) for n in names))
-        head = f"{'':<{w}}  {'estimate':>9}  {'se':>8}  {statname:>8}  {'p':>8}  {lvl + ' CI':>20}"
+            methods.append(("Permutation test", f"{self.permutations} permutations of the "
+                            f"moderators (Higgins & Thompson 2004), seed {self.seed}"))
+        rows = []
+        if self.method != "EE":
+            het = f"τ² = {num(self.tau2)}"
+            if np.isfinite(self.se_tau2):
+                het += f" (SE {num(self.se_tau2)})"
+            i2, h2 = f"I² = {pct(self.i2)}", f"H² = {num(self.h2, 2)}"
+            if np.isfinite(self.tau2_ci_lb):
+                het += f", {lv} CI {ci(self.tau2_ci_lb, self.tau2_ci_ub)}"
+                i2 += f" [{pct(self.i2_ci_lb)}, {pct(self.i2_ci_ub)}]"
+                h2 += f" [{num(self.h2_ci_lb, 2)}, {num(self.h2_ci_ub, 2)}]"
+            rows += [("Residual heterogeneity", het), ("", f"{i2}, {h2}")]
+        rows += [("Pseudo-R²", f"{pct(self.r2)} (τ² without moderators = {num(self.tau2_re)})"
+                  if self.method != "EE" else f"{pct(self.r2)} (from H² = Q/df)"),
+                 ("Test for residual heterogeneity",
+                  f"{stat_text(self.qe, self.qe_df, 'QE')}, {p_text(self.qe_p)}"),
+                 ("Test of moderators",
+                  f"{stat_text(self.qm, (self.qm_df, self.qm_df2), 'F')}, {p_text(self.qm_p)}"
+                  if self.test != "z" else
+                  f"{stat_text(self.qm, self.qm_df, 'QM')}, {p_text(self.qm_p)}")]
         if self.permutations:
-            head += f"  {'p (perm)':>9}"
-        lines.append(head)
-        for n, row in zip(names, self.coef.itertuples()):
-            line = (f"{n:<{w}}  {num(row.estimate):>9}  {num(row.se):>8}  {num(row.stat):>8}  "
-                    f"{pval(row.p):>8}  {ci(row.ci_lb, row.ci_ub):>20}")
-            if self.permutations:
-                line += f"  {pval(row.p_perm):>9}"
-            lines.append(line)
-        lines.extend(self.notes)
-        return "\n".join(lines)
+            rows.append(("Permutation p of the moderator test", pval(self.qm_p_perm)))
+        coef = FrameField.peek(self, "coef")
+        table = {"estimate": coef["estimate"].map(num), "se": coef["se"].map(num),
+                 "t" if self.test != "z" else "z": coef["stat"].map(lambda x: num(x, 2)),
+                 "p": coef["p"].map(pval),
+                 f"{lv} CI": [ci(a, b) for a, b in zip(coef["ci_lb"], coef["ci_ub"])]}
+        if self.permutations:
+            table["p (perm)"] = coef["p_perm"].map(pval)
+        coefs = pd.DataFrame(table).set_axis(pd.Index([str(n) for n in coef.index],
+                                                      name="coefficient"))
+        return Display(title, tuple(methods), (Lines(tuple(rows)), Table("", coefs)),
+                       tuple(self.notes))
+
+    def _frame(self) -> pd.DataFrame:
+        return FrameField.peek(self, "coef").copy()
+
+    def to_frame(self) -> pd.DataFrame:
+        """The coefficient table (a copy; ``attrs["description"]``: the method choices)."""
+        return super().to_frame()
 
 
 def pseudo_r2(y, v, method, test, tau2, h2) -> tuple[float, float]:
@@ -464,8 +475,8 @@ _BATCH_KEYS = ("k", "coef", "coef_se", "coef_stat", "coef_p", "coef_ci_lb", "coe
                "q_df", "q_p", "df", "converged")  # fmt: skip
 
 
-@dataclass(frozen=True, repr=False)
-class BatchRegressionResult(TextDisplay):
+@dataclass(frozen=True, eq=False, repr=False)
+class BatchRegressionResult(Displayed):
     """Many meta-regressions (from ``pool_many(yi, vi, mods=...)``), immutable.
 
     Per-coefficient arrays (``coef``, ``coef_se``, ``coef_stat``, ``coef_p``,
@@ -512,9 +523,10 @@ class BatchRegressionResult(TextDisplay):
     def __len__(self) -> int:
         return len(self.k)
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per meta-regression: k, τ², I², H², Q_E, Q_M and each coefficient
-        (``estimate[name]``, ``se[name]``, ``p[name]``)."""
+    def __post_init__(self):
+        freeze_arrays(self)
+
+    def _frame(self) -> pd.DataFrame:
         cols: dict[str, Any] = {"k": self.k}
         for j, name in enumerate(self.names):
             cols[f"estimate[{name}]"] = self.coef[:, j]
@@ -523,7 +535,14 @@ class BatchRegressionResult(TextDisplay):
         for key in ("tau2", "se_tau2", "tau2_ci_lb", "tau2_ci_ub", "i2", "h2", "q", "q_df",
                     "q_p", "qm", "qm_df", "qm_p", "converged"):
             cols[key] = getattr(self, key)
+        if self.omitted is not None:
+            cols["omitted"] = self.omitted
         return pd.DataFrame(cols)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per meta-regression: k, τ², I², H², Q_E, Q_M and each coefficient
+        (``estimate[name]``, ``se[name]``, ``p[name]``)."""
+        return super().to_frame()
 
     def predict(self, X) -> dict[str, np.ndarray]:
         """Predictions at design rows ``X`` ((m, p), intercept included): arrays
@@ -531,19 +550,26 @@ class BatchRegressionResult(TextDisplay):
         return engine.predict(self.coef, self.vcov, self.tau2, X, test=self.test,
                               level=self.level, df=self.df)
 
-    def summary(self) -> str:
+    def _display(self) -> Display:
         n = len(self)
-        tests = "z / χ²" if self.test == "z" else f"{TEST_NAMES.get(self.test, self.test)}, t / F"
-        lines = [f"{n} mixed-effects meta-regressions; τ² estimator: {self.method}; "
-                 f"tests: {tests}; coefficients: {', '.join(self.names)}",
-                 f"converged: {int(np.count_nonzero(self.converged))} of {n}"]
+        methods = (("τ² estimator", method_text(self.method)),
+                   ("CI and tests", inference_text(self.test, None if self.test == "z"
+                                                   else "t(k − p) in each row")),
+                   ("Test of moderators", "F in each row" if self.test != "z" else "Wald χ²"),
+                   ("Coefficients", ", ".join(self.names)))
+        rows = [("Converged", f"{int(np.count_nonzero(self.converged))} of {n}")]
+        if self.omitted is not None:
+            om = np.asarray(self.omitted)
+            rows.append(("Omitted (nan_policy='omit')",
+                         f"{int(om.sum())} studies in {int(np.count_nonzero(om))} of {n} rows"))
         for j, name in enumerate(self.names):
             c = self.coef[:, j]
-            lines.append(f"{name}: median {num(np.nanmedian(c))}, range "
-                         f"[{num(np.nanmin(c))}, {num(np.nanmax(c))}]")
-        lines.append(f"τ²: median {num(np.nanmedian(self.tau2))}; Q_M p < 0.05 in "
-                     f"{int(np.count_nonzero(self.qm_p < 0.05))} of {n}")
-        return "\n".join(lines)
+            rows.append((name, f"median {num(np.nanmedian(c))}, range "
+                               f"[{num(np.nanmin(c))}, {num(np.nanmax(c))}]"))
+        rows.append(("τ²", f"median {num(np.nanmedian(self.tau2))}"))
+        rows.append(("Test of moderators", f"p < 0.05 in {int(np.count_nonzero(self.qm_p < 0.05))} "
+                                           f"of {n} rows"))
+        return Display(f"Mixed-effects meta-regressions: {n} rows", methods, (Lines(tuple(rows)),))
 
 
 def batch_design(mods, B: int, k: int):

@@ -23,7 +23,7 @@ from scipy import stats
 
 from metaanalysis import engine
 from metaanalysis.errors import InputError
-from metaanalysis.formatting import pct
+from metaanalysis.formatting import inference_text, level_text, method_text
 
 __all__ = ["baujat_coordinates", "cumulative", "fit_masked", "influence", "leave_one_out",
            "study_arrays"]
@@ -56,10 +56,13 @@ def study_arrays(res):
 
 
 def _describe(res, analysis: str) -> str:
+    """The analysis and the model choices of ``res`` in words (one name per method, as
+    every result prints them)."""
     test = getattr(res, "test", "z")
     level = getattr(res, "level", 0.95)
-    return (f"{analysis}; τ² estimator: {res.method}; test: {test}; "
-            f"level: {pct(100 * level, 0)}")
+    ci = inference_text(test, None if test == "z" else "t(k − 1) in each fit")
+    return (f"{analysis}; τ² estimator: {method_text(res.method)}; CI and tests: {ci}; "
+            f"level: {level_text(level)}")
 
 
 def fit_masked(res, yi, vi, include, *, qprofile=False, outputs="all"):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-__all__ = ["Display", "Displayed", "Lines", "Table", "TextDisplay"]
+__all__ = ["Display", "Displayed", "Lines", "Table"]
 
 
 @dataclass(frozen=True)
@@ -159,35 +159,3 @@ class Displayed:
             return self._display().html()
         except Exception:  # noqa: BLE001 - display must not fail; repr never raises
             return f"<pre>{html.escape(repr(self))}</pre>"
-
-
-class TextDisplay:
-    """Older mixin (results that only define ``summary()``): ``__repr__`` is
-    ``summary()``; ``_repr_html_`` is that text in a ``<pre>`` block followed by
-    ``_html_extra()``.  Being replaced by :class:`Displayed`.
-
-    Examples
-    --------
-    >>> class Note(TextDisplay):
-    ...     def summary(self):
-    ...         return "τ² = 0"
-    >>> Note()._repr_html_()
-    '<pre>τ² = 0</pre>'
-    """
-
-    __slots__ = ()
-
-    def summary(self) -> str:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
-
-    def _html_extra(self) -> str:
-        return ""
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        try:
-            return f"<pre>{html.escape(self.summary())}</pre>" + self._html_extra()
-        except Exception:  # noqa: BLE001 - display must not fail
-            return f"<pre>{type(self).__name__}</pre>"

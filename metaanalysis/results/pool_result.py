@@ -74,7 +74,7 @@ def _methods(method, test, df, qprofile, measure=None, unit=None) -> list:
     facts.append(("CI and tests", inference_text(test, df) if isinstance(df, str)
                   else _inference(test, df)))
     if qprofile and method not in ("EE", "GLMM"):
-        facts.append(("τ² and I² intervals", "Q-profile (Viechtbauer 2007)"))
+        facts.append(("τ², I², H² intervals", "Q-profile (Viechtbauer 2007)"))
     if measure:
         facts.append(("Measure", measure + (f"; unit: {unit}" if unit else "")))
     elif unit:
@@ -206,6 +206,9 @@ class PoolResult(Displayed):
             crit = "normal" if self.stat_name == "z" else dist_text(self.df)
             rows.append((f"{lv} prediction interval", f"{ci(self.pi_lb, self.pi_ub)} ({crit})"))
         q = f"Q({num(self.q_df, 0)}) = {num(self.q, 2)}, {p_text(self.q_p)}"
+        if self.method == "GLMM" and np.isfinite(self.q_lrt):  # Wald-type Q and the LRT
+            q = (f"Wald {q}; likelihood ratio {stat_text(self.q_lrt, self.q_df, 'LRT')}, "
+                 f"{p_text(self.q_lrt_p)}")
         if not re:
             rows.append(("Heterogeneity (from Q)", f"I² = {pct(self.i2)}, H² = {num(self.h2, 2)}; {q}"))
         elif np.isfinite(self.tau2):
@@ -213,11 +216,14 @@ class PoolResult(Displayed):
             if np.isfinite(self.se_tau2):
                 t2 += f" (SE {num(self.se_tau2)})"
             i2 = f"I² = {pct(self.i2)}"
+            h2 = f"H² = {num(self.h2, 2)}"
             if self._qprofile():
                 t2 += f", {lv} CI {ci(self.tau2_ci_lb, self.tau2_ci_ub)}"
                 i2 += f" [{pct(self.i2_ci_lb)}, {pct(self.i2_ci_ub)}]"
+                if np.isfinite(self.h2_ci_lb):
+                    h2 += f" {ci(self.h2_ci_lb, self.h2_ci_ub, 2)}"
             rows.append(("Heterogeneity", f"{t2}; τ = {num(np.sqrt(self.tau2))}"))
-            rows.append(("", f"{i2}, H² = {num(self.h2, 2)}; {q}"))
+            rows.append(("", f"{i2}, {h2}; {q}"))
         else:
             rows.append(("Heterogeneity", f"undefined (k = {self.k})"))
         natural = self._natural_row(lv)
@@ -364,7 +370,7 @@ class BatchResult(Displayed):
         if self.test == "z":
             methods[1] = ("CI and tests", inference_text("z"))
         if not self.qprofile and self.method != "EE":
-            methods.append(("τ² and I² intervals", "not computed (qprofile=False)"))
+            methods.append(("τ², I², H² intervals", "not computed (qprofile=False)"))
         rows = [("Converged", f"{int(np.count_nonzero(self.converged))} of {n}")]
         if self.omitted is not None:
             om = np.asarray(self.omitted)
