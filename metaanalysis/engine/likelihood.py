@@ -71,6 +71,7 @@ _SAFE = 0.999  # shrink certified radii against rounding
 _MIN_WIDTH = 1e-3  # stop subdividing below this width in s
 _ROUNDS = 40
 _MARCH = 8  # evaluations extending the certified regions before subdividing
+_FEW = 32  # below this many open gaps, one dense round replaces the march
 
 
 def lik_terms(d, y, v, t, reml, order=1, want_q=False):
@@ -308,6 +309,26 @@ def _cover(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0):
     return np.concatenate(out_row), np.concatenate(out_a), np.concatenate(out_b), exact
 
 
+def _refine(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0, pieces):
+    """Split each interval into ``pieces`` equal parts, evaluating every new point in
+    one call; returns the new intervals (same layout as the inputs)."""
+    if pieces < 2 or row.size == 0:
+        return row, sa, ha, ga, sb, hb, gb
+    f = np.arange(1, pieces) / pieces  # interior fractions
+    L = sb - sa
+    sm = (sa[None, :] + L[None, :] * f[:, None]).ravel()  # (pieces - 1) × intervals
+    rm = np.tile(row, pieces - 1)
+    vr = vmin[rm]
+    hm, gm = _hg(d.take(rm), y[:, rm], v[:, rm], vr * np.expm1(sm - s0[rm]), vr, reml)
+    n = row.size
+    S = np.vstack([sa, sm.reshape(-1, n), sb])  # (pieces + 1, n) points per interval
+    H = np.vstack([ha, hm.reshape(-1, n), hb])
+    G = np.vstack([ga, gm.reshape(-1, n), gb])
+    rr = np.tile(row, pieces)
+    return (rr, S[:-1].ravel(), H[:-1].ravel(), G[:-1].ravel(), S[1:].ravel(),
+            H[1:].ravel(), G[1:].ravel())
+
+
 def _solve(d, y, v, vmin, reml, rows, lo, hi, start, last=False):
     """Halley roots of the score on the brackets [lo, hi] (score > 0 at lo, < 0 at hi)."""
     dd = d.take(rows)
@@ -421,7 +442,7 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
     open_ = g_a < g_b
     for _ in range(_MARCH):
         w = np.flatnonzero(open_)
-        if w.size == 0:
+        if w.size < _FEW:  # a few stragglers: cheaper in one dense round below
             break
         rw = g_row[w]
         vw = vm[rw]
@@ -457,6 +478,10 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
         sb = np.concatenate([sTt[rest], s1t, sTt[im]])
         hb = np.concatenate([hT[rest], z, hT[im]])
         gb = np.concatenate([gT[rest], g1t, gT[im]])
+        # few rows left: evaluate many points at once (one round instead of many)
+        pieces = 8 if todo.size <= _FEW else 2
+        row, sa, ha, ga, sb, hb, gb = _refine(dc, yc, vc, vt, reml, row, sa, ha, ga, sb, hb,
+                                              gb, s0t, pieces)
         drow, da, db, _ = _cover(dc, yc, vc, vt, reml, row, sa, ha, ga, sb, hb, gb, s0t)
         ut, t1t = upc[todo], t1[todo]
         cand_r += [todo[~ut], todo[ut]]
