@@ -185,3 +185,35 @@ def test_record_and_file_counts_are_capped(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(st, "MAX_STUDY_FILES", 2)
     rc, lines = _check(tmp_path / "b", capsys)
     assert rc == 2 and "3 study files; at most 2 are read" in lines[0]
+
+
+NAMES = ["..", "../../etc/x", "/abs/path", "C:\\x", "a\x00b", "a\nb", "CON", "x" * 300,
+         "über", "東京"]
+
+
+@pytest.mark.parametrize("value", NAMES)
+@pytest.mark.parametrize("field", ["id", "outcome", "arm", "unit"])
+def test_hostile_names_in_path_fields_are_refused(tmp_path, capsys, field, value):
+    rec = leak(3, 40)
+    extra = {}
+    if field == "outcome":
+        rec["outcome"] = value
+    elif field == "unit":
+        rec["unit"] = value
+    elif field == "arm":
+        extra = {"arms": {value: {"patients": 40, "lesions": 40}}}
+        rec["arm"] = value
+    s = study("a2020", [rec], **extra)
+    if field == "id":
+        s["id"] = value
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "a2020.yaml").write_text(yaml.safe_dump(s, allow_unicode=True), encoding="utf-8")
+    t0 = time.perf_counter()
+    rc, lines = _check(folder, capsys)
+    if value == "CON" and field in ("id", "arm"):  # a valid name; slugged where it is a path
+        assert rc == 0
+        return
+    assert rc == 2 and any(field in line for line in lines), lines
+    assert all("\n" not in line and "\x00" not in line for line in lines)
+    assert time.perf_counter() - t0 < 5
