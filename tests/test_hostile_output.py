@@ -304,3 +304,17 @@ def test_a_plan_yaml_that_is_not_a_file_is_an_error_not_the_default_plan(tmp_pat
     assert main(["report", str(folder), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert f"{folder / 'plan.yaml'}: -: " in err and not (tmp_path / "o").exists()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_slug_invariants_for_any_text(name):
+    s = slug(name)
+    assert s and set(s) <= set(SLUG_CHARACTERS) and len(s) <= MAX_SLUG
+    assert not s.startswith((".", "-", "_")) or s.startswith("_") and s[1:].split(".")[0] in \
+        RESERVED_NAMES
+    assert s.split(".")[0] not in RESERVED_NAMES and ".." not in s

@@ -217,3 +217,35 @@ def test_hostile_names_in_path_fields_are_refused(tmp_path, capsys, field, value
     assert rc == 2 and any(field in line for line in lines), lines
     assert all("\n" not in line and "\x00" not in line for line in lines)
     assert time.perf_counter() - t0 < 5
+
+
+# ------------------------------------------------------------ property tests
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+YAML_ALPHABET = st.sampled_from(list("ab:-[]{},&*!?|>'\"#%@` \n\t.0123456789eE+~<=\\\x00\u00e9"))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(YAML_ALPHABET, max_size=80))
+def test_the_yaml_reader_only_ever_raises_its_own_errors(text):
+    from metaanalysis.records.yamlsafe import YAMLInputError, parse_yaml
+
+    try:
+        parse_yaml(text)
+    except (YAMLInputError, yaml.YAMLError):
+        pass
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=120))
+def test_any_text_as_a_study_file_is_exit_0_or_2(tmp_path_factory, text):
+    from metaanalysis.records.studies import read_studies
+
+    folder = tmp_path_factory.getbasetemp() / "any_text"
+    folder.mkdir(exist_ok=True)
+    (folder / "x.yaml").write_text(text, encoding="utf-8", errors="surrogatepass")
+    studies, problems = read_studies(folder)
+    assert studies or problems
+    assert all("\n" not in str(p) for p in problems)
