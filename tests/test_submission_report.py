@@ -134,6 +134,9 @@ def test_risk_of_bias_outputs_and_sensitivity(report):
     assert set(rows["outcome"]) == {"cement_leakage", "pain_vas"}
     assert (rows["k"] == 3).all() and (rows["left_out"] == "beta2020").all()
     assert "(left out: Beta 2020)" in rows["analysis"].iloc[0]
+    # the forest plots carry the overall judgement of each study in a column (Beta 2020: high)
+    svg = (report / "forest" / "cement_leakage__all__lesions.svg").read_text()
+    assert svg.count('id="rob-high') == 1 and svg.count('id="rob-some') == 2
     md = (report / "report.md").read_text()
     assert "Ratings made up for this test." in md
     assert "at high risk: Beta 2020" in md

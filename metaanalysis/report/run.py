@@ -235,7 +235,7 @@ def _axis_label(label: str) -> str:
     return f"{name}, {unit}" + (f" ({direction})" if direction else "")
 
 
-def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=()) -> dict:
+def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=(), rob=None) -> dict:
     """Forest, funnel and time-course figures; returns {analysis key: {kind: relative stem}}.
 
     A fitted time-course model (:mod:`metaanalysis.report.trajectory`) is the
@@ -248,6 +248,7 @@ def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=()) -> d
     from metaanalysis.plots.output import save_figure, use_style
     from metaanalysis.plots.timecourse import timecourse
     from metaanalysis.report.analysis import PROPORTIONS
+    from metaanalysis.report.submission import forest_rob
     from metaanalysis.report.trajectory import trajectory_figure
 
     made: dict = {}
@@ -269,6 +270,8 @@ def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=()) -> d
             kw.update(events=inc["events"].to_numpy(float), total=inc["total"].to_numpy(float))
         if not prop:
             kw["xlabel"] = _axis_label(a.label)
+        if rob:  # overall risk of bias of each study, a column on the right
+            kw["rob"] = forest_rob(a, rob) or None
         args[a.key] = (res, kw)
         family.setdefault((a.outcome, a.unit, a.measure), []).append(a.key)
     xlims = {}
@@ -530,6 +533,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         check_submission,
         insert_sections,
         marker_notes,
+        rob_overall,
         write_submission,
     )
     from metaanalysis.report.tables import (
@@ -609,7 +613,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
             notes=marker_notes(sdisp, the_plan)) + "\n")
         if trajectories:
             tree.write_text("trajectory.csv", to_csv_text(trajectory_table(trajectories)))
-        figs = _figures(results, tree, formats, dpi, say, trajectories)
+        figs = _figures(results, tree, formats, dpi, say, trajectories, rob=rob_overall(sset))
         tree.write_text("plan.yaml", the_plan.text or "# built-in default plan\n")
         sub = write_submission(tree, results, sset, the_plan, formats=formats, dpi=dpi, say=say)
         tree.write_text("report.md", insert_sections(

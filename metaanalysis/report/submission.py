@@ -37,7 +37,8 @@ from metaanalysis.review.rob import check_ratings, get_tool, rob_ratings, rob_ta
 from metaanalysis.review.rob_tools import HIGH_RISK
 from metaanalysis.review.study_table import NR, study_table
 
-__all__ = ["Submission", "add_rob_sensitivity", "check_submission", "grade_settings", "sof_rows",
+__all__ = ["Submission", "add_rob_sensitivity", "check_submission", "forest_rob",
+           "grade_settings", "sof_rows",
            "marker_notes", "rob_overall", "study_table_display", "write_submission"]
 
 ROB_SENSITIVITY = "without studies at high risk of bias"
@@ -109,6 +110,14 @@ def grade_settings(plan) -> GradeSettings:
     return GradeSettings(design=g.get("design", "observational"),
                          rob_serious=g.get("rob_serious_share", 0.5),
                          imprecision=imprecision, indirectness=indirect, overrides=overrides)
+
+
+def forest_rob(analysis, overall: dict) -> dict:
+    """``{forest label: overall level}`` of the rated studies of one analysis (the labels
+    with their data markers, as the forest plot names the studies)."""
+    inc = analysis.selection.included
+    return {lab: overall[sid] for lab, sid in zip(analysis.labels(), inc["study"])
+            if sid in overall}
 
 
 def rob_overall(studies) -> dict:
