@@ -13,8 +13,22 @@ import sys
 from metaanalysis.errors import MetaAnalysisError, StudyFileError, one_line
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a whole number of processes, "
+                                         "at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
+    from metaanalysis import __version__
+
     p = argparse.ArgumentParser(prog="metaanalysis", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"metaanalysis {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="check the study records for impossible or inconsistent values")
     c.add_argument("studies", nargs="?", default="studies", help="folder of study YAML files")
@@ -22,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("studies", nargs="?", default="studies", help="folder of study YAML files")
     r.add_argument("--plan", default=None, help="analysis plan YAML (default: STUDIES/plan.yaml)")
     r.add_argument("--out", default="figures", help="output folder (default: figures/)")
-    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    r.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (default: a progress bar on a terminal, one line "
+                   "per step otherwise)")
+    r.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="draw the figures in N processes (the output is identical to --jobs 1)")
     return p
 
 
@@ -35,7 +53,8 @@ def main(argv=None) -> int:
             return run_check_command(args.studies)
         from metaanalysis.report.run import run_report_command
 
-        return run_report_command(args.studies, plan=args.plan, out=args.out, quiet=args.quiet)
+        return run_report_command(args.studies, plan=args.plan, out=args.out, quiet=args.quiet,
+                                  jobs=args.jobs)
     except StudyFileError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)

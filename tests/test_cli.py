@@ -85,24 +85,44 @@ def test_subprocess_exit_code_and_stderr():
 
 SMALL_PLAN = """
 outcomes:
-  - {name: complications_major, measure: PLO, model: GLMM, unit: patients}
+  - {name: deaths, measure: PLO, unit: patients}
 """
+#: the studies the effect-size table tests read (a small folder keeps the CLI tests fast)
+SMALL_STUDIES = ("chen2022", "khan2018", "wang2022", "wu2021", "zhang2024")
 
 
 def _small_plan(folder: Path) -> Path:
-    """A one-outcome plan: the effect-size tables do not depend on it, and it keeps these tests fast."""
-    p = Path(folder) / "plan" / "small_plan.yaml"  # its own folder: --out may not be inside it
+    """A plan with one outcome of one study: nothing to fit or draw; the effect-size
+    tables do not depend on the plan.  It has a folder of its own: --out may not be
+    inside the plan's folder."""
+    p = Path(folder) / "plan" / "small_plan.yaml"
     p.parent.mkdir(exist_ok=True)
     p.write_text(SMALL_PLAN)
     return p
 
 
+def _small_studies(folder: Path) -> Path:
+    d = Path(folder) / "studies"
+    d.mkdir(exist_ok=True)
+    for sid in SMALL_STUDIES:
+        (d / f"{sid}.yaml").write_bytes((STUDIES / f"{sid}.yaml").read_bytes())
+    return d
+
+
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory):
+def small(tmp_path_factory):
+    """``(studies folder, plan)``: five shipped studies and the one-outcome plan."""
+    base = tmp_path_factory.mktemp("small")
+    return _small_studies(base), _small_plan(base)
+
+
+@pytest.fixture(scope="module")
+def report_dir(small, tmp_path_factory):
+    studies, plan = small
     out = tmp_path_factory.mktemp("rep") / "figures"
-    before = _hashes(STUDIES)
-    files = run_report(STUDIES, out=out, quiet=True, plan=_small_plan(out.parent), formats=("svg",))
-    assert _hashes(STUDIES) == before  # input untouched
+    before = _hashes(studies)
+    files = run_report(studies, out=out, quiet=True, plan=plan, formats=("svg",))
+    assert _hashes(studies) == before  # input untouched
     return out, files
 
 
@@ -172,29 +192,46 @@ def test_report_median_rows_converted(report_dir):
     assert row["vi"] == pytest.approx(s ** 2 / 91, rel=1e-12)
 
 
-def test_report_cli_prints_choices(tmp_path, capsys):
-    plan = str(_small_plan(tmp_path))
-    assert main(["report", str(STUDIES), "--plan", plan, "--out", str(tmp_path / "o")]) == 0
+def test_report_cli_prints_choices(small, tmp_path, capsys):
+    studies, plan = str(small[0]), str(small[1])
+    assert main(["report", studies, "--plan", plan, "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
     assert "PR and PLO" in err and "luo-shi" in err and "median-as-mean" in err
-    assert "[warning]" in err
-    assert main(["report", str(STUDIES), "--plan", plan, "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert "[warning]" in err and "analyses 1/1: deaths" in err
+    assert main(["report", studies, "--plan", plan, "--out", str(tmp_path / "o"), "--quiet",
+                 "--jobs", "2"]) == 0
     assert capsys.readouterr().err == ""
 
 
-def test_report_rerun_replaces_the_folder_and_never_deletes_other_files(tmp_path):
+def test_version(capsys):
+    from metaanalysis import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"metaanalysis {__version__}"
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two"])
+def test_jobs_must_be_a_positive_number(bad, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["report", "--jobs", bad])
+    assert info.value.code == 2 and "--jobs" in capsys.readouterr().err
+
+
+def test_report_rerun_replaces_the_folder_and_never_deletes_other_files(small, tmp_path):
     from metaanalysis.report.output import OutputError
 
     out = tmp_path / "figures"
-    plan = _small_plan(tmp_path)
-    run_report(STUDIES, out=out, quiet=True, plan=plan, formats=("svg",))
+    studies, plan = small
+    run_report(studies, out=out, quiet=True, plan=plan, formats=("svg",))
     (out / "mine.txt").write_text("keep")
     with pytest.raises(OutputError, match=r"holds files the report did not write \(mine.txt\)"):
-        run_report(STUDIES, out=out, quiet=True, plan=plan, formats=("svg",))
+        run_report(studies, out=out, quiet=True, plan=plan, formats=("svg",))
     assert (out / "mine.txt").read_text() == "keep"
     (out / "mine.txt").unlink()
     (out / "effect_sizes" / "index.csv").write_text("changed")
-    run_report(STUDIES, out=out, quiet=True, plan=plan, formats=("svg",))
+    run_report(studies, out=out, quiet=True, plan=plan, formats=("svg",))
     assert (out / "effect_sizes" / "index.csv").read_text() != "changed"
 
 

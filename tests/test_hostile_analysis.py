@@ -52,7 +52,10 @@ def test_k_0_and_1_are_not_pooled_with_the_reason(tmp_path):
     rows = run_plan(load_studies(folder), load_plan(plan_file)).results_table()
     notes = dict(zip(rows["outcome"], rows["note"]))
     assert notes["leak"] == "no study with usable data"
-    assert notes["rare"] == "one study (A 2020): nothing to pool"
+    # one study is not pooled, but its own estimate and exact interval are reported
+    assert notes["rare"].startswith("one study (A 2020): its own estimate, Clopper–Pearson")
+    rare = rows.set_index("outcome").loc["rare"]
+    assert rare["estimate"] == 1 / 40 and rare["ci_lb"] < rare["estimate"] < rare["ci_ub"]
 
 
 def test_default_plan_on_a_degenerate_folder_exits_0_with_the_reason_on_stderr(tmp_path, capsys):

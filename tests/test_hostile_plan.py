@@ -106,7 +106,7 @@ def test_the_shipped_plan_and_its_typo_free_variants_load(studies):
      "did you mean mwa_pvp?"),
     ("anchor_series: [chen2022, khan2018]", "anchor_series: [chen2022, khan2019]",
      "study_sets/anchor_series: 'khan2019' is not a study id; did you mean khan2018?"),
-    ("{outcome: odi,", "{outcome: odl,", "not_pooled[3]/outcome: 'odl' is not an outcome"),
+    ("{outcome: odi,", "{outcome: odl,", "not_pooled[2]/outcome: 'odl' is not an outcome"),
     ("  - name: cement_leakage", "  - name: cement_leak",
      "outcomes/cement_leak/name: 'cement_leak' is not an outcome of the study records; did you "
      "mean cement_leakage?"),
@@ -114,7 +114,8 @@ def test_the_shipped_plan_and_its_typo_free_variants_load(studies):
      "    measure: MC\n    unit: lesions",
      "outcomes/cement_leakage/measure: MC pools mean changes, but no record of cement_leakage "
      "gives a mean or median; its records give counts"),
-    ("    measure: MC            # raw mean change, pre minus post",
+    ("    measure: MC            # raw mean change, pre minus post\n    absolute: true         "
+     "# also the absolute score (MN) at baseline and each window",
      "    measure: PLO", "outcomes/pain_vas/measure: PLO pools proportions, but no record"),
 ])
 def test_references_to_the_study_records_are_checked(tmp_path, studies, old, new, expected):

@@ -1,7 +1,12 @@
-"""``metaanalysis report`` end to end on the shipped studies, and the table writers."""
+"""``metaanalysis report`` end to end on the shipped studies, and the table writers.
+
+The report is built once per session (``shipped_report`` in conftest.py); the
+byte-identity test builds it a second time with two figure processes.
+"""
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +20,8 @@ from metaanalysis.report.tables import display_results, latex_escape, to_latex, 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "studies"
 FORMATS = ("svg",)  # the PDF/PNG writers are save_figure's (tested there); keeps this file fast
+SMALL = ("outcomes:\n  - {name: deaths, measure: PLO, unit: patients, modalities: [MWA]}\n")
+# one study (Khan 2018): no fit, no figure
 
 
 def _digest(folder: Path) -> dict:
@@ -23,94 +30,133 @@ def _digest(folder: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rep") / "figures"
-    files = run_report(STUDIES, out=out, quiet=True, formats=FORMATS)
-    return out, files
+def report(shipped_report):
+    return shipped_report
+
+
+@pytest.fixture(scope="module")
+def md(report):
+    return (report[0] / "report.md").read_text()
 
 
 def test_every_output_exists(report):
     out, files = report
     for name in ("report.md", "provenance.json", "plan.yaml", "selection.csv",
-                 "results.csv", "results.md", "results.tex",
+                 "results.csv", "results.md", "results.tex", "subgroups.csv", "subgroups.md",
                  "sensitivity.csv", "sensitivity.md", "sensitivity.tex"):
         assert (out / name) in files and (out / name).stat().st_size > 0
-    for stem in ("forest/cement_leakage__all__lesions", "forest/complications_major__all__patients",
+    for stem in ("forest/cement_leakage__all__lesions", "forest/local_control__all__mixed",
+                 "forest/complications_major__all__patients",
+                 "forest/cement_leakage_rr__all__mixed",
                  "forest/pain_vas__about_1_month__patients",
                  "forest/morphine_mg_day__about_1_month__patients",
-                 "funnel/pain_vas__about_1_month__patients",  # k = 5 >= funnel_min_k
-                 "timecourse/pain_vas__patients", "timecourse/morphine_mg_day__patients"):
+                 "timecourse/pain_vas__patients", "timecourse/pain_vas_absolute__patients",
+                 "timecourse/morphine_mg_day__patients"):
         assert (out / f"{stem}.svg").exists(), stem
-    # k = 3 < funnel_min_k = 5: no funnel for leakage
-    assert not (out / "funnel" / "cement_leakage__all__lesions.svg").exists()
+    # no analysis reaches k = 10 (funnel_min_k): no funnel plots
+    assert not (out / "funnel").exists()
+    # the forest plots are vector graphics with text
+    assert "<svg" in (out / "forest" / "local_control__all__mixed.svg").read_text()[:500]
     assert not any(p.name.startswith(".") for p in out.parent.iterdir())  # no temp folder left
 
 
-def test_report_md_mentions_every_outcome_with_assumptions(report):
-    out, _ = report
-    text = (out / "report.md").read_text()
-    from metaanalysis import load_studies
+def test_report_answers_the_review_questions(md):
+    # local control pooled, with its forest plot
+    assert re.search(r"- Local tumour control: 9\d\.\d% \(95% CI 9\d\.\d–9\d\.\d%; 95% PI", md)
+    assert "[forest](forest/local_control__all__mixed.svg)" in md
+    # absolute pain beside change at each window, with the relative reduction
+    assert "| Pain: window | k | absolute (95% CI) | k | change from baseline (95% CI) |" in md
+    for w in ("about 1 day", "about 1 week", "about 1 month", "about 3 months", "about 6 months"):
+        assert re.search(rf"\| {w} \| \d \| [\d.]+ \([-\d.]+ to [\d.]+\) \| \d \| [\d.]+ ", md), w
+    assert "Pain, absolute, at about 1 month: 2.04" in md and "Relative reduction" in md
+    # comparative: leakage as a risk ratio of two studies, local progression one study
+    assert "Cement leakage, ablation + cement vs cement alone: 0." in md
+    assert "Local progression, ablation + cement vs cement alone: one study (Liu 2023)" in md
+    # modality subgroups with the test
+    assert "Subgroups by modality" in md and "test for subgroup differences Q(1)" in md
 
-    for name in load_studies(STUDIES).outcomes():
-        assert name in text, name
-    assert "Pooled cement leakage was 29.2% (95% CI 24.2–34.7%; 3 studies, 288 lesions" in text
-    assert "Local tumour control (lesions): not pooled" in text
-    assert "candidate denominators ≤ 140: 58, 77, 96, 97, 115, 116, 134, 135" in text
-    assert "half-normal(scale=0.5)" in text  # the Bayesian prior is printed (k = 2)
-    assert "Knapp–Hartung" in text and "pre-post r = 0.5" in text
-    assert "median_sd: exclude" in text  # how khan2018's "median ± SD" was handled
-    assert "technical_success: reported as 100%" in text
+
+def test_methods_say_what_ran(md):
+    assert "abstract-level" in md  # data source
+    assert "fitted by maximum likelihood" in md and "Wald (z) CI" in md  # the GLMM
+    assert "t distribution with k − 1 df" in md  # Knapp–Hartung
+    assert "τ ~ half-normal(scale=0.5), flat prior on μ" in md  # the prior where Bayesian
+    assert "Attrition, the same rule for every study" in md
+    assert "no analysis reaches k ≥ 10" in md and "Sterne" in md  # reporting bias
+    assert "Representatives: pain_vas: khan-motaghi → Motaghi 2022, tengzhou → Wang 2022" in md
+    assert "Chen 2022 is a probable member of group tengzhou" in md
+    # 12 records; the two RFA single-arm series enter only the modality subgroups
+    assert re.search(r"from 10 studies that enter at least one main analysis .* of 12 study "
+                     r"records", md)
+    assert "Only in the subgroup analyses by modality: Levy 2020, Wallace 2015." in md
+
+
+def test_every_sentence_has_tau_and_pi(md):
+    sentences = [line for line in md.splitlines()
+                 if line.startswith("- ") and ("(95% CI" in line or "(95% CrI" in line)
+                 and "one study" not in line]
+    assert len(sentences) >= 20
+    for s in sentences:
+        assert "τ = " in s and "95% PI" in s, s
+    assert "beyond the scale's bounds (-10 to 10)" in md
+
+
+def test_sensitivity_rows_give_ci_and_k(md):
+    block = md.split("- Pain reduction at about 1 month:")[1].split("\n- ")[0]
+    rows = [line for line in block.splitlines() if line.startswith("  - ")]
+    assert rows and all(re.search(r"\((CI|CrI) [-\d.]+ to [-\d.]+\); k = \d", r) or
+                        "not estimated" in r for r in rows)
+    assert any("in: Khan 2018; out: Motaghi 2022" in r for r in rows)
+    assert not re.search(r"estimates from [-\d.]+%? to", md)  # no range of point estimates
 
 
 def test_results_table_content(report):
     out, _ = report
     tab = pd.read_csv(out / "results.csv")
     leak = tab[tab.outcome == "cement_leakage"].iloc[0]
-    # GLMM on chen 42/140, wang 32/115, wu 10/33: τ² = 0, so the ML estimate is the pooled rate 84/288
+    # GLMM on chen 42/140, wang 32/115, wu 10/33: τ² = 0, so the ML estimate is 84/288
     assert leak["estimate"] == pytest.approx(84 / 288, rel=1e-5)
     assert (leak["k"], leak["n"], leak["unit"]) == (3, 288, "lesions")
-    assert leak["ci_lb"] < leak["estimate"] < leak["ci_ub"]
-    pain = tab[(tab.outcome == "pain_vas") & (tab.window == "about_1_month")].iloc[0]
-    assert pain["k"] == 5 and pain["model"] == "REML + Knapp–Hartung (MC)"
-    assert set(tab.columns) >= {"estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "tau2", "i2", "k", "n",
-                                "unit", "model"}
+    pain = tab[(tab.outcome == "pain_vas") & (tab.window == "about_1_month")]
+    assert set(pain["quantity"]) == {"change from baseline", "absolute value"}
+    assert set(tab.columns) >= {"estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "tau2", "tau",
+                                "i2", "k", "n", "unit", "model", "pi_outside_scale",
+                                "relative_reduction_pct"}
+    one = tab[tab.outcome == "local_progression_rr"].iloc[0]
+    assert one["k"] == 1 and one["ci_lb"] < one["estimate"] < one["ci_ub"]  # k = 1: shown
     md = (out / "results.md").read_text()
     assert "| cement_leakage | any | lesions | 3 | 288 | 29.2% | 24.2% to 34.7% |" in md
+    assert "(beyond scale)" in md
     tex = (out / "results.tex").read_text()
     assert r"\toprule" in tex and r"29.2\%" in tex and r"I$^{2}$" in tex
 
 
 def test_sensitivity_table_content(report):
     out, _ = report
-    sens = pd.read_csv(out / "sensitivity.csv")
+    sens = pd.read_csv(out / "sensitivity.csv", keep_default_na=False)
     leak = sens[sens.outcome == "cement_leakage"].set_index("analysis")
     assert {"model: logit two-step", "model: Freeman–Tukey two-step", "model: Bayesian (logit)",
             "overlap: all studies of each group", "leave out Chen 2022"} <= set(leak.index)
-    # display label in the analysis name, the study id kept in its own column
     assert leak.loc["leave out Chen 2022", "left_out"] == "chen2022"
-    # all five leakage studies: 436 vertebrae
-    assert leak.loc["overlap: all studies of each group", "n"] == 436
-    pain = sens[(sens.outcome == "pain_vas") & (sens.window == "about_1_month")]["analysis"]
-    assert {"r = 0.3", "r = 0.7", "'median ± SD' used as mean ± SD"} <= set(pain)
-    # flagged rows: mean/SD from medians (†), the "median ± SD" read as a mean (‡)
-    pain_rows = sens[(sens.outcome == "pain_vas") & (sens.window == "about_1_month")].set_index("analysis")
-    assert pain_rows.loc["r = 0.3", "flags"].startswith("† Chen 2022, Motaghi 2022;")
-    assert "‡ Khan 2018" in pain_rows.loc["'median ± SD' used as mean ± SD", "flags"]
-    assert "‡" not in pain_rows.loc["r = 0.3", "flags"]
+    assert leak.loc["overlap: all studies of each group", "n"] == 436  # 140+63+115+33+85
+    assert {"kind", "changed", "studies_in", "studies_out"} <= set(sens.columns)
+    assert (sens["changed"] != "").all()
+    pain = sens[(sens.outcome == "pain_vas") & (sens.window == "about_1_month")
+                & (sens.quantity == "change from baseline")].set_index("analysis")
+    assert {"r = 0.3", "r = 0.7", "'median ± SD' used as mean ± SD"} <= set(pain.index)
+    assert pain.loc["r = 0.3", "flags"].startswith("† Chen 2022, Motaghi 2022;")
+    assert "‡ Khan 2018" in pain.loc["'median ± SD' used as mean ± SD", "flags"]
 
 
-def test_display_labels_and_markers_in_report(report):
+def test_display_labels_and_markers_in_report(report, md):
     out, _ = report
-    md = (out / "report.md").read_text()
-    # labels from the citation field, with markers, and the legend of the markers
     assert "Chen 2022 †§, JVIR 2014 §, Motaghi 2022 †§, Wang 2022 §, Wu 2021 §" in md
     assert "† mean and SD estimated from the median and range/IQR (Luo 2018; Shi 2020)" in md
+    assert "‖ unit or definition not stated, assumed" in md
     res = pd.read_csv(out / "results.csv", keep_default_na=False)
     leak = res[res.outcome == "cement_leakage"].iloc[0]
     assert leak["studies"] == "chen2022, wang2022, wu2021"  # ids kept in the CSV
     assert leak["study_labels"] == "Chen 2022, Wang 2022, Wu 2021 §‖"
-    sens_md = (out / "sensitivity.md").read_text()
-    assert "Estimated/assumed data" in sens_md and "leave out Chen 2022" in sens_md
 
 
 def test_provenance_records_plan_version_and_checksums(report):
@@ -119,15 +165,13 @@ def test_provenance_records_plan_version_and_checksums(report):
     assert prov["version"] and prov["plan"] == "plan.yaml"
     plan_file = STUDIES / "plan.yaml"
     assert prov["inputs"]["plan.yaml"] == hashlib.sha256(plan_file.read_bytes()).hexdigest()
-    assert prov["inputs"]["chen2022.yaml"] == hashlib.sha256(
-        (STUDIES / "chen2022.yaml").read_bytes()).hexdigest()
     assert (out / "plan.yaml").read_text() == plan_file.read_text()
 
 
-def test_second_run_is_byte_identical(report, tmp_path):
+def test_two_figure_processes_give_the_same_bytes(report, tmp_path):
     out, _ = report
     again = tmp_path / "again"
-    run_report(STUDIES, out=again, quiet=True, formats=FORMATS)
+    run_report(STUDIES, out=again, quiet=True, formats=FORMATS, jobs=2)
     assert _digest(again) == _digest(out)
 
 
@@ -146,13 +190,33 @@ def test_bad_plan_exits_2_and_writes_nothing(tmp_path, capsys):
 def test_progress_lines_and_quiet(tmp_path, capsys):
     plan = tmp_path / "plan" / "p.yaml"  # its own folder: --out may not be inside it
     plan.parent.mkdir()
-    plan.write_text("outcomes:\n  - {name: complications_major, measure: PLO, model: GLMM, "
-                    "unit: patients}\n")
+    plan.write_text(SMALL)
     run_report(STUDIES, out=tmp_path / "o", plan=plan, formats=FORMATS)
     err = capsys.readouterr().err
-    assert "complications_major any time (patients): k = 4, GLMM" in err  # no modality rule: RFA too
+    # not a terminal: one line per step
+    assert "analyses 1/1: deaths any time (patients): not pooled (one study (Khan 2018)" in err
     run_report(STUDIES, out=tmp_path / "o", plan=plan, formats=FORMATS, quiet=True)
     assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_on_a_terminal():
+    import io
+
+    from metaanalysis.report.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    p = Progress(stream=out)
+    p.start("figures", 4)
+    for i in range(4):
+        p.step(f"f{i}")
+    p.done()
+    text = out.getvalue()
+    assert "\r" in text and "[##############################] 4/4" in text
+    assert text.count("\n") == 1  # one line, redrawn in place
 
 
 def test_table_writers():

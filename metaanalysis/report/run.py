@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -165,11 +163,6 @@ def effect_size_tables(studies: StudySet, *, median_conversion: str = "luo-shi")
     return tables
 
 
-def _say(quiet: bool, text: str) -> None:
-    if not quiet:
-        print(text, file=sys.stderr)
-
-
 # ---------------------------------------------------------------- the report
 
 FIGURE_FORMATS = ("pdf", "svg", "png")
@@ -235,254 +228,177 @@ def _axis_label(label: str) -> str:
     return f"{name}, {unit}" + (f" ({direction})" if direction else "")
 
 
-def _figures(results, tree: OutputTree, formats, dpi, say, trajectories=(), rob=None) -> dict:
-    """Forest, funnel and time-course figures; returns {analysis key: {kind: relative stem}}.
-
-    A fitted time-course model (:mod:`metaanalysis.report.trajectory`) is the
-    time-course figure's line, CI and PI band over each study's observed points."""
-    import matplotlib.figure  # noqa: F401  (figure layer only from here)
-
-    from metaanalysis.models.bayes import BayesResult
-    from metaanalysis.plots.forest import forest, forest_spec, shared_xlim
-    from metaanalysis.plots.funnel import funnel
-    from metaanalysis.plots.output import save_figure, use_style
-    from metaanalysis.plots.timecourse import timecourse
+def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
+    """The figures of a report as jobs ``(kind, key, payload)``: one forest per pooled
+    analysis (absolute values are drawn in their time course instead), a funnel where k
+    reaches the plan's minimum, a time course per outcome and unit (change from
+    baseline, and absolute values from baseline on when pooled).  A fitted time-course
+    model (:mod:`metaanalysis.report.trajectory`) is the change figure's line, CI and PI
+    band over each study's observed points.  ``rob`` ({study id: overall judgement})
+    adds each study's overall risk of bias as a forest column."""
+    from metaanalysis.plots.forest import forest_spec, shared_xlim
     from metaanalysis.report.analysis import PROPORTIONS
+    from metaanalysis.report.fitting import is_bayes
     from metaanalysis.report.submission import forest_rob
+    from metaanalysis.report.text import analysis_name
     from metaanalysis.report.trajectory import trajectory_figure
 
-    made: dict = {}
     plan = results.plan
-    # the forests of one outcome and unit (its time windows) share one x range
-    args, family = {}, {}
+    jobs = []
     for a in results.analyses:
-        if not a.pooled:
-            continue
+        if not a.pooled or a.kind in ("absolute", "baseline"):
+            continue  # absolute values: in the tables, the sentences and the time course
         prop = a.measure in PROPORTIONS
-        labels = tuple(a.labels())
-        res = (dataclasses.replace(a.result, labels=labels) if isinstance(a.result, BayesResult)
-               else a.result.with_(labels=labels))
         inc = a.selection.included
-        kw = {"percent": prop, "footnotes": a.footnotes(plan),
-              "title": a.label.split(" (")[0] + (f", {a.window.replace('_', ' ')}" if a.window
-                                                 else "") + f" ({a.unit})"}
+        title = f"{analysis_name(a)} ({a.unit})"
+        labels = tuple(a.labels())
+        res = (dataclasses.replace(a.result, labels=labels) if is_bayes(a.result)
+               else a.result.with_(labels=labels))
+        kw = {"percent": prop, "footnotes": a.footnotes(plan), "title": title}
         if prop and "events" in inc.columns:
             kw.update(events=inc["events"].to_numpy(float), total=inc["total"].to_numpy(float))
         if not prop:
             kw["xlabel"] = _axis_label(a.label)
         if rob:  # overall risk of bias of each study, a column on the right
             kw["rob"] = forest_rob(a, rob) or None
-        args[a.key] = (res, kw)
-        family.setdefault((a.outcome, a.unit, a.measure), []).append(a.key)
-    xlims = {}
-    for keys in family.values():
-        if len(keys) > 1:
-            lim = shared_xlim([forest_spec(args[k][0], **args[k][1]) for k in keys])
-            xlims.update(dict.fromkeys(keys, lim))
-    with use_style("single"):
-        for a in results.analyses:
-            if not a.pooled:
-                continue
-            entry = made.setdefault(a.key, {})
-            is_bayes = isinstance(a.result, BayesResult)
-            res, kw = args[a.key]
-            title = kw["title"]
-            ax = forest(res, xlim=xlims.get(a.key), **kw)
-            stem = tree.path("forest", a.outcome, a.window or "all", a.unit)
-            save_figure(ax.figure, stem, formats, dpi=dpi)
-            _close(ax.figure)
-            entry["forest"] = f"forest/{stem.name}"
-            if not is_bayes and a.result.k >= plan.funnel_min_k:
-                ax = funnel(a.result, title=title, xlabel=kw.get("xlabel"))
-                stem = tree.path("funnel", a.outcome, a.window or "all", a.unit)
-                save_figure(ax.figure, stem, formats, dpi=dpi)
-                _close(ax.figure)
-                entry["funnel"] = f"funnel/{stem.name}"
-        for op in plan.outcomes:
-            if not op.timecourse:
-                continue
-            parts = [a for a in results.analyses if a.outcome == op.name and a.pooled and a.window]
-            for unit in sorted({a.unit for a in parts}):
+        names = (a.outcome, a.window or "all", a.unit)
+        jobs.append(("forest", a.key, dict(res=res, kw=kw, names=names,
+                                           family=(a.outcome, a.unit, a.measure))))
+        if not is_bayes(a.result) and a.result.k >= plan.funnel_min_k:
+            jobs.append(("funnel", a.key, dict(res=a.result, title=title, names=names,
+                                               xlabel=kw.get("xlabel"))))
+    # the forests of one outcome and unit (its time windows) share one x range
+    family: dict = {}
+    for j in jobs:
+        if j[0] == "forest":
+            family.setdefault(j[2]["family"], []).append(j[2])
+    for members in family.values():
+        if len(members) > 1:
+            lim = shared_xlim([forest_spec(m["res"], **m["kw"]) for m in members])
+            for m in members:
+                m["xlim"] = lim
+    for op in plan.outcomes:
+        if not op.timecourse:
+            continue
+        parts = [a for a in results.analyses if a.outcome == op.name and a.pooled]
+        for unit in sorted({a.unit for a in parts}):
+            for kind in ("change", "absolute"):
                 rows, studies = [], []
-                for a in (x for x in parts if x.unit == unit):
+                for a in (x for x in parts if x.unit == unit and (
+                        x.kind == kind or (kind == "absolute" and x.kind == "baseline"))):
                     s = a.row()
-                    days = float(np.nanmean(a.selection.included["days"]))
+                    days = 0.0 if a.kind == "baseline" else \
+                        float(np.nanmean(a.selection.included["days"]))
                     rows.append({"days": days, "estimate": s["estimate"], "ci_lb": s["ci_lb"],
                                  "ci_ub": s["ci_ub"], "k": s["k"],
                                  "studies": tuple(a.selection.included["study"])})
                     y = np.asarray(a.result.yi, float)
                     for sid, d, yi in zip(a.selection.included["study"],
                                           a.selection.included["days"], y):
-                        studies.append({"study": sid, "days": float(d), "yi": float(yi)})
+                        studies.append({"study": sid, "days": 0.0 if a.kind == "baseline"
+                                        else float(d), "yi": float(yi)})
                 if len(rows) < 2:
                     continue
-                model = trajectory_figure(trajectories, op.name, unit)
-                ax = timecourse(None if model else pd.DataFrame(rows),
-                                model["studies"] if model else pd.DataFrame(studies),
-                                ylabel=_axis_label(op.label),
-                                interval=("CrI" if any(isinstance(a.result, BayesResult)
-                                                       for a in parts if a.unit == unit)
-                                          else "CI"),
-                                xscale="sqrt", xticks=_window_ticks(plan, op),
-                                study_labels=results.labels,
-                                xlabel="Time after treatment (square-root scale)",
-                                trajectory=model["trajectory"] if model else None)
-                ax.set_title(f"{op.label.split(' (')[0]} ({unit})")
-                stem = tree.path("timecourse", op.name, unit)
-                save_figure(ax.figure, stem, formats, dpi=dpi)
-                _close(ax.figure)
-                made.setdefault(f"timecourse:{op.name}", {})[unit] = f"timecourse/{stem.name}"
-    say(f"figures: {sum(len(v) for v in made.values())} ({', '.join(formats)})")
+                head = op.label.split(" (")[0]
+                scale = op.label.split(" (", 1)[1].split(",")[0] if " (" in op.label else ""
+                if kind == "change":
+                    ylabel = _axis_label(op.label)
+                    names, title = (op.name, unit), f"{head}, change from baseline ({unit})"
+                else:
+                    what = head.replace(" reduction", "")
+                    ylabel = f"{what} ({scale})" if scale else what
+                    names, title = (f"{op.name}_absolute", unit), f"{what}, absolute ({unit})"
+                ticks = _window_ticks(plan, op)
+                if kind == "absolute":
+                    ticks = {0.0: "pre", **ticks}
+                model = trajectory_figure(trajectories, op.name, unit) if kind == "change" else None
+                jobs.append(("timecourse", f"timecourse:{op.name}", dict(
+                    rows=None if model else pd.DataFrame(rows),
+                    studies=model["studies"] if model else pd.DataFrame(studies),
+                    trajectory=model["trajectory"] if model else None, ylabel=ylabel,
+                    interval="CrI" if any(is_bayes(a.result) for a in parts if a.unit == unit
+                                          and (a.kind == kind or (kind == "absolute"
+                                                                  and a.kind == "baseline")))
+                    else "CI",
+                    ticks=ticks, labels=dict(results.labels), title=title, names=names,
+                    entry=unit if kind == "change" else f"{unit}, absolute")))
+    return jobs
+
+
+FIGURE_FOLDERS = {"forest": "forest", "funnel": "funnel", "timecourse": "timecourse"}
+
+
+def draw_figure(job, stem: Path, formats, dpi) -> tuple[str, str, str]:
+    """Draw one figure job and save it as ``stem`` + each format; returns
+    ``(entry key, kind, relative stem)``."""
+    from metaanalysis.plots.forest import forest
+    from metaanalysis.plots.funnel import funnel
+    from metaanalysis.plots.output import save_figure, use_style
+    from metaanalysis.plots.timecourse import timecourse
+
+    kind, key, d = job
+    with use_style("single"):
+        if kind == "forest":
+            ax = forest(d["res"], xlim=d.get("xlim"), **d["kw"])
+            entry = "forest"
+        elif kind == "funnel":
+            ax = funnel(d["res"], title=d["title"], xlabel=d.get("xlabel"))
+            entry = "funnel"
+        else:
+            ax = timecourse(d["rows"], d["studies"], ylabel=d["ylabel"], xscale="sqrt",
+                            xticks=d["ticks"], study_labels=d["labels"],
+                            xlabel="Time after treatment (square-root scale)",
+                            trajectory=d.get("trajectory"), interval=d["interval"])
+            ax.set_title(d["title"])
+            entry = d["entry"]
+        stem = Path(stem)
+        save_figure(ax.figure, stem, formats, dpi=dpi)
+        _close(ax.figure)
+    return key, entry, f"{stem.parent.name}/{stem.name}"
+
+
+_FORKED_JOBS: list = []  # the figure jobs, inherited by forked workers (results need not pickle)
+
+
+def _draw_forked(i: int, stem, formats, dpi):
+    return draw_figure(_FORKED_JOBS[i], stem, formats, dpi)
+
+
+def _draw_all(jobs, tree: OutputTree, formats, dpi, n_jobs: int, progress) -> dict:
+    """Draw every figure job, in ``n_jobs`` forked processes when > 1 (the same bytes as
+    serial: each figure is drawn and saved alone, with fixed metadata).  Where processes
+    cannot be forked, the figures are drawn in this process."""
+    import multiprocessing as mp
+
+    made: dict = {}
+    stems = [tree.path(FIGURE_FOLDERS[kind], *d["names"]) for kind, _, d in jobs]
+
+    def done(result):
+        key, entry, stem = result
+        made.setdefault(key, {})[entry] = stem
+        progress.step(stem)
+
+    if n_jobs > 1 and len(jobs) > 1 and "fork" in mp.get_all_start_methods():
+        import concurrent.futures as cf
+
+        _FORKED_JOBS[:] = jobs
+        try:
+            with cf.ProcessPoolExecutor(max_workers=n_jobs,
+                                        mp_context=mp.get_context("fork")) as pool:
+                for f in [pool.submit(_draw_forked, i, stems[i], formats, dpi)
+                          for i in range(len(jobs))]:
+                    done(f.result())
+        finally:
+            _FORKED_JOBS[:] = []
+    else:
+        for j, stem in zip(jobs, stems):
+            done(draw_figure(j, stem, formats, dpi))
     return made
-
-
-def _report_md(results, studies, figs, plan_name, version, results_md, sens_all,
-               trajectories=()) -> str:
-    """The text of report.md; ``results_md`` is the Markdown results table and
-    ``sens_all`` the sensitivity table, both already made for their own files."""
-    from metaanalysis.report.analysis import FLAG_MARKS, flag_text, flags_of
-    from metaanalysis.report.trajectory import settings_lines
-
-    plan = results.plan
-    rl = _relabeller(results.labels)
-    L = [f"# {plan.title or 'Meta-analysis report'}", "",
-         (f"Generated by metaanalysis {version} from {len(studies)} studies "
-          f"({', '.join(studies.ids)}) with the analysis plan `{plan_name}`. "
-          "Input checksums are in `provenance.json`."), "",
-         "## Methods and stated assumptions", ""]
-    L += [f"- {line}" for line in plan.describe()]
-    if trajectories:
-        L += [f"- {line}" for line in settings_lines(plan)]
-    L.append("- time windows (days after the procedure): " + "; ".join(
-        f"{n.replace('_', ' ')} = {lo:g}-{hi:g}" for n, (lo, hi) in plan.windows.items()))
-    L.append("- a study's record is used in a window when its reported time overlaps the window; "
-             "with several, the one nearest the window's middle")
-    L.append("- patients and lesions are never pooled together; each analysis has one unit")
-    for op in plan.outcomes:
-        extra = (f"raw mean change (baseline − follow-up), pre-post r = {op.r:g} "
-                 f"(sensitivity {', '.join(f'{x:g}' for x in op.r_sensitivity)})"
-                 if op.measure == "MC" else f"proportion ({op.measure}, model {op.model})")
-        L.append(f"- {op.name}: {extra}; unit {op.unit}; τ prior when Bayesian: "
-                 f"{op.tau_prior[0]}({op.tau_prior[1]:g})")
-    for sid, reason in plan.exclusions:
-        L.append(f"- excluded study {sid}: {reason}")
-    for sid, arm, reason in plan.arms:
-        L.append(f"- {sid}: arm {arm} pooled ({reason})")
-    L += ["", "## Results", ""]
-    L.append(results_md)
-    marks = {}
-    for a in results.analyses:
-        for m in flags_of(a.selection.included):
-            marks[m] = True
-    for f in (sens_all["flags"] if "flags" in sens_all.columns else ()):
-        for m in FLAG_MARKS:
-            if m in str(f):
-                marks[m] = True
-    if marks:
-        L += ["", "Markers on study labels (here, in the forest plots and in the tables' "
-              "flag columns): " + "; ".join(flag_text(m, plan) for m in FLAG_MARKS if m in marks)
-              + "."]
-    L += ["", ("Tables: `results.csv`, `results.md`, `results.tex`; sensitivity analyses: "
-               "`sensitivity.csv`, `sensitivity.md`, `sensitivity.tex`; every record used or left "
-               "out: `selection.csv`."), ""]
-    for op in plan.outcomes:
-        L += [f"### {op.label}", ""]
-        parts = [a for a in results.analyses if a.outcome == op.name]
-        if not parts:
-            L += [f"Not analysed: {dict(results.unpooled).get(op.name, 'no data')}.", ""]
-        for a in parts:
-            L.append(f"- {a.sentence()}")
-            f = figs.get(a.key, {})
-            if f:
-                L.append("  Figures: " + ", ".join(f"[{k}]({v}.svg)" for k, v in sorted(f.items())))
-            if len(a.selection.included):
-                L.append("  Studies: " + ", ".join(a.labels()) + ".")
-            if a.assumptions:
-                L.append("  Assumptions: " + rl("; ".join(a.assumptions)) + ".")
-            if len(a.selection.excluded):
-                L.append("  Left out: " + rl("; ".join(
-                    f"{r.study} ({r.time}): {r.reason}" for r in a.selection.excluded.itertuples()))
-                    + ".")
-            sens = a.sensitivity
-            if sens is not None and len(sens) > 1:
-                est = sens["estimate"].dropna()
-                if len(est):
-                    L.append(f"  Sensitivity analyses: {len(sens) - 1}; " + _range_text(a, est) + ".")
-                L += _special_sensitivity_lines(a, plan)
-        for t in (t for t in trajectories if t.outcome == op.name):
-            L.append(f"- Time course (primary, one model): {t.sentence()}")
-        tc = figs.get(f"timecourse:{op.name}")
-        if tc:
-            L.append("- Time course: " + ", ".join(f"[{u}]({v}.svg)" for u, v in sorted(tc.items())))
-        L.append("")
-    L += ["## Outcomes not pooled", ""]
-    for name, reason in results.unpooled:
-        L.append(f"- {name}: {reason}")
-    L += ["", "## Data warnings", ""]
-    from metaanalysis.records.checks import format_problem
-
-    L += [f"- {format_problem(dataclasses.replace(w, file=Path(w.file).name))}"
-          for w in studies.warnings] or ["- none"]
-    return "\n".join(L) + "\n"
-
-
-def _relabeller(labels: dict):
-    """Function replacing study ids by display labels in free text."""
-    if not labels:
-        return lambda text: text
-    pat = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(labels, key=len, reverse=True))
-                     + r")\b")
-    return lambda text: pat.sub(lambda m: labels[m.group(1)], str(text))
-
-
-def _estimate_text(a, row, bayes: bool) -> str:
-    from metaanalysis.report.analysis import estimate_text
-
-    lv = f"{100 * a.result.level:g}%" if a.result is not None else "95%"
-    return estimate_text(a.measure, row, lv, "CrI" if bayes else "CI")
-
-
-def _special_sensitivity_lines(a, plan) -> list[str]:
-    """Report lines for study-set and assumed-denominator sensitivity analyses."""
-    out = []
-    sens = a.sensitivity
-    unitw = a.unit
-    for r in sens.to_dict("records"):
-        name = str(r["analysis"])
-        if r.get("study_set"):
-            head = name.split(": k = ")[0]
-            head = head[0].upper() + head[1:]
-            if pd.isna(r["estimate"]):
-                out.append(f"  {head}: not pooled ({r['note']}).")
-                continue
-            bayes = str(r["note"]).startswith("Bayes")
-            out.append(f"  {head}: {_estimate_text(a, r, bayes)}; k = {int(r['k'])}, "
-                       f"{int(r['n'])} {unitw}; {r['note']}).")
-        elif name.startswith("assumed denominators"):
-            if pd.isna(r["estimate"]):
-                out.append(f"  Sensitivity, {name}: not pooled ({r['note']}).")
-                continue
-            bayes = str(r["note"]).startswith("Bayes")
-            out.append(f"  Sensitivity, {name} (rule: among the denominators consistent with "
-                       f"the percent, those from {100 * plan.assumed_denominator_min_fraction:g}% "
-                       "to 100% of the units treated; the number treated for 0% or 100%): "
-                       f"{_estimate_text(a, r, bayes)}; k = {int(r['k'])}, {int(r['n'])} "
-                       f"{unitw}; {r['note']}).")
-    return out
-
-
-def _range_text(a, est) -> str:
-    from metaanalysis.formatting import num
-    from metaanalysis.report.analysis import PROPORTIONS
-
-    if a.measure in PROPORTIONS:
-        return f"estimates from {num(100 * est.min(), 1)}% to {num(100 * est.max(), 1)}%"
-    return f"estimates from {num(est.min(), 2)} to {num(est.max(), 2)}"
 
 
 def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = False,
                median_conversion: str | None = None, formats=FIGURE_FORMATS,
-               dpi: int = 300) -> list[Path]:
+               dpi: int = 300, jobs: int = 1, progress=None) -> list[Path]:
     """Run the analysis plan and write every table and figure into ``out``.
 
     Parameters
@@ -504,6 +420,11 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         Figure formats.
     dpi : int
         PNG resolution.
+    jobs : int
+        Processes that draw the figures (the output is byte-identical to ``jobs=1``).
+    progress : Progress, optional
+        Where progress goes (:class:`metaanalysis.report.progress.Progress`; default:
+        stderr, a bar on a terminal, silenced by ``quiet``).
 
     Returns
     -------
@@ -526,7 +447,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     from metaanalysis import __version__
     from metaanalysis.records.checks import format_problem
     from metaanalysis.records.studies import study_files
-    from metaanalysis.report.analysis import run_plan
+    from metaanalysis.report.analysis import count_analyses, run_plan
     from metaanalysis.report.plan import default_plan
     from metaanalysis.report.submission import (
         add_rob_sensitivity,
@@ -536,17 +457,20 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         rob_overall,
         write_submission,
     )
+    from metaanalysis.report.progress import Progress
     from metaanalysis.report.tables import (
         display_results,
         display_sensitivity,
+        display_subgroups,
         to_csv_text,
         to_latex,
         to_markdown,
     )
+    from metaanalysis.report.text import report_md
     from metaanalysis.report.trajectory import fit_trajectories, trajectory_table
 
-    def say(text):
-        _say(quiet, text)
+    prog = progress if progress is not None else Progress(quiet)
+    say = prog.line
 
     sset = load_studies(studies)
     the_plan, plan_path = _resolve_plan(studies, plan)
@@ -574,7 +498,9 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     say("effect-size tables: a 'median ± SD' is listed with the median as the mean "
         f"(conversion={MEDIAN_AS_MEAN}, estimated=True); the pooled analyses follow the plan "
         f"(median_sd: {the_plan.median_sd})")
-    results = add_rob_sensitivity(run_plan(sset, the_plan, progress=say), sset)
+    prog.start("analyses", count_analyses(sset, the_plan))
+    results = add_rob_sensitivity(run_plan(sset, the_plan, progress=prog.step), sset)
+    prog.done()
     trajectories = fit_trajectories(results)
     for t in trajectories:
         say(f"{t.outcome} time course ({t.unit}): " + (
@@ -611,14 +537,21 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         tree.write_text("sensitivity.tex", to_latex(
             sdisp, caption="Sensitivity analyses", label="tab:sensitivity",
             notes=marker_notes(sdisp, the_plan)) + "\n")
+        sub_tab = results.subgroup_table()
+        tree.write_text("subgroups.csv", to_csv_text(sub_tab))
+        tree.write_text("subgroups.md", to_markdown(display_subgroups(sub_tab)) + "\n")
         if trajectories:
             tree.write_text("trajectory.csv", to_csv_text(trajectory_table(trajectories)))
-        figs = _figures(results, tree, formats, dpi, say, trajectories, rob=rob_overall(sset))
+        fig_jobs = figure_jobs(results, trajectories, rob=rob_overall(sset))
+        prog.start("figures", len(fig_jobs))
+        figs = _draw_all(fig_jobs, tree, formats, dpi, max(1, int(jobs)), prog)
+        prog.done()
+        say(f"figures: {len(fig_jobs)} ({', '.join(formats)})")
         tree.write_text("plan.yaml", the_plan.text or "# built-in default plan\n")
         sub = write_submission(tree, results, sset, the_plan, formats=formats, dpi=dpi, say=say)
-        tree.write_text("report.md", insert_sections(
-            _report_md(results, sset, figs, plan_path.name if plan_path else "built-in default",
-                       __version__, results_md, sens_tab, trajectories), sub))
+        tree.write_text("report.md", insert_sections(report_md(
+            results, sset, figs, plan_path.name if plan_path else "built-in default",
+            __version__, results_md, sens_tab, trajectories), sub))
         import matplotlib
         import scipy
 
@@ -633,14 +566,15 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
                 "inputs": {f.name: _sha256(f) for f in inputs},
                 "figure_formats": list(formats), "png_dpi": dpi}
         tree.write_text("provenance.json", json.dumps(prov, indent=2, ensure_ascii=False,
-                                                        sort_keys=True) + "\n")
+                                                      sort_keys=True) + "\n")
 
     written = [Path(out) / r for r in write_output(out, build, protected=protected)]
     say(f"wrote {len(written)} files to {out} (report: {Path(out) / 'report.md'})")
     return written
 
 
-def run_report_command(studies_dir="studies", plan=None, out="figures", quiet=False) -> int:
+def run_report_command(studies_dir="studies", plan=None, out="figures", quiet=False,
+                       jobs: int = 1) -> int:
     """``metaanalysis report``: exit status 0; errors propagate as exceptions to the CLI."""
-    run_report(studies_dir, out=out, plan=plan, quiet=quiet)
+    run_report(studies_dir, out=out, plan=plan, quiet=quiet, jobs=jobs)
     return 0

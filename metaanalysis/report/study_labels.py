@@ -36,7 +36,8 @@ def flag_text(mark: str, plan: Plan | None = None, conversion: str | None = None
         "‡": "'median ± SD' used as mean ± SD (assumption)",
         "§": "n (or total) not reported for this time point, the study's sample size assumed",
         "‖": "unit or definition not stated, assumed (the record gives the reason)",
-        "¶": "denominator not reported, assumed (sensitivity analysis only)",
+        "¶": "denominator (or count) not reported, assumed: the number treated in the main "
+             "analyses, candidate denominators in sensitivity analyses",
     }
     return f"{mark} {texts[mark]}"
 

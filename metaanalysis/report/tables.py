@@ -45,6 +45,10 @@ def _interval(lb, ub, prop: bool) -> str:
     return f"{_est(lb, prop)} to {_est(ub, prop)}"
 
 
+def _prop(measure) -> bool:
+    return measure in PROPORTIONS or measure == "RD"
+
+
 def display_results(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Formatted results table: one row per analysis, text cells.
 
@@ -53,13 +57,17 @@ def display_results(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     df : DataFrame
         :meth:`PlanResults.results_table` (columns ``outcome, window, days,
         unit, k, n, measure, model, estimate, ci_lb, ci_ub, pi_lb, pi_ub,
-        tau2, i2, note``).
+        tau2, i2, note``; optionally ``quantity``, ``tau``, ``pi_outside_scale``,
+        ``relative_reduction_pct``, ``study_labels``).
     level : float
         Confidence level, for the column headers.
 
     Returns
     -------
     DataFrame of str
+        One study (k = 1) keeps its own estimate and CI, with the model cell
+        saying it was not pooled; a prediction interval beyond the scale is
+        marked "(beyond scale)".
 
     Examples
     --------
@@ -73,47 +81,85 @@ def display_results(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     lv = f"{100 * level:g}%"
     rows = []
     for _, r in df.iterrows():
-        prop = r["measure"] in PROPORTIONS
-        pooled = not _is_nan(r["estimate"])
-        window = r["window"] if not r["days"] else f"{r['window']} ({r['days']} d)"
-        rows.append({
-            "Outcome": r["outcome"], "Window": window, "Unit": r["unit"],
-            "k": str(int(r["k"])), "n": str(int(r["n"])),
-            "Estimate": _est(r["estimate"], prop),
-            f"{lv} CI": _interval(r["ci_lb"], r["ci_ub"], prop) if pooled else "—",
-            f"{lv} PI": _interval(r["pi_lb"], r["pi_ub"], prop) if pooled else "—",
-            "τ²": num(r["tau2"], 4) if pooled else "—",
-            "I²": pct(r["i2"]) if pooled else "—",
-            "Model": r["model"] if pooled else f"not pooled: {r['note']}",
-        })
+        prop = _prop(r["measure"])
+        est = not _is_nan(r["estimate"])
+        pooled = est and int(r["k"]) >= 2
+        window = r["window"] if not r["days"] or _is_nan(r["days"]) else f"{r['window']} ({r['days']} d)"
+        quantity = r.get("quantity", "")
+        pi = _interval(r["pi_lb"], r["pi_ub"], prop) if pooled else "—"
+        if pooled and bool(r.get("pi_outside_scale", False)):
+            pi += " (beyond scale)"
+        row = {"Outcome": r["outcome"] + (f" ({quantity})" if isinstance(quantity, str)
+                                          and quantity else ""),
+               "Window": window, "Unit": r["unit"], "k": str(int(r["k"])), "n": str(int(r["n"])),
+               "Estimate": _est(r["estimate"], prop),
+               f"{lv} CI": _interval(r["ci_lb"], r["ci_ub"], prop) if est else "—",
+               f"{lv} PI": pi,
+               "τ": num(r["tau"], 3) if pooled and "tau" in r else
+               (num(r["tau2"] ** 0.5, 3) if pooled and not _is_nan(r["tau2"]) else "—"),
+               "I²": pct(r["i2"]) if pooled else "—",
+               "Model": r["model"] if pooled else (f"not pooled: {r['note']}" if r["note"]
+                                                    else "not pooled")}
+        rel = r.get("relative_reduction_pct", float("nan"))
+        if "relative_reduction_pct" in df.columns:
+            row["Relative reduction"] = "—" if _is_nan(rel) else f"{num(rel, 0)}%"
         if "study_labels" in df.columns:
-            rows[-1]["Studies"] = r["study_labels"] or "—"
+            row["Studies"] = r["study_labels"] or "—"
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def display_sensitivity(df: pd.DataFrame, measures: dict) -> pd.DataFrame:
     """Formatted sensitivity table; ``measures`` maps outcome -> measure code.
 
-    With a ``flags`` column (:meth:`PlanResults.sensitivity_table`) the table
-    gets an "Estimated/assumed data" column naming, per marker, the studies
-    whose data were estimated or assumed in that analysis (†: mean and SD from
-    a median; ‡: "median ± SD" used as mean ± SD; §: assumed n; ¶: assumed
-    denominator).
+    Absolute values (``quantity`` "absolute value...") are means whatever the
+    outcome's measure.  With a ``flags`` column (:meth:`PlanResults.sensitivity_table`)
+    the table gets an "Estimated/assumed data" column naming, per marker, the
+    studies whose data were estimated or assumed in that analysis (†: mean and
+    SD from a median; ‡: "median ± SD" used as mean ± SD; §: assumed n; ‖:
+    assumed unit or definition; ¶: assumed denominator or count); ``changed``,
+    ``studies_in`` and ``studies_out`` say what the row changed.
     """
     rows = []
     for _, r in df.iterrows():
-        prop = measures.get(r["outcome"]) in PROPORTIONS
-        rows.append({
-            "Outcome": r["outcome"], "Window": r["window"], "Unit": r["unit"],
-            "Analysis": r["analysis"], "k": str(int(r["k"])), "n": str(int(r["n"])),
-            "Estimate": _est(r["estimate"], prop),
-            "CI": _interval(r["ci_lb"], r["ci_ub"], prop),
-            "τ²": num(r["tau2"], 4), "I²": pct(r["i2"]), "Note": r["note"] or "",
-        })
+        quantity = r.get("quantity", "")
+        absolute = isinstance(quantity, str) and quantity.startswith("absolute")
+        prop = _prop(measures.get(r["outcome"])) and not absolute
+        row = {"Outcome": r["outcome"] + (f" ({quantity})" if isinstance(quantity, str)
+                                          and quantity else ""),
+               "Window": r["window"], "Unit": r["unit"], "Analysis": r["analysis"],
+               "k": str(int(r["k"])), "n": str(int(r["n"])),
+               "Estimate": _est(r["estimate"], prop),
+               "CI": _interval(r["ci_lb"], r["ci_ub"], prop),
+               "τ²": num(r["tau2"], 4), "I²": pct(r["i2"]), "Note": r["note"] or ""}
+        for col, head in (("studies_in", "Studies in"), ("studies_out", "Studies out")):
+            if col in df.columns:
+                v = r[col]
+                row[head] = v if isinstance(v, str) and v else "—"
         if "flags" in df.columns:
             f = r["flags"]
-            rows[-1]["Estimated/assumed data"] = f if isinstance(f, str) and f else "—"
+            row["Estimated/assumed data"] = f if isinstance(f, str) and f else "—"
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def display_subgroups(df: pd.DataFrame) -> pd.DataFrame:
+    """Formatted subgroup table (:meth:`PlanResults.subgroup_table`): one row per modality."""
+    from metaanalysis.formatting import pval
+
+    rows = []
+    for _, r in df.iterrows():
+        prop = _prop(r["measure"])
+        rows.append({"Outcome": r["outcome"] + (f" ({r['quantity']})" if r["quantity"] else ""),
+                     "Window": r["window"], "Unit": r["unit"], "Modality": r["modality"],
+                     "k": str(int(r["k"])), "Studies": r["studies"],
+                     "Estimate": _est(r["estimate"], prop),
+                     "CI": _interval(r["ci_lb"], r["ci_ub"], prop),
+                     "Q-between": f"Q({int(r['q_between_df'])}) = {num(r['q_between'], 2)}, "
+                                  f"p = {pval(r['q_between_p'])}",
+                     "Model": r["model"]})
+    return pd.DataFrame(rows, columns=["Outcome", "Window", "Unit", "Modality", "k", "Studies",
+                                       "Estimate", "CI", "Q-between", "Model"])
 
 
 def csv_safe(cell):

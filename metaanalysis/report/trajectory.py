@@ -168,6 +168,8 @@ def long_data(results, op, unit: str) -> pd.DataFrame:
     for a in results.analyses:
         if a.outcome != op.name or a.unit != unit or not a.window or not len(a.selection.included):
             continue
+        if getattr(a, "kind", None) in ("absolute", "baseline"):
+            continue  # the per-window absolute values are pooled beside the changes
         es = effect_data(a.selection, op)
         inc = a.selection.included
         rows.append(pd.DataFrame({"study": inc["study"].to_numpy(), "window": a.window,
