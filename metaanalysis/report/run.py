@@ -449,6 +449,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     from metaanalysis.records.studies import study_files
     from metaanalysis.report.analysis import count_analyses, run_plan
     from metaanalysis.report.plan import default_plan
+    from metaanalysis.report.progress import Progress
     from metaanalysis.report.submission import (
         add_rob_sensitivity,
         check_submission,
@@ -457,7 +458,6 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         rob_overall,
         write_submission,
     )
-    from metaanalysis.report.progress import Progress
     from metaanalysis.report.tables import (
         display_results,
         display_sensitivity,
