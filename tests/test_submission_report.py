@@ -273,3 +273,17 @@ def test_note_markers_in_latex_and_word(tmp_path):
     # the markers are superscript runs, followed by the note text
     assert re.search(r'<w:vertAlign w:val="superscript"/></w:rPr><w:t>aa</w:t>', xml)
     assert re.search(r'<w:vertAlign w:val="superscript"/></w:rPr><w:t>†</w:t>', xml)
+
+
+def test_latex_cells_break_long_dois_and_words_but_not_numbers():
+    """TeX cannot break a DOI suffix or hyphenate 'oligometastatic' (its English patterns
+    find no point): the cell writer allows breaks there, and leaves '3.2' whole."""
+    import pandas as pd
+
+    from metaanalysis.report.latex import latex_table
+
+    tex = latex_table(pd.DataFrame({"Study": ["doi:10.1016/j.jvir.2014.06.007"],
+                                    "Population": ["oligometastatic patients, CI 3.2"]}))
+    assert r"j.\allowbreak{}jvir.\allowbreak{}2014." in tex
+    assert r"oligo\-metastatic" in tex
+    assert "CI 3.2" in tex

@@ -49,7 +49,7 @@ _MAP = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
         "−": r"$-$", "–": "--", "—": "---", "→": r"$\rightarrow$", "←": r"$\leftarrow$",
         "⊕": r"$\oplus$", "◯": r"$\bigcirc$", "°": r"$^{\circ}$", "·": r"$\cdot$",
         "…": r"\ldots{}", "‘": "`", "’": "'", "“": "``", "”": "''", "≈": r"$\approx$",
-        "\u00a0": "~", "\u200b": r"\allowbreak{}", "\u2009": r"\,", "\u202f": r"\,", "•": r"\textbullet{}",
+        "\u00a0": "~", "\u200b": r"\allowbreak{}", "\u00ad": r"\-", "\u2009": r"\,", "\u202f": r"\,", "•": r"\textbullet{}",
         "Å": r"\AA{}", "å": r"\aa{}", "ø": r"{\o}", "Ø": r"{\O}", "ß": r"{\ss}",
         "ı": r"{\i}", "ł": r"{\l}", "Ł": r"{\L}", "æ": r"{\ae}", "Æ": r"{\AE}"}
 _ACCENTS = {"\u0301": "'", "\u0300": "`", "\u0302": "^", "\u0308": '"', "\u0303": "~",
@@ -80,12 +80,36 @@ def latex_escape(text) -> str:
     return "".join(_char(ch) for ch in str(text))
 
 
+def _breakable(text: str) -> str:
+    """``text`` with a zero-width break allowed after every "/", "_" and "=" (DOIs, URLs,
+    "a/b"), and after "." and "-" (before "(") inside any word longer than 12 characters (DOI
+    suffixes such as ``j.jvir.2014.06.007`` or ``02656736.2023.2241687``), and a soft hyphen
+    in words of 14 or more letters."""
+    text = str(text).replace("/", "/\u200b").replace("_", "_\u200b").replace("=", "=\u200b")
+    text = _PLAIN_LONG_WORD.sub(lambda m: _soft_hyphen(m.group()), text)
+    return _LONG_WORD.sub(lambda m: re.sub(r"(?<=\w)\(", "\u200b(",
+                                           re.sub(r"([.-])(?=\w)", "\\1\u200b", m.group())), text)
+
+
+_LONG_WORD = re.compile(r"[^\s\u200b]{13,}")
+_PLAIN_LONG_WORD = re.compile(r"\b[^\W\d_]{14,}\b")
+
+
+def _soft_hyphen(word: str) -> str:
+    """A word of 14 or more letters with a soft hyphen after its middle consonant--vowel
+    join, for words TeX's patterns do not break (``oligometastatic``)."""
+    mid = len(word) // 2
+    for i in sorted(range(4, len(word) - 4), key=lambda j: abs(j - mid)):
+        if word[i - 1].lower() not in "aeiouy" and word[i].lower() in "aeiouy":
+            return word[:i - 1] + "\u00ad" + word[i - 1:]
+    return word[:mid] + "\u00ad" + word[mid:]
+
+
 def _cell(x) -> str:
-    """A cell's text escaped, with a break allowed after every "/" (DOIs, URLs, "a/b")."""
+    """A cell's text escaped, with the breaks of :func:`_breakable`."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
-    return latex_escape(str(x).replace("/", "/\u200b").replace("_", "_\u200b")
-                        .replace("=", "=\u200b"))
+    return latex_escape(_breakable(x))
 
 
 def _spec(df: pd.DataFrame, wrap_chars: int) -> str:
@@ -101,8 +125,7 @@ def _spec(df: pd.DataFrame, wrap_chars: int) -> str:
     for col, n, w in zip(texts, longest, wide):
         if w:
             word = max((len(t) for x in col for t in
-                        x.replace("/", "/ ").replace("_", "_ ").replace("=", "= ").split()),
-                       default=1)
+                        re.split(r"[\s\u200b\u00ad]+", _breakable(x)) if t), default=1)
             weight.append(max(1.5 * (word + 1), min(n, 30)))
     scale = len(weight) / sum(weight)
     out, i = [], 0
