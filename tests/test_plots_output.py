@@ -115,3 +115,64 @@ def test_use_style_applies_only_inside_block():
     assert matplotlib.rcParams["pdf.fonttype"] == before["pdf.fonttype"]
     with pytest.raises(InputError, match="preset"), ma.use_style("poster"):
         pass
+
+
+def _pdf_parts(raw: bytes):
+    """(page content streams, ToUnicode maps, embedded TrueType fonts) of a matplotlib PDF."""
+    import io
+    import re
+    import zlib
+
+    from fontTools.ttLib import TTFont
+
+    content, cmaps, fonts = [], [], []
+    for m in re.finditer(rb"\d+ 0 obj\s*(.*?)endobj", raw, re.S):
+        s = re.search(rb"stream\r?\n(.*)endstream", m.group(1), re.S)
+        if not s:
+            continue
+        data = s.group(1)
+        if b"FlateDecode" in m.group(1)[:s.start()]:
+            data = zlib.decompress(data)
+        if data[:4] == b"\x00\x01\x00\x00":
+            fonts.append(TTFont(io.BytesIO(data)))
+        elif b"begincmap" in data:
+            cmaps.append(data)
+        elif b"BT" in data:
+            content.append(data)
+    return content, cmaps, fonts
+
+
+def _outline(font, name):
+    g = font["glyf"][name]
+    return g.getCoordinates(font["glyf"])[0].array.tobytes() if g.numberOfContours else b""
+
+
+def test_lean_font_subsets_keep_text_and_glyphs_drop_layout_tables(tmp_path, monkeypatch):
+    import contextlib
+
+    from fontTools import subset
+
+    from metaanalysis.plots import output
+    from metaanalysis.plots.output import LAYOUT_TABLES, lean_font_subsets
+
+    default = list(subset.Options._drop_tables_default)
+    fig = _figure()
+    fig.axes[0].set_title("Δ pain ≥ 2 (μ, τ²)")  # glyphs beyond ASCII, math-font fallbacks
+    lean = ma.save_figure(fig, tmp_path / "lean", "pdf")[0].read_bytes()
+    assert subset.Options._drop_tables_default == default  # restored after the save
+    monkeypatch.setattr(output, "lean_font_subsets", contextlib.nullcontext)  # fontTools' own
+    full = ma.save_figure(fig, tmp_path / "full", "pdf")[0].read_bytes()
+    a, b = _pdf_parts(lean), _pdf_parts(full)
+    assert a[0] == b[0] and a[1] == b[1]  # the same drawing operators and text mapping
+    assert len(a[2]) == len(b[2]) >= 1  # every font still embedded
+    for small, big in zip(a[2], b[2]):
+        assert not set(LAYOUT_TABLES) & set(small.keys())
+        assert {"glyf", "cmap", "hmtx"} <= set(small.keys())
+        kept = small.getGlyphOrder()
+        assert set(kept) <= set(big.getGlyphOrder())  # only closure variants dropped
+        assert all(_outline(small, g) == _outline(big, g) for g in kept)
+    with lean_font_subsets():
+        assert set(LAYOUT_TABLES) <= set(subset.Options().drop_tables)
+    with pytest.raises(KeyError), lean_font_subsets():
+        raise KeyError("x")
+    assert subset.Options._drop_tables_default == default  # restored after an error too
