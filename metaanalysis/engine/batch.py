@@ -50,7 +50,7 @@ from metaanalysis.engine.inference import (
     wald,
 )
 from metaanalysis.engine.qprofile import tau2_ci
-from metaanalysis.engine.roots import _count
+from metaanalysis.engine.roots import count_true
 from metaanalysis.engine.tau2 import CHUNK_ESTIMATORS
 from metaanalysis.engine.wls import Chunk, wls
 from metaanalysis.errors import ConvergenceWarning, InputError
@@ -232,7 +232,7 @@ def fit(
                     out[key] = np.empty((B,) + val.shape[1:], dtype=val.dtype)
                 out[key][r0:r1] = val
     conv = out["converged"]
-    if _count(conv) != B:
+    if count_true(conv) != B:
         bad = np.flatnonzero(~conv)
         warnings.warn(  # stacklevel: caller of fit()
             f"{method}: the iteration did not converge for {bad.size} of {B} rows "
@@ -268,12 +268,12 @@ def _prepare(yi, vi):
     present &= np.isfinite(vi)
     badv = vi <= 0  # NaN compares False
     badv &= present
-    if _count(badv):
+    if count_true(badv):
         r, c = np.argwhere(badv)[0]
         raise InputError(
             f"vi: got {float(vi[r, c])!r} (row {r}, study {c}); expected sampling variances > 0"
         )
-    full = _count(present) == present.size
+    full = count_true(present) == present.size
     return yi, vi, (None if full else present), yi.shape[0], yi.shape[1]
 
 
@@ -307,12 +307,12 @@ def _chunk(d, y, v, present, r0, r1, masked):
         m = mT.astype(float)
         yT = m * y[:, None]
         vT = np.where(mT, v[:, None], np.inf)
-        full = _count(mT) == mT.size
+        full = count_true(mT) == mT.size
         return Chunk(dc, yT, vT, None if full else m)
     if present is None:
         return Chunk(dc, np.ascontiguousarray(y[r0:r1].T), np.ascontiguousarray(v[r0:r1].T))
     mT = np.ascontiguousarray(present[r0:r1].T)
-    if _count(mT) == mT.size:
+    if count_true(mT) == mT.size:
         return Chunk(dc, np.ascontiguousarray(y[r0:r1].T), np.ascontiguousarray(v[r0:r1].T))
     yT = np.where(mT, y[r0:r1].T, 0.0)
     vT = np.where(mT, v[r0:r1].T, np.inf)
@@ -324,11 +324,11 @@ def _fit_chunk(c, method, test, level, fixed, qprofile, want, btt, reg):
     k = c.k
     df = k - p
     one = df < 1  # no residual degrees of freedom (k = 1 without moderators)
-    n_one = _count(one)
+    n_one = count_true(one)
     none = k == 0
     if reg and not (c.full and c.d.shared):  # per-row designs were checked when made
         none = none | ~c.d.full_rank(c.m)
-    n_none = _count(none)
+    n_none = count_true(none)
     # ---- τ²
     ee = method == "EE" and fixed is None
     if fixed is not None:

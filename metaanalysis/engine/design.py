@@ -33,19 +33,19 @@ from metaanalysis.errors import InputError
 __all__ = ["Intercept", "Matrix", "make_design"]
 
 try:  # np.einsum's C core without its Python dispatch layer (matters for a batch of one)
-    from numpy._core.multiarray import c_einsum as _einsum
+    from numpy._core.multiarray import c_einsum as einsum_rows
 except ImportError:  # pragma: no cover - older numpy
     try:
-        from numpy.core.multiarray import c_einsum as _einsum
+        from numpy.core.multiarray import c_einsum as einsum_rows
     except ImportError:
-        _einsum = np.einsum
+        einsum_rows = np.einsum
 
 
 def colsum(a, b=None):
     """Σ over studies (axis 0) of ``a`` or of ``a * b`` (no temporary)."""
     if b is None:
         return np.add.reduce(a, 0)
-    return _einsum("ij,ij->j", a, b)
+    return einsum_rows("ij,ij->j", a, b)
 
 
 class Intercept:
@@ -140,19 +140,19 @@ class Matrix:
         if self.shared:
             G = self._QQ @ z
         else:
-            G = _einsum("iqn,in->qn", self._QQ, z)
+            G = einsum_rows("iqn,in->qn", self._QQ, z)
         return G[self._full]
 
     def xtz(self, a, b=None):
         z = a if b is None else a * b
         if self.shared:
             return self._Qt @ z
-        return _einsum("ian,in->an", self.Q, z)
+        return einsum_rows("ian,in->an", self.Q, z)
 
     def xb(self, beta):
         if self.shared:
             return self.Q @ beta
-        return _einsum("ian,an->in", self.Q, beta)
+        return einsum_rows("ian,an->in", self.Q, beta)
 
     # -- p × p algebra on (p, p, n) stacks
     def inv(self, S):
@@ -180,19 +180,19 @@ class Matrix:
 
     @staticmethod
     def mv(A, c):
-        return _einsum("abn,bn->an", A, c)
+        return einsum_rows("abn,bn->an", A, c)
 
     @staticmethod
     def dot(a, c):
-        return _einsum("an,an->n", a, c)
+        return einsum_rows("an,an->n", a, c)
 
     @staticmethod
     def mm(A, B):
-        return _einsum("abn,bcn->acn", A, B)
+        return einsum_rows("abn,bcn->acn", A, B)
 
     @staticmethod
     def tr(A):
-        return _einsum("aan->n", A)
+        return einsum_rows("aan->n", A)
 
     @staticmethod
     def logdet(S):
@@ -201,7 +201,7 @@ class Matrix:
 
     @staticmethod
     def diag(A):
-        return _einsum("aan->an", A)
+        return einsum_rows("aan->an", A)
 
     # -- rows
     def arrays(self):
@@ -234,12 +234,12 @@ class Matrix:
             beta = Rinv @ gamma
             if V is None:
                 return beta, None
-            return beta, _einsum("ab,bcn,dc->adn", Rinv, V, Rinv)
+            return beta, einsum_rows("ab,bcn,dc->adn", Rinv, V, Rinv)
         Rinv = Rinv.transpose(1, 2, 0)
-        beta = _einsum("abn,bn->an", Rinv, gamma)
+        beta = einsum_rows("abn,bn->an", Rinv, gamma)
         if V is None:
             return beta, None
-        return beta, _einsum("abn,bcn,dcn->adn", Rinv, V, Rinv)
+        return beta, einsum_rows("abn,bcn,dcn->adn", Rinv, V, Rinv)
 
 
 def make_design(X, k: int, B: int | None = None):

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metaanalysis.engine.design import _einsum, colsum
+from metaanalysis.engine.design import colsum, einsum_rows
 from metaanalysis.engine.roots import solve_decreasing
 from metaanalysis.engine.wls import wls
 
@@ -126,27 +126,27 @@ def _terms1(y, v, t, reml, order, want_q):
     w = v + t
     np.reciprocal(w, out=w)
     sw = np.add.reduce(w, 0)
-    u = y - _einsum("ij,ij->j", w, y) / sw  # residuals ...
-    q = _einsum("ij,ij,ij->j", w, u, u) if want_q else None
+    u = y - einsum_rows("ij,ij->j", w, y) / sw  # residuals ...
+    q = einsum_rows("ij,ij,ij->j", w, u, u) if want_q else None
     u *= w  # ... times w: Py
-    a2 = _einsum("ij,ij->j", u, u)
-    s2 = _einsum("ij,ij->j", w, w)
+    a2 = einsum_rows("ij,ij->j", u, u)
+    s2 = einsum_rows("ij,ij->j", w, w)
     iw = 1.0 / sw
     m2 = s2 * iw
     b1 = sw - m2 if reml else sw
     out = [a2, b1]
     if order >= 2:
-        c = _einsum("ij,ij->j", w, u)
-        a3 = _einsum("ij,ij,ij->j", u, w, u) - c * c * iw
-        s3 = _einsum("ij,ij,ij->j", w, w, w)
+        c = einsum_rows("ij,ij->j", w, u)
+        a3 = einsum_rows("ij,ij,ij->j", u, w, u) - c * c * iw
+        s3 = einsum_rows("ij,ij,ij->j", w, w, w)
         b2 = s2 - 2 * s3 * iw + m2 * m2 if reml else s2
         out += [a3, b2]
         if order >= 3:
             pu = u - c * iw
             pu *= w
-            a4 = _einsum("ij,ij->j", pu, pu)
+            a4 = einsum_rows("ij,ij->j", pu, pu)
             np.multiply(w, w, out=pu)
-            s4 = _einsum("ij,ij->j", pu, pu)
+            s4 = einsum_rows("ij,ij->j", pu, pu)
             b3 = s3 - 3 * s4 * iw + 3 * (s3 * iw) * m2 - m2 * m2 * m2 if reml else s3
             out += [a4, b3]
     if want_q:

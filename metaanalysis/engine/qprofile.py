@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from metaanalysis.engine.roots import _count, solve_decreasing
+from metaanalysis.engine.roots import count_true, solve_decreasing
 from metaanalysis.engine.wls import q_terms
 
 __all__ = ["TAU2_MAX", "q_root", "tau2_ci"]
@@ -70,7 +70,7 @@ def q_root(c, target, x0=None, cap=None):
     q0 = c.q0
     # target 0 (no residual df): Q is 0 up to rounding, and no τ² can lower it further
     up = (q0 > target) & (target > 0)
-    n_up = _count(up)
+    n_up = count_true(up)
     out, conv, hit = np.zeros(n), np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
     if n_up == 0:
         return out, conv, hit
@@ -88,7 +88,7 @@ def q_root(c, target, x0=None, cap=None):
     if cap is not None:
         capa = np.broadcast_to(np.asarray(cap, dtype=float), (n,))
         capa = capa if every else capa[act]
-        if _count(hi > capa):  # else every root lies below the cap
+        if count_true(hi > capa):  # else every root lies below the cap
             qc, _ = g(capa, *data)
             beyond = qc >= 0
             lo[beyond] = capa[beyond]  # root beyond the cap: nothing to solve
@@ -156,7 +156,7 @@ def tau2_ci(c, tau2, level: float = 0.95, *, q_hat=None):
         iq0 = 1.0 / q0
         slope = (1.0 / q_hat - iq0) / t_hat
         flat = ~(t_hat > 0)
-        if _count(flat):  # τ̂² = 0: the tangent of 1/Q at 0
+        if count_true(flat):  # τ̂² = 0: the tangent of 1/Q at 0
             _, dq0 = q_terms(c.d, c.y, c.v, 0.0)
             np.copyto(slope, dq0 * iq0 * iq0, where=flat)
         x0 = np.concatenate([(1.0 / t_lo - iq0) / slope, (1.0 / t_hi - iq0) / slope])
@@ -165,7 +165,7 @@ def tau2_ci(c, tau2, level: float = 0.95, *, q_hat=None):
                           cap=np.concatenate([cap, cap]))
     lb, ub = t[:n], t[n:]
     bad = df < 1
-    if _count(bad):
+    if count_true(bad):
         lb = np.where(bad, np.nan, lb)
         ub = np.where(bad, np.nan, ub)
     return lb, ub, conv[:n] & conv[n:], hit[n:] & ~bad

@@ -16,12 +16,12 @@ TOL = 1e-12
 MAXITER = 200
 
 try:  # np.count_nonzero's C core without its Python dispatch layer
-    from numpy._core.multiarray import count_nonzero as _count
+    from numpy._core.multiarray import count_nonzero as count_true
 except ImportError:  # pragma: no cover - older numpy
     try:
-        from numpy.core.multiarray import count_nonzero as _count
+        from numpy.core.multiarray import count_nonzero as count_true
     except ImportError:
-        _count = np.count_nonzero
+        count_true = np.count_nonzero
 
 
 def solve_decreasing(
@@ -109,7 +109,7 @@ def solve_decreasing(
             # bisect when Newton leaves the bracket or would not halve the
             # step before last (rtsafe), unless already converged
             bad = ~(((xn > L) & (xn < H) & (ast <= 0.5 * DX)) | small)  # NaN steps bisect
-            nbad = _count(bad)
+            nbad = count_true(bad)
             if quadratic:
                 if nbad:
                     np.copyto(ast, 0.0, where=bad)
@@ -119,7 +119,7 @@ def solve_decreasing(
                 # midpoint; geometric when the bracket spans orders of magnitude
                 mid = np.where((L > 0) & (H > 16 * L), np.sqrt(L * H), 0.5 * (L + H))
                 np.copyto(xn, mid, where=bad)
-            if _count(small):
+            if count_true(small):
                 np.copyto(xn, np.minimum(np.maximum(xn, L), H), where=small)
             if nfin:
                 np.copyto(xn, X, where=fin)
@@ -129,7 +129,7 @@ def solve_decreasing(
             tolx = tol * sc
             fin |= small | (DX1 <= tolx) | (H - L <= tolx)
             X = xn
-            nfin = _count(fin)
+            nfin = count_true(fin)
             if nfin == fin.size:
                 break
             if nfin * 4 > fin.size >= 64:  # compact: drop finished rows (small batches: freeze them)

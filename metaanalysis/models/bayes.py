@@ -29,11 +29,11 @@ from metaanalysis.formatting import ci, level_text, num, pval
 from metaanalysis.frozen import FrameField, freeze_arrays
 from metaanalysis.models import priors as _priors
 from metaanalysis.models.posterior import (
-    _mixture_cdf,
-    _mixture_pdf,
-    _mixture_ppf,
-    _Posterior,
-    _shortest,
+    Posterior,
+    mixture_cdf,
+    mixture_pdf,
+    mixture_ppf,
+    shortest_interval,
 )
 from metaanalysis.results.display import Display, Displayed, Lines, Table
 
@@ -115,14 +115,14 @@ class BayesResult(Displayed):
         x = np.asarray(x, dtype=float)
         if which == "tau":
             return np.vectorize(self._post.tau_cdf, otypes=[float])(x)
-        return _mixture_cdf(*self._mix(which), x)
+        return mixture_cdf(*self._mix(which), x)
 
     def density(self, which: str, x) -> np.ndarray:
         """Posterior density of ``which`` ("mu", "tau" or "predictive") at ``x``."""
         x = np.asarray(x, dtype=float)
         if which == "tau":
             return self._post.tau_pdf(x)
-        return _mixture_pdf(*self._mix(which), x)
+        return mixture_pdf(*self._mix(which), x)
 
     def quantile(self, which: str, p) -> np.ndarray:
         """Posterior quantiles of ``which`` at probabilities ``p``."""
@@ -132,7 +132,7 @@ class BayesResult(Displayed):
         if which == "tau":
             return np.array([self._post.tau_ppf(q) for q in p])
         w, m, s = self._mix(which)
-        return _mixture_ppf(w, np.broadcast_to(m, (p.size, m.size)),
+        return mixture_ppf(w, np.broadcast_to(m, (p.size, m.size)),
                             np.broadcast_to(s, (p.size, s.size)), p)
 
     def prior_density(self, which: str, x) -> np.ndarray | None:
@@ -258,14 +258,14 @@ def _summaries(w, m, s, level, shortest):
     a = (1.0 - level) / 2.0
     q = m.shape[0]
     probs = np.repeat([[0.5, a, 1.0 - a]], q, axis=0).ravel()
-    quant = _mixture_ppf(w, np.repeat(m, 3, axis=0), np.repeat(s, 3, axis=0), probs).reshape(q, 3)
+    quant = mixture_ppf(w, np.repeat(m, 3, axis=0), np.repeat(s, 3, axis=0), probs).reshape(q, 3)
     mean = m @ w
     sd = np.sqrt(np.maximum((s**2 + m**2) @ w - mean**2, 0.0))
     if shortest:
         for j in range(q):
             def ppf(p, j=j):
-                return _mixture_ppf(w, m[j:j + 1], s[j:j + 1], [p])
-            quant[j, 1:] = _shortest(ppf, level)
+                return mixture_ppf(w, m[j:j + 1], s[j:j + 1], [p])
+            quant[j, 1:] = shortest_interval(ppf, level)
     return mean, quant[:, 0], sd, quant[:, 1], quant[:, 2]
 
 
@@ -331,7 +331,7 @@ def pool_bayes(yi, vi=None, *, tau_prior: Any = "auto", mu_prior: Any = None,
         notes.append(f"τ prior chosen automatically: {_priors.describe(tau_prior)}, {why}")
     tp = _priors.check_tau_prior(tau_prior)
     mu0 = _priors.check_mu_prior(mu_prior)
-    post = _Posterior(y, v, tp, mu0)
+    post = Posterior(y, v, tp, mu0)
     k = y.size
     # tau
     e1, e2 = post.tau_moment(1), post.tau_moment(2)
@@ -340,7 +340,7 @@ def pool_bayes(yi, vi=None, *, tau_prior: Any = "auto", mu_prior: Any = None,
     a = (1.0 - level) / 2.0
     tau_med = post.tau_ppf(0.5)
     if shortest:
-        t_lb, t_ub = _shortest(lambda p: np.array([post.tau_ppf(p)]), level, lower=0.0)
+        t_lb, t_ub = shortest_interval(lambda p: np.array([post.tau_ppf(p)]), level, lower=0.0)
     else:
         t_lb, t_ub = post.tau_ppf(a), post.tau_ppf(1.0 - a)
     tau_sum = PosteriorSummary(tau_mean, tau_med, tau_sd, t_lb, t_ub)

@@ -66,7 +66,7 @@ def contrast_matrix(res, C) -> np.ndarray:
 def _row_df(res, C) -> np.ndarray | None:
     """Degrees of freedom of linear combinations ``C β`` (None: normal)."""
     if res.robust_type == "CR2":
-        return mv_robust.satterthwaite_df(C, *res._cr2)
+        return mv_robust.satterthwaite_df(C, *res.cr2_terms)
     if res.robust_type == "CR1" or res.test == "t":
         return np.full(C.shape[0], float(res.df))
     return None
@@ -95,7 +95,7 @@ def wald_test(res, C) -> dict:
     vb = res.vcov.to_numpy()
     q = C.shape[0]
     if res.robust_type == "CR2":
-        out = mv_robust.htz_test(C, beta, vb, *res._cr2)
+        out = mv_robust.htz_test(C, beta, vb, *res.cr2_terms)
         out["test"] = "Hotelling T² (HTZ, CR2)"
         return out
     cb = C @ beta
@@ -126,7 +126,7 @@ def _tau2_index(res, tau2_levels, n):
 
 def predict(res, newmods=None, tau2_levels=None) -> pd.DataFrame:
     """Predicted mean, CI and prediction interval (metafor ``predict.rma``)."""
-    m = res._model
+    m = res.fitted_model
     multi = res.tau2.size > 1
     idx = None
     if newmods is None:
@@ -174,7 +174,7 @@ def predict(res, newmods=None, tau2_levels=None) -> pd.DataFrame:
 
 
 def _cluster_pieces(res, cluster):
-    m = res._model
+    m = res.fitted_model
     rows = m.rows
     k = res.k
     if cluster is None:
@@ -237,7 +237,7 @@ def robust(res, cluster=None, type="CR2"):
     new = dataclasses.replace(
         res, coef=coef_table(names, beta, vb, dfs, res.level),
         vcov=pd.DataFrame(vb, index=names, columns=names), robust_type=type,
-        n_clusters=n, df=df, _cr2=cr2)
+        n_clusters=n, df=df, cr2_terms=cr2)
     C = np.eye(p)[[names.index(t) for t in res.btt]]
     w = wald_test(new, C)
     return dataclasses.replace(new, q_m=w["stat"], q_m_df=(w["df_num"], w["df_denom"]),

@@ -114,8 +114,8 @@ class MVResult(Displayed):
     notes: tuple = ()
     robust_type: str | None = None
     n_clusters: int | None = None
-    _model: MVModel | None = field(default=None, repr=False, compare=False)
-    _cr2: tuple | None = field(default=None, repr=False, compare=False)
+    fitted_model: MVModel | None = field(default=None, repr=False, compare=False)
+    cr2_terms: tuple | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         freeze_arrays(self)
@@ -169,15 +169,15 @@ class MVResult(Displayed):
     @property
     def G(self) -> pd.DataFrame:
         """Covariance matrix of the random effects over the time points."""
-        st = self._model.structure
+        st = self.fitted_model.structure
         if not self.levels:
             return pd.DataFrame()
-        G, _ = st.G(self._model.theta)
+        G, _ = st.G(self.fitted_model.theta)
         return pd.DataFrame(G, index=list(self.levels), columns=list(self.levels))
 
     def variance_components(self) -> pd.DataFrame:
         """One row per variance component / correlation: name, estimate, sqrt."""
-        st = self._model.structure
+        st = self.fitted_model.structure
         nat = np.concatenate([self.sigma2, self.tau2]) if self.struct is None else self.tau2
         names = st.names()
         rows = [(n, float(x), math.sqrt(x)) for n, x in zip(names, nat)]
@@ -305,5 +305,5 @@ def build_result(model: MVModel, best: dict, *, y, vdiag, study, time, X, method
         aicc=float(col["AICc"]), fit_stats=fit_stats, parms=parms,
         converged=bool(best["converged"]), iterations=int(best["iterations"]),
         sampling=model.v_text, yi=y, vi=np.asarray(vdiag, float), study=study, time=time,
-        design=X, vcov_model=vb, notes=notes, _model=model)
+        design=X, vcov_model=vb, notes=notes, fitted_model=model)
 

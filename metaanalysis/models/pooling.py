@@ -17,7 +17,6 @@ import numpy as np
 
 from metaanalysis import engine
 from metaanalysis.effects.study_data import (
-    LABEL_COLUMNS,
     NAN_POLICIES,
     check_batch,
     overflow_error,
@@ -32,8 +31,6 @@ from metaanalysis.results.pool_result import BatchResult, PoolResult
 
 __all__ = ["pool", "pool_many"]
 
-# kept for modules that still import it (effects.study_data.LABEL_COLUMNS is the rule)
-_LABEL_COLUMNS = LABEL_COLUMNS
 
 #: results that are finite for every usable input with k ≥ 1 (and k ≥ 2): a non-finite one
 #: means the computation overflowed, which is reported, never returned.  (The test statistic

@@ -3,10 +3,10 @@ and the normal mixtures for μ, θ_new and θᵢ.
 
 Given τ, μ is conditionally normal (Röver 2020, J Stat Softw 93(6), bayesmeta),
 so it is integrated out analytically; the marginal posterior of τ is
-one-dimensional and is integrated numerically here (:class:`_Posterior`); the
+one-dimensional and is integrated numerically here (:class:`Posterior`); the
 marginal posteriors of μ, θ_new and each θᵢ are mixtures of normals over τ
-(:func:`_mixture_cdf`, :func:`_mixture_pdf`, :func:`_mixture_ppf`), and
-:func:`_shortest` gives highest-density intervals of unimodal ones.
+(:func:`mixture_cdf`, :func:`mixture_pdf`, :func:`mixture_ppf`), and
+:func:`shortest_interval` gives highest-density intervals of unimodal ones.
 
 Numerical design (our own, in place of bayesmeta's DIRECT grid): the
 posterior of τ is integrated in t = log τ by Gauss-Legendre panels (16
@@ -40,7 +40,7 @@ _RTOL = 1e-11
 _MARGIN = 1e-3  # power-law exponents within this of the divergence limit count as divergent
 
 
-class _Posterior:
+class Posterior:
     """Marginal posterior of τ on adaptive Gauss-Legendre panels in log τ."""
 
     def __init__(self, y, v, prior: _priors.TauPrior, mu0):
@@ -260,17 +260,17 @@ class _Posterior:
         return math.exp(t)
 
 
-def _mixture_cdf(omega, means, sds, x):
+def mixture_cdf(omega, means, sds, x):
     z = (np.asarray(x)[..., None] - means) / sds
     return np.sum(omega * special.ndtr(z), axis=-1)
 
 
-def _mixture_pdf(omega, means, sds, x):
+def mixture_pdf(omega, means, sds, x):
     z = (np.asarray(x)[..., None] - means) / sds
     return np.sum(omega * np.exp(-0.5 * z * z) / (sds * math.sqrt(2 * math.pi)), axis=-1)
 
 
-def _mixture_ppf(omega, means, sds, p):
+def mixture_ppf(omega, means, sds, p):
     """Quantiles of q normal mixtures at once: means, sds (q, N); p (q,)."""
     p = np.asarray(p, dtype=float)
     lo = np.min(means - 60 * sds, axis=1)
@@ -298,7 +298,7 @@ def _mixture_ppf(omega, means, sds, p):
     return x
 
 
-def _shortest(ppf, level, lower=-math.inf):
+def shortest_interval(ppf, level, lower=-math.inf):
     """Shortest interval of a unimodal distribution given its quantile function.
 
     ``lower`` is the lower end of the support (the interval may start there).

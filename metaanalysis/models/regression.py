@@ -101,7 +101,7 @@ def design_matrix(mods, k: int, intercept: bool = True) -> pd.DataFrame:
                              "remove those studies first")
         if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object \
                 or pd.api.types.is_bool_dtype(col) or pd.api.types.is_string_dtype(col):
-            cat, levels = _levels(col)
+            cat, levels = factor_levels(col)
             if len(levels) < 2:
                 raise InputError(f"mods column {name!r} has a single level {levels!r}; "
                                  "a categorical moderator needs at least two")
@@ -117,14 +117,14 @@ def design_matrix(mods, k: int, intercept: bool = True) -> pd.DataFrame:
     return out
 
 
-def _levels(col: pd.Series) -> tuple[pd.Series, list]:
+def factor_levels(col: pd.Series) -> tuple[pd.Series, list]:
     """``col`` as a categorical and the levels that occur in it, in category order
     (given categories first, otherwise sorted)."""
     cat = col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category")
     return cat, [lv for lv in cat.cat.categories if (cat == lv).any()]
 
 
-def _as_yi_vi_mods(yi, vi, mods):
+def as_yi_vi_mods(yi, vi, mods):
     """Accept arrays, or an effect-size DataFrame with column names for vi/mods.
 
     The numbers go through the package's one normaliser
@@ -405,7 +405,7 @@ def meta_regression(yi, vi=None, mods=None, *, method: str = "REML", test: str =
     engine.check_level(level)
     if mods is None:
         raise InputError("mods is required; use pool() for a model without moderators")
-    y, v, mods = _as_yi_vi_mods(yi, vi, mods)
+    y, v, mods = as_yi_vi_mods(yi, vi, mods)
     method = "EE" if method == "FE" else method
     X = design_matrix(mods, y.size)
     Xa = X.to_numpy()

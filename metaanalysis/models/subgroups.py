@@ -141,8 +141,9 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
     ['a', 'b']
     """
     from metaanalysis import engine
-    from metaanalysis.models.pooling import _LABEL_COLUMNS, pool
-    from metaanalysis.models.regression import _as_yi_vi_mods, _levels, meta_regression
+    from metaanalysis.effects.study_data import LABEL_COLUMNS
+    from metaanalysis.models.pooling import pool
+    from metaanalysis.models.regression import as_yi_vi_mods, factor_levels, meta_regression
 
     if tau2 not in ("separate", "common"):
         raise InputError(f"tau2={tau2!r} is not known; expected 'separate' or 'common'")
@@ -150,7 +151,7 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
         if groups not in yi.columns:
             raise InputError(f"groups={groups!r} is not a column of the DataFrame")
         if labels is None:
-            for col in _LABEL_COLUMNS:
+            for col in LABEL_COLUMNS:
                 if col in yi.columns:
                     labels = [str(x) for x in yi[col]]
                     break
@@ -158,14 +159,14 @@ def subgroups(yi, vi=None, groups=None, *, method: str = "REML", test: str = "z"
     if groups is None:
         raise InputError("groups is required (one subgroup label per study)")
     measure = yi.attrs.get("measure") if isinstance(yi, pd.DataFrame) else None
-    y, v, _ = _as_yi_vi_mods(yi, vi, None if not isinstance(yi, pd.DataFrame) else [])
+    y, v, _ = as_yi_vi_mods(yi, vi, None if not isinstance(yi, pd.DataFrame) else [])
     g = pd.Series(groups).reset_index(drop=True)
     if len(g) != y.size:
         raise InputError(f"groups has {len(g)} entries but there are {y.size} studies")
     if g.isna().any():
         raise InputError(f"groups has missing values in rows "
                          f"{list(np.flatnonzero(g.isna().to_numpy())[:5])}")
-    cat, levels = _levels(g)
+    cat, levels = factor_levels(g)
     if len(levels) < 2:
         raise InputError(f"groups has a single level {levels!r}; expected at least two subgroups")
     labels = (tuple(str(x) for x in labels) if labels is not None
