@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from metaanalysis.errors import MetaAnalysisError, StudyFileError, one_line
 
@@ -44,8 +45,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on stderr as one line each, without the source line of the code that
+    raised them: ``metaanalysis: warning (LayoutWarning): ...``."""
+    print(one_line(f"metaanalysis: warning ({category.__name__}): {message}"),
+          file=sys.stderr if file is None else file)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         if args.command == "check":
             from metaanalysis.records.checks import run_check_command

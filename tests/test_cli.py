@@ -246,3 +246,23 @@ def test_report_bad_input_writes_nothing(case, tmp_path, capsys):
     assert _hashes(BAD / case) == before
     with pytest.raises(StudyFileError):
         run_report(BAD / case, out=out, quiet=True)
+
+
+def test_warnings_are_one_line_without_source(monkeypatch, capsys):
+    """A warning raised while a command runs is one stderr line naming its category, not
+    Python's two-line format with the source line of the package code."""
+    import warnings
+
+    import metaanalysis.cli as cli
+    from metaanalysis.plots.layout import LayoutWarning
+
+    def fake_run(args):
+        warnings.warn("forest: left out the column(s) weight\nto fit 89 mm", LayoutWarning,
+                      stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "_run", fake_run)
+    assert main(["check", "x"]) == 0
+    err = capsys.readouterr().err
+    assert err == ("metaanalysis: warning (LayoutWarning): forest: left out the column(s) "
+                   "weight\\nto fit 89 mm\n")
