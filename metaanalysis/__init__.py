@@ -74,6 +74,7 @@ _EXPORTS = {
     "gosh_plot": "plots.diagnostics",
     "influence_plot": "plots.diagnostics",
     "timecourse": "plots.timecourse",
+    "timecourse_panels": "plots.timecourse_panels",
     "posterior_plot": "plots.bayes",
     "save_figure": "plots.output",
     "use_style": "plots.output",

@@ -69,12 +69,66 @@ def test_forest_fits_any_width(datasets, name, width):
 
 @pytest.fixture(scope="session")
 def others(datasets):
-    res = datasets["bcg"]
-    return {"res": res, "egger": ma.egger_test(res), "loo": ma.leave_one_out(res),
-            "influence": ma.influence(res), "baujat": ma.baujat_coordinates(res),
-            "bayes": ma.pool_bayes(ma.effect_sizes("PLO", events=[1, 2, 5], total=[91, 69, 40]),
-                                   tau_prior=stats.halfnorm(scale=0.5)),
-            "gosh": ma.gosh(ma.pool(res.yi[:8], res.vi[:8], labels=res.labels[:8]))}
+    """Everything the non-forest plots draw, fitted once per data set.
+
+    The subgroup analysis enters these plots as one of its subgroups (BCG trials with
+    random allocation, k = 7): a funnel, Baujat, radial, influence, posterior or GOSH
+    plot shows one model, not a comparison of groups.  Egger's test and the influence
+    diagnostics need k >= 3: the k = 2 funnel is drawn without the Egger line and the
+    k = 2 influence plot is replaced by the smallest data set they are defined for
+    (k = 3 proportions, the nearest meaningful one).  GOSH fits 2^k - 1 subsets: 500
+    random subsets beyond k = 9 (metafor's ``subsets=``).
+    """
+    k3 = ma.pool(ma.effect_sizes("PLO", events=[1, 2, 5], total=[91, 69, 40]),
+                 labels=["Chen 2022", "Wang 2022", "Li 2023"])
+    out = {}
+    for name, res in datasets.items():
+        if name == "subgroups":
+            res = res.groups["random"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Egger with k < 10: low power
+            out[name] = {
+                "res": res, "egger": ma.egger_test(res) if res.k >= 3 else None,
+                "loo": ma.leave_one_out(res),
+                "influence": ma.influence(res if res.k >= 3 else k3),
+                "baujat": ma.baujat_coordinates(res),
+                "bayes": ma.pool_bayes(res.yi, res.vi, tau_prior=stats.halfnorm(scale=0.5),
+                                       labels=res.labels),
+                "gosh": ma.gosh(res, subsets=500 if res.k > 9 else None, seed=1)}
+    return out
+
+
+_POSTERIOR = {"bcg": "mu", "cement": "tau", "k2": "predictive", "k40": "tau",
+              "subgroups": "mu"}
+
+
+def _draw_other(kind, o, name, width):
+    res = o["res"]
+    if kind == "funnel":
+        return ma.funnel(res, width=width, egger=o["egger"], title="Funnel")
+    if kind == "baujat":
+        return ma.baujat(o["baujat"], width=width)
+    if kind == "radial":
+        return ma.radial(res, width=width)
+    if kind == "loo":
+        return ma.forest(o["loo"], overall=res, width=width, title="Funnel")
+    if kind == "influence":
+        return ma.influence_plot(o["influence"], width=width)[0]
+    if kind == "posterior":
+        return ma.posterior_plot(o["bayes"], _POSTERIOR[name], width=width)
+    return ma.gosh_plot(o["gosh"], highlight=0, width=width)
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+@pytest.mark.parametrize("name", ["bcg", "cement", "k2", "k40", "subgroups"])
+@pytest.mark.parametrize("kind", ["funnel", "baujat", "radial", "loo", "influence",
+                                  "posterior", "gosh"])
+def test_other_plots_fit(others, kind, name, width):
+    with ma.use_style(width), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ma.LayoutWarning)
+        fig = _draw_other(kind, others[name], name, width).figure
+    title = "Funnel" if kind in ("funnel", "loo") else None
+    assert _check(fig, WIDTHS[width], title) == []
 
 
 _TC = pd.DataFrame({"days": [1.2, 7.0, 29.0, 90.0, 180.0], "estimate": [4.1, 4.4, 4.8, 4.7, 5.0],
@@ -88,37 +142,11 @@ _TC_STUDIES = pd.DataFrame({"study": ["a"] * 5 + ["b"] * 3 + ["c"] * 2 + ["d"] *
                                    5.0]})
 
 
-@pytest.mark.parametrize("width", ["single", "double"])
-@pytest.mark.parametrize("kind", ["funnel", "baujat", "radial", "loo", "influence",
-                                  "posterior", "gosh", "timecourse"])
-def test_other_plots_fit(others, kind, width):
-    res = others["res"]
-    draw = {
-        "funnel": lambda: ma.funnel(res, width=width, egger=others["egger"], title="Funnel"),
-        "baujat": lambda: ma.baujat(others["baujat"], width=width),
-        "radial": lambda: ma.radial(res, width=width),
-        "loo": lambda: ma.forest(others["loo"], overall=res, width=width, title="Funnel"),
-        "influence": lambda: ma.influence_plot(others["influence"], width=width)[0],
-        "posterior": lambda: ma.posterior_plot(others["bayes"], "tau", width=width),
-        "gosh": lambda: ma.gosh_plot(others["gosh"], highlight=0, width=width),
-        "timecourse": lambda: ma.timecourse(
-            _TC, _TC_STUDIES, xscale="sqrt", width=width, interval="CrI",
-            xticks={1: "1 d", 7: "1 wk", 30: "1 mo", 90: "3 mo", 180: "6 mo"},
-            study_labels={"a": "Wu 2021", "b": "Zhang 2024", "c": "JVIR 2014", "d": "Wang 2022"},
-            ylabel="Pain reduction, VAS 0–10 (baseline − follow-up)"),
-    }[kind]
-    with ma.use_style(width), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ma.LayoutWarning)
-        fig = draw().figure
-    title = "Funnel" if kind in ("funnel", "loo") else None
-    assert _check(fig, WIDTHS[width], title) == []
-
-
 def test_influence_plot_draws_only_in_the_given_axes(others):
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(183 / 25.4, 3))
-    axes = ma.influence_plot(others["influence"], ax=a2)
+    axes = ma.influence_plot(others["bcg"]["influence"], ax=a2)
     assert len(axes) == 8 and not a1.lines and not a1.collections
     box = a2.get_position()
     for ax in axes:
@@ -271,3 +299,75 @@ def test_bayes_forest_fits_and_says_cri():
     assert "○ Posterior [95% CrI]" in heads
     assert not any("Weight" in h for h in heads)
     assert _check(ax.figure, 89.0, "Bayesian") == []
+
+
+def test_timecourse_counts_mark_changes_without_pooled_rows():
+    traj = pd.DataFrame({"time": [1.0, 7.0, 30.0], "estimate": [4.0, 4.5, 5.0],
+                         "ci_lb": [3.0, 3.6, 4.1], "ci_ub": [5.0, 5.4, 5.9]})
+    counts = pd.DataFrame({"days": [1.0, 7.0, 30.0], "k": [3, 3, 2],
+                           "studies": [("a", "b", "c"), ("a", "b", "d"), ("a", "d")]})
+    ax = ma.timecourse(trajectory=traj, counts=counts)
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "k-label"] == ["3", "3*", "2*"]
+    with pytest.raises(InputError, match="counts: missing column"):
+        ma.timecourse(trajectory=traj, counts=counts.drop(columns="k"))
+
+
+_ABS = pd.DataFrame({"days": [0.0, 1.2, 7.0, 29.0, 90.0, 180.0],
+                     "estimate": [7.4, 3.3, 3.0, 2.6, 2.7, 2.4],
+                     "ci_lb": [6.9, 2.1, 1.9, 1.8, 1.6, 1.5],
+                     "ci_ub": [7.9, 4.5, 4.1, 3.4, 3.8, 3.3], "k": [4, 3, 3, 3, 2, 2],
+                     "studies": [("a", "b", "c", "d"), ("a", "b", "c"), ("a", "b", "c"),
+                                 ("a", "b", "d"), ("a", "d"), ("a", "d")]})
+_ABS_STUDIES = pd.DataFrame({"study": ["a"] * 6 + ["b"] * 4 + ["c"] * 3 + ["d"] * 4,
+                             "days": [0, 1, 7, 30, 90, 180, 0, 1, 7, 30, 0, 1, 7,
+                                      0, 30, 90, 180],
+                             "yi": [7.1, 3.6, 2.2, 1.8, 1.5, 1.4, 7.5, 3.9, 2.6, 2.9, 7.9, 1.8,
+                                    2.1, 7.0, 2.4, 2.1, 2.0]})
+_NAMES = {"a": "Wu 2021", "b": "Zhang 2024", "c": "JVIR 2014", "d": "Wang 2022"}
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+def test_timecourse_panels_change_beside_absolute(width):
+    title = "Pain: change from baseline (A) and absolute values (B), patients"
+    with ma.use_style(width):
+        a, b = ma.timecourse_panels(
+            {"df": _TC, "studies": _TC_STUDIES,
+             "ylabel": "Pain reduction, VAS 0–10 (baseline − follow-up)"},
+            {"df": _ABS, "studies": _ABS_STUDIES, "ylabel": "Pain, VAS 0–10",
+             "xticks": {0: "pre", 1: "1 d", 7: "1 wk", 30: "1 mo", 90: "3 mo", 180: "6 mo"}},
+            xscale="sqrt", study_labels=_NAMES, width=width, title=title,
+            xticks={1: "1 d", 7: "1 wk", 30: "1 mo", 90: "3 mo", 180: "6 mo"})
+    fig = a.figure
+    assert _check(fig, WIDTHS[width], title) == []
+    pa, pb = a.get_position(), b.get_position()
+    if width == "double":  # side by side
+        assert pa.x1 < pb.x0 and pa.y0 == pytest.approx(pb.y0)
+    else:  # 89 mm cannot hold two readable panels: stacked, change above
+        assert pa.y0 > pb.y1 and pa.x0 == pytest.approx(pb.x0, abs=0.05)
+    assert a.get_xlim() == pytest.approx(b.get_xlim())  # one time axis
+    assert (a.get_title(loc="left"), b.get_title(loc="left")) == ("A", "B")
+    assert "VAS 0–10" in " ".join(a.get_ylabel().split()) and b.get_ylabel() == "Pain, VAS 0–10"
+    # one legend for both panels, each entry once
+    assert a.get_legend() is None and b.get_legend() is None and len(fig.legends) == 1
+    entries = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(entries) == len(set(entries)) and "Pooled" in entries
+    assert "k*: other studies than at the previous time" in entries
+    # a study has one colour in both panels
+
+    def colours(ax):
+        return {t.get_text(): t.get_color() for t in ax.texts if t.get_gid() == "study-label"}
+
+    ca, cb = colours(a), colours(b)
+    assert set(ca) == set(cb) == set(_NAMES.values())
+    assert ca == cb and len(set(ca.values())) == 4
+
+
+def test_timecourse_panels_bad_arguments():
+    with pytest.raises(InputError, match="change: got DataFrame"):
+        ma.timecourse_panels(_TC, {"df": _ABS})
+    with pytest.raises(InputError, match="cannot be set per panel"):
+        ma.timecourse_panels({"df": _TC, "ax": None}, {"df": _ABS})
+    with pytest.raises(InputError, match="arrange"):
+        ma.timecourse_panels({"df": _TC}, {"df": _ABS}, arrange="grid")
+    with pytest.raises(InputError, match="xscale"):
+        ma.timecourse_panels({"df": _TC}, {"df": _ABS}, xscale="log")

@@ -50,9 +50,10 @@ def test_every_output_exists(report):
                  "forest/cement_leakage_rr__all__mixed",
                  "forest/pain_vas__about_1_month__patients",
                  "forest/morphine_mg_day__about_1_month__patients",
-                 "timecourse/pain_vas__patients", "timecourse/pain_vas_absolute__patients",
-                 "timecourse/morphine_mg_day__patients"):
+                 "timecourse/pain_vas__patients", "timecourse/morphine_mg_day__patients"):
         assert (out / f"{stem}.svg").exists(), stem
+    # change and absolute values: one figure of two panels, no separate absolute figure
+    assert not (out / "timecourse" / "pain_vas_absolute__patients.svg").exists()
     # no analysis reaches k = 10 (funnel_min_k): no funnel plots
     assert not (out / "funnel").exists()
     # the forest plots are vector graphics with text

@@ -129,6 +129,16 @@ def test_figure_draws_the_model(trajs):
     assert len(line) == 1
     np.testing.assert_allclose(line[0].get_ydata(), trajs["pain_vas"].curve["estimate"])
     assert len([ln for ln in ax.lines if ln.get_gid() == "study-line"]) == trajs["pain_vas"].result.n_studies
+    # the k row under the model's time axis, with "k*" where the study set changes
+    ax = timecourse(None, model["studies"], trajectory=model["trajectory"],
+                    counts=model["counts"])
+    d = trajs["pain_vas"].data
+    sets = [frozenset(d.loc[d["window"] == w, "study"]) for w in d["window"].cat.categories]
+    want = [str(len(s)) + ("*" if i and s != sets[i - 1] else "") for i, s in enumerate(sets)]
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "k-label"] == want
+    assert any(w.endswith("*") for w in want)  # the shipped pain series changes its studies
+    assert "k*: other studies than at the previous time" in [
+        t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def _plan(tmp_path, block):

@@ -257,6 +257,7 @@ def gosh_plot(gosh, *, ax=None, width=None, highlight=None, max_points: int = 50
             if not 0 <= j < incl.shape[1]:
                 raise InputError(f"highlight: got {highlight!r}; expected 0..{incl.shape[1] - 1}")
         mask = np.asarray(incl)[idx, j]
+    created = ax is None
     ax = _layout.new_axes(ax, width, 0.9)
     alpha = float(np.clip(2000.0 / max(idx.size, 1), 0.08, 0.8))
     kwargs.setdefault("s", 4)
@@ -266,14 +267,19 @@ def gosh_plot(gosh, *, ax=None, width=None, highlight=None, max_points: int = 50
         ax.scatter(est[idx], i2[idx], color=_BLUE, gid="gosh-points", rasterized=idx.size > 5000,
                    **kwargs)
     else:
-        name = labels[j] if labels else str(j)
         ax.scatter(est[idx][~mask], i2[idx][~mask], color="#8C8C8C", gid="gosh-points",
-                   label=f"without {name}", rasterized=idx.size > 5000, **kwargs)
+                   rasterized=idx.size > 5000, **kwargs)
         ax.scatter(est[idx][mask], i2[idx][mask], color=_VERMILLION, gid="gosh-highlight",
-                   label=f"with {name}", rasterized=idx.size > 5000, **kwargs)
-        ax.legend(markerscale=2, frameon=False)
+                   rasterized=idx.size > 5000, **kwargs)
     ax.set_xlabel("Pooled estimate")
     ax.set_ylabel("I² (%)")
+    if mask is not None:
+        from matplotlib.lines import Line2D
+
+        dot = {"linestyle": "none", "marker": "o", "markersize": 3, "markeredgewidth": 0}
+        _gosh_legend(ax, [Line2D([], [], color="#8C8C8C", **dot),
+                          Line2D([], [], color=_VERMILLION, **dot)],
+                     labels[j] if labels else str(j), created)
     ax.set_ylim(bottom=0, top=max(100.0 if np.nanmax(i2) > 50 else np.nanmax(i2) * 1.1, 1))
     return ax
 
@@ -294,6 +300,7 @@ def _gosh_density(stats, *, ax=None, width=None, highlight=None, **kwargs):
                              f"or 0..{len(labels) - 1}")
         j = int(j)
         counts = counts - stats.counts_with[j]  # the density without the study
+    created = ax is None
     ax = _layout.new_axes(ax, width, 0.9)
     shown = np.ma.masked_less_equal(counts.T, 0)
     kwargs.setdefault("cmap", "Greys" if j is not None else "Blues")
@@ -310,9 +317,8 @@ def _gosh_density(stats, *, ax=None, width=None, highlight=None, **kwargs):
         from matplotlib.lines import Line2D
         from matplotlib.patches import Patch
 
-        name = stats.labels[j]
-        ax.legend([Patch(color="#8C8C8C"), Line2D([], [], color=_VERMILLION)],
-                  [f"without {name}", f"with {name}"], frameon=False)
+        legend = ([Patch(color="#8C8C8C"), Line2D([], [], color=_VERMILLION)],
+                  str(stats.labels[j]))
     nonzero = np.flatnonzero(counts.sum(axis=1) + (stats.counts_with[j].sum(axis=1)
                                                      if j is not None else 0))
     if nonzero.size:
@@ -320,7 +326,20 @@ def _gosh_density(stats, *, ax=None, width=None, highlight=None, **kwargs):
     ax.set_xlabel("Pooled estimate")
     ax.set_ylabel("I² (%)")
     ax.set_ylim(0, 100)
+    if j is not None:
+        _gosh_legend(ax, *legend, created)
     return ax
+
+
+def _gosh_legend(ax, handles, name: str, created: bool) -> None:
+    """"without / with <study>" under the axis label (off the points), the study's label
+    shortened with "…" to the figure's width; the figure grows by the legend's height
+    when it was made here."""
+    fig = ax.figure
+    m = _layout.TextMeasure(fig, _layout.small_font())
+    room = fig.get_size_inches()[0] - 0.6  # less the legend handle and margins
+    name = _layout.shorten(name, room - m.width("without "), m)
+    _layout.legend_below(ax, handles, [f"without {name}", f"with {name}"], grow=created)
 
 
 _PANELS = (("rstudent", "Studentised residual"), ("dffits", "DFFITS"),
@@ -397,7 +416,12 @@ def influence_plot(inf, *, ax=None, fig=None, axes=None, labels: bool = False,
         else:
             narrow = fig.get_size_inches()[0] < 4.5
         fig.set_layout_engine("constrained")
-        axes = fig.subplots(*((4, 2) if narrow else (2, 4)), sharex=True).ravel()
+        # the panels show the same studies on x; not matplotlib-shared axes (shared axes
+        # measure every sibling's tick labels at each layout pass: 3 x slower to draw)
+        ncols = 2 if narrow else 4
+        axes = fig.subplots(8 // ncols, ncols).ravel()
+        for a in axes[:-ncols]:  # x tick labels on the bottom row only
+            a.tick_params(labelbottom=False)
     axes = np.asarray(axes).ravel()
     if axes.size < len(cols):
         raise InputError(f"axes: got {axes.size} axes; expected at least {len(cols)}")

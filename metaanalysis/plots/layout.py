@@ -158,14 +158,14 @@ def settle(fig) -> None:
         engine.execute(fig)
 
 
-def fit_labels(ax, which: str = "xy") -> None:
-    """Wrap axis labels that are longer than the figure is wide (x) or the axes are
-    high (y), onto more lines."""
+def fit_labels(ax, which: str = "xy", x_room: float | None = None) -> None:
+    """Wrap axis labels that are longer than the figure is wide (x; ``x_room`` inches
+    when given, e.g. one panel's width) or the axes are high (y), onto more lines."""
     fig = ax.figure
     w, h = fig.get_size_inches()
     rooms = []
     if "x" in which:
-        rooms.append((ax.xaxis.label, w - 0.3))
+        rooms.append((ax.xaxis.label, w - 0.3 if x_room is None else x_room))
     if "y" in which:
         rooms.append((ax.yaxis.label, ax.get_position().height * h))
     for label, room in rooms:
@@ -177,10 +177,13 @@ def fit_labels(ax, which: str = "xy") -> None:
                 label.set_linespacing(1.1)
 
 
-def legend_below(ax, handles=None, labels=None, ncol: int = 1, grow: bool = False) -> None:
+def legend_below(ax, handles=None, labels=None, ncol: int = 1, grow: bool = False,
+                 others=()) -> None:
     """Legend under everything drawn below ``ax`` (tick labels, rows of numbers, the
     axis label), measured, so it never covers the axis label or the data.  ``grow``:
-    the figure (made by the caller) grows by the legend's height, so the axes keep theirs."""
+    the figure (made by the caller) grows by the legend's height, so the axes keep theirs.
+    ``others``: more Axes beside ``ax`` whose text under their x axis counts too (one
+    legend for a row of panels)."""
     from matplotlib import transforms as mtransforms
 
     fig = ax.figure
@@ -190,7 +193,8 @@ def legend_below(ax, handles=None, labels=None, ncol: int = 1, grow: bool = Fals
     if not handles:
         return
     bottom = ax.get_window_extent(r).y0
-    texts = [ax.xaxis.label] + list(ax.texts) + list(ax.get_xticklabels())
+    texts = [t for a in (ax, *others)
+             for t in [a.xaxis.label] + list(a.texts) + list(a.get_xticklabels())]
     ys = [t.get_window_extent(r).y0 for t in texts if t.get_visible() and t.get_text()]
     low = min([y for y in ys if y < bottom] + [bottom])
     drop_in = (bottom - low) / fig.dpi + 4.0 / 72.0

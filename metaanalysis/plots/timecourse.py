@@ -9,6 +9,8 @@ only draws.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from matplotlib import transforms as mtransforms
@@ -18,7 +20,8 @@ from metaanalysis.errors import InputError
 from metaanalysis.plots import layout as _layout
 from metaanalysis.plots.scale import axis_scale
 
-__all__ = ["timecourse"]
+__all__ = ["STUDY_COLORS", "TimecourseSpec", "draw_timecourse", "label_study_lines",
+           "sqrt_limits", "timecourse", "timecourse_spec"]
 
 _BLUE = "#0072B2"
 _VERMILLION = "#D55E00"
@@ -108,84 +111,63 @@ def _split(df, studies, study):
     return df[marker], df[~marker]
 
 
-def timecourse(df=None, studies=None, *, ax=None, width=None, x: str = "days", y: str = "estimate",
-               study: str = "study", band: bool = True, measure: str | None = None,
-               percent: bool = False, xscale: str = "linear", show_k: bool = True,
-               xlabel: str = "Days after treatment", ylabel: str | None = None,
-               label: str = "Pooled", k_position: str = "row", xticks=None,
-               study_labels=None, trajectory=None, interval: str = "CI", **kwargs):
-    """Plot a pooled outcome across time points with its CI band and the studies.
+def _check_counts(counts, x):
+    """The k table sorted by time, or None; InputError names what is missing."""
+    if counts is None:
+        return None
+    if not isinstance(counts, pd.DataFrame):
+        raise InputError(f"counts: got {type(counts).__name__}; expected a DataFrame with "
+                         f"columns {x!r}, 'k' (optional 'studies')")
+    missing = [c for c in (x, "k") if c not in counts.columns]
+    if missing:
+        raise InputError(f"counts: missing column(s) {missing}; expected {x!r} (days), 'k' and "
+                         f"optionally 'studies' (have {list(counts.columns)})")
+    if not np.all(np.isfinite(counts[x].to_numpy(float))):
+        raise InputError(f"counts: column {x!r} has missing or infinite values; expected days")
+    return counts.sort_values(x, kind="stable")
 
-    Parameters
-    ----------
-    df : DataFrame, optional
-        One row per time point with ``x`` (days), ``estimate``, ``ci_lb``,
-        ``ci_ub`` and optionally ``k`` and ``studies`` (the ids of the studies
-        pooled at that time: where the set differs from the previous time
-        point, k is marked "k*" in vermillion and the legend says so).  It may also hold the study rows: rows
-        whose ``study`` column is empty (NaN) or ``"pooled"`` are the pooled
-        values, the others are studies (value in ``yi``, else ``estimate``).
-    studies : DataFrame, optional
-        Study rows (``study``, ``x`` and ``yi``/``estimate``) given separately.
-    ax : matplotlib Axes, optional
-    x, y, study : str
-        Column names of the time (days), the pooled value and the study id.
-    band : bool
-        Shade the confidence band between ``ci_lb`` and ``ci_ub``.
-    measure : str, optional
-        Measure of the values, for the back-transform (e.g. ``"PLO"`` →
-        proportions); identity when omitted.
-    percent : bool
-        Show proportions as percentages.
-    xscale : {"linear", "sqrt", "symlog"}
-        ``"sqrt"`` (square-root axis) or ``"symlog"`` spread early follow-up
-        (days 1 and 7) when the last time point is months away.
-    show_k : bool
-        Write the number of studies of each pooled point (needs ``k``).
-    k_position : {"row", "above"}
-        ``"row"`` (default): the k values in one row under the x tick labels,
-        headed "k", like a number-at-risk table, so they never overlap the
-        data or each other; ``"above"``: "k = N" above each point's CI.
-    xticks : dict or sequence, optional
-        Tick positions in days, or ``{day: label}`` such as ``{7: "1 wk"}``.
-    study_labels : bool or dict, optional
-        Label each study line at the right edge of the axes (labels moved
-        apart so they never overlap; a dotted leader joins a label to its
-        line's last point when the line ends earlier), in its own colour; a
-        dict maps study ids to display labels (e.g. ``{"chen2022": "Chen
-        2022"}``).  Coloured lines are moved 1.2 pt apart sideways so that
-        lines through the same points stay visible.  Default: no labels, grey
-        lines.  Study points are drawn above the pooled markers.
-    xlabel, ylabel, label : str
-        Axis labels and legend label of the pooled line.
-    trajectory : DataFrame, optional
-        A model's fitted time course, e.g. from a multivariate model fitted
-        over all time points: columns ``time`` (days), ``estimate``,
-        ``ci_lb``, ``ci_ub`` and optionally ``pi_lb``, ``pi_ub``.  Drawn as a
-        line with its confidence band and, when given, the wider prediction
-        band (values on the analysis scale, back-transformed like ``df``).
-        ``df`` may then be omitted.  ``trajectory.attrs["label"]`` (default
-        "Model") names the line in the legend.
-    interval : {"CI", "CrI"}
-        Name of the bands in the legend: "CrI" for credible bands of a
-        Bayesian fit.
-    **kwargs
-        ``color`` of the pooled line.
 
-    Returns
-    -------
-    matplotlib.axes.Axes
+@dataclass(frozen=True)
+class TimecourseSpec:
+    """What a time-course panel shows, checked (no matplotlib): the pooled rows, the
+    study rows, the model trajectory, the k table and the drawing options."""
 
-    Examples
-    --------
-    >>> import pandas as pd, metaanalysis as ma
-    >>> pooled = pd.DataFrame({"days": [0, 30, 180], "estimate": [7.1, 2.9, 2.1],
-    ...                        "ci_lb": [6.6, 2.2, 1.6], "ci_ub": [7.6, 3.6, 2.6], "k": [5, 4, 3]})
-    >>> ax = ma.timecourse(pooled, ylabel="Pain (VAS, 0-10)")
-    >>> ax.get_ylabel()
-    'Pain (VAS, 0-10)'
-    >>> ax.figure.clf()
-    """
+    pooled: pd.DataFrame
+    studies: pd.DataFrame | None
+    trajectory: pd.DataFrame | None
+    counts: pd.DataFrame | None
+    scale: object
+    options: dict
+
+    def study_ids(self) -> list:
+        """The ids of the study lines, in drawing order."""
+        if self.studies is None or not len(self.studies):
+            return []
+        return sorted(self.studies[self.options["study"]].unique())
+
+    def span(self):
+        """The smallest and largest time drawn (days)."""
+        x = self.options["x"]
+        parts = [self.pooled[x].to_numpy(float)]
+        if self.trajectory is not None:
+            parts.append(self.trajectory["time"].to_numpy(float))
+        if self.studies is not None and len(self.studies):
+            parts.append(self.studies[x].to_numpy(float))
+        if self.counts is not None:
+            parts.append(self.counts[x].to_numpy(float))
+        a = np.concatenate(parts)
+        return float(np.nanmin(a)), float(np.nanmax(a))
+
+
+def timecourse_spec(df=None, studies=None, *, x: str = "days", y: str = "estimate",
+                    study: str = "study", band: bool = True, measure: str | None = None,
+                    percent: bool = False, xscale: str = "linear", show_k: bool = True,
+                    xlabel: str = "Days after treatment", ylabel: str | None = None,
+                    label: str = "Pooled", k_position: str = "row", xticks=None,
+                    study_labels=None, trajectory=None, interval: str = "CI", counts=None,
+                    study_colors=None, **kwargs) -> TimecourseSpec:
+    """Check the arguments of :func:`timecourse` (same names) into a
+    :class:`TimecourseSpec`; raises :class:`~metaanalysis.errors.InputError`."""
     traj = _check_trajectory(trajectory)
     if interval not in ("CI", "CrI"):
         raise InputError(f"interval: got {interval!r}; expected 'CI' or 'CrI'")
@@ -208,32 +190,175 @@ def timecourse(df=None, studies=None, *, ax=None, width=None, x: str = "days", y
     if study_labels is not None and not isinstance(study_labels, (bool, dict)):
         raise InputError(f"study_labels: got {type(study_labels).__name__}; expected True, "
                          "False or a dict of study id -> label")
+    if study_colors is not None and not isinstance(study_colors, dict):
+        raise InputError(f"study_colors: got {type(study_colors).__name__}; expected a dict "
+                         "of study id -> colour")
     scale = axis_scale(measure, transform=True, percent=percent,
-                               ni=np.array([1.0]) if measure == "PFT" else None)
+                       ni=np.array([1.0]) if measure == "PFT" else None)
     color = kwargs.pop("color", _BLUE)
     if kwargs:
         raise InputError(f"unexpected keyword argument(s) {sorted(kwargs)}")
     pooled = pooled.sort_values(x)
-    px = pooled[x].to_numpy(float)
-    if np.any(~np.isfinite(px)):
+    if np.any(~np.isfinite(pooled[x].to_numpy(float))):
         raise InputError(f"df: column {x!r} has missing times; expected days for every row "
                          "(parse them with ma.parse_timepoint)")
-    py = scale(pooled[y].to_numpy(float))
+    opts = {"x": x, "y": y, "study": study, "band": band, "xscale": xscale, "show_k": show_k,
+            "xlabel": xlabel, "ylabel": ylabel, "label": label, "k_position": k_position,
+            "xticks": xticks, "study_labels": study_labels, "interval": interval,
+            "color": color, "study_colors": study_colors}
+    return TimecourseSpec(pooled, srows, traj, _check_counts(counts, x), scale, opts)
 
+
+def timecourse(df=None, studies=None, *, ax=None, width=None, x: str = "days", y: str = "estimate",
+               study: str = "study", band: bool = True, measure: str | None = None,
+               percent: bool = False, xscale: str = "linear", show_k: bool = True,
+               xlabel: str = "Days after treatment", ylabel: str | None = None,
+               label: str = "Pooled", k_position: str = "row", xticks=None,
+               study_labels=None, trajectory=None, interval: str = "CI", counts=None,
+               study_colors=None, **kwargs):
+    """Plot a pooled outcome across time points with its CI band and the studies.
+
+    Parameters
+    ----------
+    df : DataFrame, optional
+        One row per time point with ``x`` (days), ``estimate``, ``ci_lb``,
+        ``ci_ub`` and optionally ``k`` and ``studies`` (the ids of the studies
+        pooled at that time: where the set differs from the previous time
+        point, k is marked "k*" in vermillion and the legend says so).  It may
+        also hold the study rows: rows whose ``study`` column is empty (NaN) or
+        ``"pooled"`` are the pooled values, the others are studies (value in
+        ``yi``, else ``estimate``).
+    studies : DataFrame, optional
+        Study rows (``study``, ``x`` and ``yi``/``estimate``) given separately.
+    ax : matplotlib Axes, optional
+    width : "single", "onehalf", "double" or mm, optional
+        Width of the figure made here (default 89 mm).
+    x, y, study : str
+        Column names of the time (days), the pooled value and the study id.
+    band : bool
+        Shade the confidence band between ``ci_lb`` and ``ci_ub``.
+    measure : str, optional
+        Measure of the values, for the back-transform (e.g. ``"PLO"`` →
+        proportions); identity when omitted.
+    percent : bool
+        Show proportions as percentages.
+    xscale : {"linear", "sqrt", "symlog"}
+        ``"sqrt"`` (square-root axis) or ``"symlog"`` spread early follow-up
+        (days 1 and 7) when the last time point is months away.
+    show_k : bool
+        Write the number of studies of each pooled point (needs ``k`` in
+        ``df`` or ``counts``).
+    k_position : {"row", "above"}
+        ``"row"`` (default): the k values in one row under the x tick labels,
+        headed "k", like a number-at-risk table, so they never overlap the
+        data or each other; ``"above"``: "k = N" above each point's CI.
+    xticks : dict or sequence, optional
+        Tick positions in days, or ``{day: label}`` such as ``{7: "1 wk"}``.
+    study_labels : bool or dict, optional
+        Label each study line at the right edge of the axes (labels moved
+        apart so they never overlap; a dotted leader joins a label to its
+        line's last point when the line ends earlier), in its own colour; a
+        dict maps study ids to display labels (e.g. ``{"chen2022": "Chen
+        2022"}``).  Coloured lines are moved 1.2 pt apart sideways so that
+        lines through the same points stay visible.  Default: no labels, grey
+        lines.  Study points are drawn above the pooled markers.
+    study_colors : dict, optional
+        Study id → colour of its line (with ``study_labels``), so that a study
+        has the same colour in several figures; the order of the dict also
+        orders the sideways moves.  Default: Okabe–Ito colours in id order.
+    xlabel, ylabel, label : str
+        Axis labels and legend label of the pooled line.
+    trajectory : DataFrame, optional
+        A model's fitted time course, e.g. from a multivariate model fitted
+        over all time points: columns ``time`` (days), ``estimate``,
+        ``ci_lb``, ``ci_ub`` and optionally ``pi_lb``, ``pi_ub``.  Drawn as a
+        line with its confidence band and, when given, the wider prediction
+        band (values on the analysis scale, back-transformed like ``df``).
+        ``df`` may then be omitted.  ``trajectory.attrs["label"]`` (default
+        "Model") names the line in the legend.
+    counts : DataFrame, optional
+        The k row when ``df`` has no ``k`` (for example a model trajectory
+        drawn without per-window pools): columns ``x`` (days), ``k`` and
+        optionally ``studies`` (ids per time point; a changed study set is
+        marked "k*" as for ``df``).
+    interval : {"CI", "CrI"}
+        Name of the bands in the legend: "CrI" for credible bands of a
+        Bayesian fit.
+    **kwargs
+        ``color`` of the pooled line.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    See Also
+    --------
+    timecourse_panels : change and absolute values side by side in one figure.
+
+    Examples
+    --------
+    >>> import pandas as pd, metaanalysis as ma
+    >>> pooled = pd.DataFrame({"days": [0, 30, 180], "estimate": [7.1, 2.9, 2.1],
+    ...                        "ci_lb": [6.6, 2.2, 1.6], "ci_ub": [7.6, 3.6, 2.6], "k": [5, 4, 3]})
+    >>> ax = ma.timecourse(pooled, ylabel="Pain (VAS, 0-10)")
+    >>> ax.get_ylabel()
+    'Pain (VAS, 0-10)'
+    >>> ax.figure.clf()
+    """
+    spec = timecourse_spec(df, studies, x=x, y=y, study=study, band=band, measure=measure,
+                           percent=percent, xscale=xscale, show_k=show_k, xlabel=xlabel,
+                           ylabel=ylabel, label=label, k_position=k_position, xticks=xticks,
+                           study_labels=study_labels, trajectory=trajectory, interval=interval,
+                           counts=counts, study_colors=study_colors, **kwargs)
     created = ax is None
     ax = _layout.new_axes(ax, width, 0.75)
+    ends = draw_timecourse(ax, spec)
+    n_entries = len(ax.get_legend_handles_labels()[0])
+    if created or n_entries > 3:  # under the axis label, off the data
+        _layout.legend_below(ax, ncol=2 if ax.figure.get_size_inches()[0] > 5 else 1,
+                             grow=created)
+    else:
+        ax.legend(frameon=False, loc="best", fontsize=_layout.small_font())
+    _layout.settle(ax.figure)  # the axes' final height: for the y label and the study labels
+    _layout.fit_labels(ax, "y")
+    _layout.settle(ax.figure)
+    label_study_lines(ax, ends)
+    return ax
+
+
+def _study_colors(spec):
+    """Colour and sideways move (pt) of each study line."""
+    ids = spec.study_ids()
+    given = spec.options["study_colors"] or {}
+    order = list(given) + [s for s in ids if s not in given]
+    n = len(order)
+    out = {}
+    for i, sid in enumerate(order):
+        c = given.get(sid, STUDY_COLORS[i % len(STUDY_COLORS)])
+        out[sid] = (c, (i - (n - 1) / 2) * 1.2)
+    return out
+
+
+def draw_timecourse(ax, spec: TimecourseSpec) -> list:
+    """Draw ``spec`` on ``ax`` (lines, bands, k row, axis labels; no legend, no study
+    labels); returns the ends of the labelled study lines for :func:`label_study_lines`."""
+    o = spec.options
+    x, y, study, scale = o["x"], o["y"], o["study"], spec.scale
+    pooled, srows, traj = spec.pooled, spec.studies, spec.trajectory
+    study_labels, xscale = o["study_labels"], o["xscale"]
+    px = pooled[x].to_numpy(float)
+    py = scale(pooled[y].to_numpy(float))
     ends = []  # (last x, last y, label, colour, dodge) of labelled study lines
     if srows is not None and len(srows):
         col = "yi" if "yi" in srows.columns else y
         names = study_labels if isinstance(study_labels, dict) else {}
-        groups = list(srows.groupby(study, sort=True))
-        for i, (name, g) in enumerate(groups):
+        colors = _study_colors(spec)
+        for i, (name, g) in enumerate(srows.groupby(study, sort=True)):
             g = g.sort_values(x)
             gy = scale(g[col].to_numpy(float))
             gx = g[x].to_numpy(float)
-            c = STUDY_COLORS[i % len(STUDY_COLORS)] if study_labels else "#9A9A9A"
+            c, dx = colors[name] if study_labels else ("#9A9A9A", 0.0)
             # lines that coincide are moved apart sideways by 1.2 pt each (a visual dodge)
-            dx = (i - (len(groups) - 1) / 2) * 1.2 if study_labels else 0.0
             tr = ax.transData + mtransforms.ScaledTranslation(dx / 72, 0,
                                                               ax.figure.dpi_scale_trans)
             # study markers sit above the pooled marker (zorder 5 > 4): never hidden
@@ -244,28 +369,29 @@ def timecourse(df=None, studies=None, *, ax=None, width=None, x: str = "days", y
             if study_labels:
                 ends.append((float(gx[-1]), float(gy[-1]), str(names.get(name, name)), c, dx))
     if traj is not None:
-        _draw_trajectory(ax, traj, scale, interval)
-    if band and {"ci_lb", "ci_ub"} <= set(pooled.columns) and len(pooled):
+        _draw_trajectory(ax, traj, scale, o["interval"])
+    if o["band"] and {"ci_lb", "ci_ub"} <= set(pooled.columns) and len(pooled):
         lb = scale(pooled["ci_lb"].to_numpy(float))
         ub = scale(pooled["ci_ub"].to_numpy(float))
         lvl = pooled.attrs.get("level", 0.95)
-        ax.fill_between(px, lb, ub, color=color, alpha=0.2, linewidth=0, zorder=1,
-                        gid="ci-band", label=f"{fmt.num(100 * lvl, 0)}% {interval}")
+        ax.fill_between(px, lb, ub, color=o["color"], alpha=0.2, linewidth=0, zorder=1,
+                        gid="ci-band", label=f"{fmt.num(100 * lvl, 0)}% {o['interval']}")
     if len(pooled):
-        ax.plot(px, py, color=color, linewidth=1.4, marker="o", markersize=4, zorder=4,
-                gid="pooled-line", label=label)
+        ax.plot(px, py, color=o["color"], linewidth=1.4, marker="o", markersize=4, zorder=4,
+                gid="pooled-line", label=o["label"])
+    lo, hi = spec.span()
     if xscale == "sqrt":
         _sqrt_scale(ax)
     if xscale == "symlog":
         from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
         ax.set_xscale("symlog", linthresh=7, linscale=0.6)
-        span = px if traj is None else np.concatenate([px, traj["time"].to_numpy(float)])
         ticks = [t for t in (0, 1, 7, 14, 30, 90, 180, 365, 730, 1095)
-                 if span.min() <= t <= span.max() * 1.001]
+                 if lo <= t <= hi * 1.001]
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    xticks = o["xticks"]
     if xticks is not None:
         from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
@@ -275,75 +401,84 @@ def timecourse(df=None, studies=None, *, ax=None, width=None, x: str = "days", y
         if isinstance(xticks, dict):
             ax.xaxis.set_major_formatter(FixedFormatter([str(v) for v in xticks.values()]))
     if xscale == "sqrt":
-        xs_all = [px] + ([traj["time"].to_numpy(float)] if traj is not None else []) + ([srows[x].to_numpy(float)] if srows is not None and len(srows) else [])
-        xa = np.concatenate(xs_all)
-        lo_t, hi_t = np.sqrt(max(float(np.nanmin(xa)), 0.0)), np.sqrt(float(np.nanmax(xa)))
-        pad = 0.04 * (hi_t - lo_t)
-        ax.set_xlim(np.sign(lo_t - pad) * (lo_t - pad) ** 2, (hi_t + pad) ** 2)
-    if show_k and "k" in pooled.columns:
-        if k_position == "above":
-            top = scale(pooled["ci_ub"].to_numpy(float)) if "ci_ub" in pooled.columns else py
-            for xi, ti, k in zip(px, top, pooled["k"]):
-                ax.annotate(f"k = {fmt.num(k, 0)}", (xi, ti), xytext=(0, 3),
-                            textcoords="offset points", ha="center", va="bottom",
-                            fontsize=_layout.small_font(), color="#404040", gid="k-label")
-        else:
-            import matplotlib as mpl
-            from matplotlib.font_manager import FontProperties
-
-            tick_pt = FontProperties(size=mpl.rcParams["xtick.labelsize"]).get_size_in_points()
-            below = (mpl.rcParams["xtick.major.size"] + mpl.rcParams["xtick.major.pad"]
-                     + tick_pt + 3.0)
-            trans = ax.get_xaxis_transform()
-            changed = _set_changes(pooled)
-            for xi, k, ch in zip(px, pooled["k"], changed):
-                ax.annotate(fmt.num(k, 0) + ("*" if ch else ""), (xi, 0), xycoords=trans,
-                            xytext=(0, -below), textcoords="offset points", ha="center",
-                            va="top", fontsize=_layout.small_font(),
-                            color=_VERMILLION if ch else "#404040",
-                            fontweight="bold" if ch else "normal", gid="k-label",
-                            annotation_clip=False)
-            if any(changed):
-                from matplotlib.lines import Line2D
-
-                ax.add_line(Line2D([], [], linestyle="none", marker="$*$", color=_VERMILLION,
-                                   label="k*: other studies than at the previous time",
-                                   gid="set-change-key"))
-            ax.annotate("k", (0, 0), xycoords="axes fraction", xytext=(-6, -below),
-                        textcoords="offset points", ha="right", va="top", fontsize=_layout.small_font(),
-                        color="#404040", fontweight="bold", gid="k-header",
-                        annotation_clip=False)
-            ax.xaxis.labelpad = mpl.rcParams["axes.labelpad"] + tick_pt + 2.0
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel or scale.label)
+        ax.set_xlim(*sqrt_limits(lo, hi))
+    kdf = spec.counts if spec.counts is not None else pooled
+    if o["show_k"] and "k" in kdf.columns and len(kdf):
+        _k_row(ax, kdf, x, y, scale, o["k_position"])
+    ax.set_xlabel(o["xlabel"])
+    ax.set_ylabel(o["ylabel"] or scale.label)
     _layout.fit_labels(ax, "x")
-    n_entries = len(ax.get_legend_handles_labels()[0])
-    if created or n_entries > 3:  # under the axis label, off the data
-        _layout.legend_below(ax, ncol=2 if ax.figure.get_size_inches()[0] > 5 else 1,
-                             grow=created)
-    else:
-        ax.legend(frameon=False, loc="best", fontsize=_layout.small_font())
-    _layout.settle(ax.figure)  # the axes' final height: for the y label and the study labels
-    _layout.fit_labels(ax, "y")
-    _layout.settle(ax.figure)
-    if ends:
-        lo_, hi_ = ax.get_ylim()
-        h_pt = max(_layout.axes_height_points(ax), 1.0)
-        fs = _layout.small_font()
-        gap = (hi_ - lo_) * 1.15 * fs / h_pt
-        ys = _spread([e[1] for e in ends], gap)
-        x_end = ax.get_xlim()[1]
-        for (xe, ye, text, c, _dx), yl in zip(ends, ys):
-            ax.annotate(text, (1.0, yl), xycoords=("axes fraction", "data"), xytext=(4, 0),
-                        textcoords="offset points", ha="left", va="center",
-                        fontsize=fs, color=c, gid="study-label", annotation_clip=False)
-            # a line that ends before the last time point, or a label moved off its line's
-            # end, gets a dotted leader from the line's last point to its label
-            if xe < 0.98 * x_end or abs(yl - ye) > 0.5 * gap:
-                ax.annotate("", xy=(1.0, yl), xycoords=("axes fraction", "data"),
-                            xytext=(xe, ye), textcoords="data",
-                            arrowprops={"arrowstyle": "-", "color": c, "linewidth": 0.5,
-                                        "linestyle": (0, (1, 1.5)), "shrinkA": 2,
-                                        "shrinkB": 1},
-                            annotation_clip=False, gid="study-leader", zorder=1)
-    return ax
+    return ends
+
+
+def sqrt_limits(lo: float, hi: float) -> tuple[float, float]:
+    """x limits of a square-root time axis over days ``lo``..``hi``: 4% padding on the
+    square-root scale."""
+    lo_t, hi_t = np.sqrt(max(lo, 0.0)), np.sqrt(hi)
+    pad = 0.04 * (hi_t - lo_t)
+    return float(np.sign(lo_t - pad) * (lo_t - pad) ** 2), float((hi_t + pad) ** 2)
+
+
+def _k_row(ax, kdf, x, y, scale, position):
+    """The number of studies per time point: a row under the tick labels (a changed
+    study set marked "k*") or "k = N" above each point's CI."""
+    kx = kdf[x].to_numpy(float)
+    col = next((c for c in ("ci_ub", y) if c in kdf.columns), None)
+    if position == "above" and col is not None:  # (a bare k table goes in the row)
+        top = scale(kdf[col].to_numpy(float))
+        for xi, ti, k in zip(kx, top, kdf["k"]):
+            ax.annotate(f"k = {fmt.num(k, 0)}", (xi, ti), xytext=(0, 3),
+                        textcoords="offset points", ha="center", va="bottom",
+                        fontsize=_layout.small_font(), color="#404040", gid="k-label")
+        return
+    import matplotlib as mpl
+    from matplotlib.font_manager import FontProperties
+
+    tick_pt = FontProperties(size=mpl.rcParams["xtick.labelsize"]).get_size_in_points()
+    below = mpl.rcParams["xtick.major.size"] + mpl.rcParams["xtick.major.pad"] + tick_pt + 3.0
+    trans = ax.get_xaxis_transform()
+    changed = _set_changes(kdf)
+    for xi, k, ch in zip(kx, kdf["k"], changed):
+        ax.annotate(fmt.num(k, 0) + ("*" if ch else ""), (xi, 0), xycoords=trans,
+                    xytext=(0, -below), textcoords="offset points", ha="center",
+                    va="top", fontsize=_layout.small_font(),
+                    color=_VERMILLION if ch else "#404040",
+                    fontweight="bold" if ch else "normal", gid="k-label",
+                    annotation_clip=False)
+    if any(changed):
+        from matplotlib.lines import Line2D
+
+        ax.add_line(Line2D([], [], linestyle="none", marker="$*$", color=_VERMILLION,
+                           label="k*: other studies than at the previous time",
+                           gid="set-change-key"))
+    ax.annotate("k", (0, 0), xycoords="axes fraction", xytext=(-6, -below),
+                textcoords="offset points", ha="right", va="top",
+                fontsize=_layout.small_font(), color="#404040", fontweight="bold",
+                gid="k-header", annotation_clip=False)
+    ax.xaxis.labelpad = mpl.rcParams["axes.labelpad"] + tick_pt + 2.0
+
+
+def label_study_lines(ax, ends) -> None:
+    """Label each study line at the right edge of ``ax`` (after the layout is final:
+    the gap between labels is measured at the axes' height)."""
+    if not ends:
+        return
+    lo_, hi_ = ax.get_ylim()
+    h_pt = max(_layout.axes_height_points(ax), 1.0)
+    fs = _layout.small_font()
+    gap = (hi_ - lo_) * 1.15 * fs / h_pt
+    ys = _spread([e[1] for e in ends], gap)
+    x_end = ax.get_xlim()[1]
+    for (xe, ye, text, c, _dx), yl in zip(ends, ys):
+        ax.annotate(text, (1.0, yl), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                    textcoords="offset points", ha="left", va="center",
+                    fontsize=fs, color=c, gid="study-label", annotation_clip=False)
+        # a line that ends before the last time point, or a label moved off its line's
+        # end, gets a dotted leader from the line's last point to its label
+        if xe < 0.98 * x_end or abs(yl - ye) > 0.5 * gap:
+            ax.annotate("", xy=(1.0, yl), xycoords=("axes fraction", "data"),
+                        xytext=(xe, ye), textcoords="data",
+                        arrowprops={"arrowstyle": "-", "color": c, "linewidth": 0.5,
+                                    "linestyle": (0, (1, 1.5)), "shrinkA": 2,
+                                    "shrinkB": 1},
+                        annotation_clip=False, gid="study-leader", zorder=1)

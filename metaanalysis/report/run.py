@@ -232,7 +232,8 @@ def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
     """The figures of a report as jobs ``(kind, key, payload)``: one forest per pooled
     analysis (absolute values are drawn in their time course instead), a funnel where k
     reaches the plan's minimum, a time course per outcome and unit (change from
-    baseline, and absolute values from baseline on when pooled).  A fitted time-course
+    baseline, and absolute values from baseline on when pooled: then one figure of two
+    panels, A change and B absolute, :func:`~metaanalysis.plots.timecourse_panels`).  A fitted time-course
     model (:mod:`metaanalysis.report.trajectory`) is the change figure's line, CI and PI
     band over each study's observed points.  ``rob`` ({study id: overall judgement})
     adds each study's overall risk of bias as a forest column."""
@@ -282,6 +283,7 @@ def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
             continue
         parts = [a for a in results.analyses if a.outcome == op.name and a.pooled]
         for unit in sorted({a.unit for a in parts}):
+            panels = {}
             for kind in ("change", "absolute"):
                 rows, studies = [], []
                 for a in (x for x in parts if x.unit == unit and (
@@ -299,29 +301,40 @@ def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
                                         else float(d), "yi": float(yi)})
                 if len(rows) < 2:
                     continue
-                head = op.label.split(" (")[0]
                 scale = op.label.split(" (", 1)[1].split(",")[0] if " (" in op.label else ""
-                if kind == "change":
-                    ylabel = _axis_label(op.label)
-                    names, title = (op.name, unit), f"{head}, change from baseline ({unit})"
-                else:
-                    what = head.replace(" reduction", "")
-                    ylabel = f"{what} ({scale})" if scale else what
-                    names, title = (f"{op.name}_absolute", unit), f"{what}, absolute ({unit})"
+                what = op.label.split(" (")[0].replace(" reduction", "")
                 ticks = _window_ticks(plan, op)
                 if kind == "absolute":
                     ticks = {0.0: "pre", **ticks}
                 model = trajectory_figure(trajectories, op.name, unit) if kind == "change" else None
-                jobs.append(("timecourse", f"timecourse:{op.name}", dict(
-                    rows=None if model else pd.DataFrame(rows),
+                panels[kind] = dict(
+                    df=None if model else pd.DataFrame(rows),
                     studies=model["studies"] if model else pd.DataFrame(studies),
-                    trajectory=model["trajectory"] if model else None, ylabel=ylabel,
+                    trajectory=model["trajectory"] if model else None,
+                    counts=model.get("counts") if model else None,
+                    ylabel=_axis_label(op.label) if kind == "change" else
+                    (f"{what} ({scale})" if scale else what),
                     interval="CrI" if any(is_bayes(a.result) for a in parts if a.unit == unit
                                           and (a.kind == kind or (kind == "absolute"
                                                                   and a.kind == "baseline")))
-                    else "CI",
-                    ticks=ticks, labels=dict(results.labels), title=title, names=names,
-                    entry=unit if kind == "change" else f"{unit}, absolute")))
+                    else "CI", xticks=ticks)
+            if not panels:
+                continue
+            # change and absolute values: one figure of two panels (A, B) under one name
+            head = op.label.split(" (")[0]
+            what = head.replace(" reduction", "")
+            if len(panels) == 2:
+                names, entry = (op.name, unit), unit
+                title = f"{what}: change from baseline (A) and absolute values (B), {unit}"
+            elif "change" in panels:
+                names, entry = (op.name, unit), unit
+                title = f"{head}, change from baseline ({unit})"
+            else:
+                names, entry = (f"{op.name}_absolute", unit), f"{unit}, absolute"
+                title = f"{what}, absolute ({unit})"
+            jobs.append(("timecourse", f"timecourse:{op.name}", dict(
+                panels=panels, labels=dict(results.labels), title=title, names=names,
+                entry=entry)))
     return jobs
 
 
@@ -335,6 +348,7 @@ def draw_figure(job, stem: Path, formats, dpi) -> tuple[str, str, str]:
     from metaanalysis.plots.funnel import funnel
     from metaanalysis.plots.output import save_figure, use_style
     from metaanalysis.plots.timecourse import timecourse
+    from metaanalysis.plots.timecourse_panels import timecourse_panels
 
     kind, key, d = job
     with use_style("single"):
@@ -345,11 +359,14 @@ def draw_figure(job, stem: Path, formats, dpi) -> tuple[str, str, str]:
             ax = funnel(d["res"], title=d["title"], xlabel=d.get("xlabel"))
             entry = "funnel"
         else:
-            ax = timecourse(d["rows"], d["studies"], ylabel=d["ylabel"], xscale="sqrt",
-                            xticks=d["ticks"], study_labels=d["labels"],
-                            xlabel="Time after treatment (square-root scale)",
-                            trajectory=d.get("trajectory"), interval=d["interval"])
-            ax.set_title(d["title"])
+            common = dict(xscale="sqrt", study_labels=d["labels"],
+                          xlabel="Time after treatment (square-root scale)")
+            if len(d["panels"]) == 2:
+                ax = timecourse_panels(d["panels"]["change"], d["panels"]["absolute"],
+                                       width="double", title=d["title"], **common)[0]
+            else:
+                ax = timecourse(**next(iter(d["panels"].values())), **common)
+                ax.set_title(d["title"])
             entry = d["entry"]
         stem = Path(stem)
         save_figure(ax.figure, stem, formats, dpi=dpi)

@@ -316,12 +316,18 @@ def trajectory_table(trajectories) -> pd.DataFrame:
 
 def trajectory_figure(trajectories, outcome: str, unit: str) -> dict | None:
     """Inputs of :func:`metaanalysis.plots.timecourse.timecourse` for a fitted
-    model: ``trajectory`` (time in days, estimate, CI, PI) and ``studies``
-    (each study's observed points); ``None`` without a fitted model."""
+    model: ``trajectory`` (time in days, estimate, CI, PI), ``studies`` (each
+    study's observed points) and ``counts`` (per window: its mean day, k and the
+    study ids, for the k row and its "k*" marks of a changed study set); ``None``
+    without a fitted model."""
     for t in trajectories:
         if t.outcome == outcome and t.unit == unit and t.fitted:
             curve = t.curve[["time", "estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"]].copy()
             curve.attrs.update(label=f"Model ({t.settings['struct']}, all time points)",
                                level=t.result.level)
-            return {"trajectory": curve, "studies": t.observed()}
+            win = t.data.groupby("window", observed=True)
+            counts = pd.DataFrame({"days": win["time"].first(), "k": win["study"].nunique(),
+                                   "studies": win["study"].agg(lambda s: tuple(sorted(set(s))))})
+            return {"trajectory": curve, "studies": t.observed(),
+                    "counts": counts.reset_index(drop=True)}
     return None
