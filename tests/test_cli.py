@@ -101,10 +101,10 @@ def _small_plan(folder: Path) -> Path:
     return p
 
 
-def _small_studies(folder: Path) -> Path:
+def _small_studies(folder: Path, ids=SMALL_STUDIES) -> Path:
     d = Path(folder) / "studies"
     d.mkdir(exist_ok=True)
-    for sid in SMALL_STUDIES:
+    for sid in ids:
         (d / f"{sid}.yaml").write_bytes((STUDIES / f"{sid}.yaml").read_bytes())
     return d
 
@@ -114,6 +114,15 @@ def small(tmp_path_factory):
     """``(studies folder, plan)``: five shipped studies and the one-outcome plan."""
     base = tmp_path_factory.mktemp("small")
     return _small_studies(base), _small_plan(base)
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    """``(studies folder, plan)``: Chen 2022 (a median with range, a warning) and
+    Khan 2018 (a median ± SD, the one study with deaths) and the one-outcome plan,
+    for the tests that run the whole command more than once."""
+    base = tmp_path_factory.mktemp("two")
+    return _small_studies(base, ("chen2022", "khan2018")), _small_plan(base)
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +201,8 @@ def test_report_median_rows_converted(report_dir):
     assert row["vi"] == pytest.approx(s ** 2 / 91, rel=1e-12)
 
 
-def test_report_cli_prints_choices(small, tmp_path, capsys):
-    studies, plan = str(small[0]), str(small[1])
+def test_report_cli_prints_choices(two, tmp_path, capsys):
+    studies, plan = str(two[0]), str(two[1])
     assert main(["report", studies, "--plan", plan, "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
     assert "PR and PLO" in err and "luo-shi" in err and "median-as-mean" in err
@@ -219,11 +228,11 @@ def test_jobs_must_be_a_positive_number(bad, capsys):
     assert info.value.code == 2 and "--jobs" in capsys.readouterr().err
 
 
-def test_report_rerun_replaces_the_folder_and_never_deletes_other_files(small, tmp_path):
+def test_report_rerun_replaces_the_folder_and_never_deletes_other_files(two, tmp_path):
     from metaanalysis.report.output import OutputError
 
     out = tmp_path / "figures"
-    studies, plan = small
+    studies, plan = two
     run_report(studies, out=out, quiet=True, plan=plan, formats=("svg",))
     (out / "mine.txt").write_text("keep")
     with pytest.raises(OutputError, match=r"holds files the report did not write \(mine.txt\)"):

@@ -30,30 +30,26 @@ def test_import_takes_under_a_tenth_of_a_second():
     assert min(times) < 0.1, times
 
 
-def test_first_pool_does_not_import_scipy_stats():
-    # scipy.stats costs about a second to import; pool() needs only scipy.special
+def test_first_pool_imports_no_scipy_stats_and_computing_no_matplotlib_or_dask():
+    # one fresh interpreter (numpy, pandas and scipy cost about a second to import) for
+    # two checks, in this order:
+    # 1. scipy.stats costs about a second to import; pool() needs only scipy.special
+    # 2. Dask is an optional extra: only Dask inputs or chunks=/client= import it, and
+    #    nothing that computes imports matplotlib
     code = (
         "import sys, metaanalysis as ma\n"
         "for m in ('EE', 'DL', 'REML', 'PMM', 'SJ'):\n"
         "    for t in ('z', 'knha', 'adhoc'):\n"
         "        ma.pool([0.1, 0.3, 0.2], [0.01, 0.02, 0.03], method=m, test=t).summary()\n"
         "ma.pool_many([[0.1, 0.3, 0.2]], [[0.01, 0.02, 0.03]], qprofile=True)\n"
-        "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
-def test_computing_does_not_import_matplotlib_or_dask():
-    # Dask is an optional extra: only Dask inputs or chunks=/client= import it
-    code = (
-        "import sys, metaanalysis as ma; ma.pool([0.1, 0.3, 0.2], [0.01, 0.02, 0.03]); "
-        "ma.pool_many([[0.1, 0.3]], [[0.1, 0.2]]); "
-        "ma.effect_sizes('PLO', events=[1, 2], total=[91, 69]); "
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))\n"
+        "ma.pool([0.1, 0.3, 0.2], [0.01, 0.02, 0.03])\n"
+        "ma.pool_many([[0.1, 0.3]], [[0.1, 0.2]])\n"
+        "ma.effect_sizes('PLO', events=[1, 2], total=[91, 69])\n"
         "print([m for m in ('matplotlib', 'dask', 'distributed') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.splitlines() == ["[]", "[]"]
 
 
 def test_every_exported_name_resolves():

@@ -6,8 +6,10 @@ files are read back: Table 1, the PRISMA diagram (vector), risk-of-bias figures,
 the sensitivity analysis without high-risk studies, the summary of findings in
 CSV/Markdown/LaTeX/Word, tables.docx, report.md.  The LaTeX tables compile when
 pdflatex is installed (the test skips otherwise) and always pass a syntax check.
+A second run with two figure processes (``--jobs 2``) writes the same bytes.
 """
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -175,14 +177,24 @@ def test_tables_docx(report):
     assert b"tblHeader" in zipfile.ZipFile(report / "tables.docx").read("word/document.xml")
 
 
-def test_outputs_are_reproducible(report, tmp_path):
+def _digest(folder) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_outputs_are_reproducible_with_two_figure_processes(report, tmp_path):
+    # a second run from a fresh copy of the input, its figures drawn by two processes
+    # (--jobs 2): every file has the same bytes as the first run's (one process)
     again = tmp_path / "again"
     studies = _write(tmp_path / "studies")
-    run_report(studies, out=again, formats=("svg",), quiet=True)
+    run_report(studies, out=again, formats=("pdf", "svg"), quiet=True, jobs=2)
+    first, second = _digest(report), _digest(again)
+    assert len([f for f in first if f.endswith(".svg") and "/" in f]) >= 4  # figures to share
     for name in ("tables.docx", "summary_of_findings.docx", "summary_of_findings.tex",
                  "study_table.csv", "prisma/prisma_flow.svg",
                  "risk_of_bias/minors__traffic_light.svg"):
         assert (again / name).read_bytes() == (report / name).read_bytes(), name
+    assert second == first
 
 
 _BEGIN = re.compile(r"\\begin\{([a-z*]+)\}")
