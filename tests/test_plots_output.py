@@ -155,11 +155,11 @@ def test_lean_font_subsets_keep_text_and_glyphs_drop_layout_tables(tmp_path, mon
     from metaanalysis.plots import output
     from metaanalysis.plots.output import LAYOUT_TABLES, lean_font_subsets
 
-    default = list(subset.Options._drop_tables_default)
+    default = subset.load_font
     fig = _figure()
     fig.axes[0].set_title("Δ pain ≥ 2 (μ, τ²)")  # glyphs beyond ASCII, math-font fallbacks
     lean = ma.save_figure(fig, tmp_path / "lean", "pdf")[0].read_bytes()
-    assert subset.Options._drop_tables_default == default  # restored after the save
+    assert subset.load_font is default  # restored after the save
     monkeypatch.setattr(output, "lean_font_subsets", contextlib.nullcontext)  # fontTools' own
     full = ma.save_figure(fig, tmp_path / "full", "pdf")[0].read_bytes()
     a, b = _pdf_parts(lean), _pdf_parts(full)
@@ -172,7 +172,7 @@ def test_lean_font_subsets_keep_text_and_glyphs_drop_layout_tables(tmp_path, mon
         assert set(kept) <= set(big.getGlyphOrder())  # only closure variants dropped
         assert all(_outline(small, g) == _outline(big, g) for g in kept)
     with lean_font_subsets():
-        assert set(LAYOUT_TABLES) <= set(subset.Options().drop_tables)
+        assert subset.load_font is not default
     with pytest.raises(KeyError), lean_font_subsets():
         raise KeyError("x")
-    assert subset.Options._drop_tables_default == default  # restored after an error too
+    assert subset.load_font is default  # restored after an error too

@@ -230,3 +230,35 @@ def test_table_writers():
     d = display_results(pd.DataFrame([row])).iloc[0]
     assert (d["Estimate"], d["95% CI"], d["I²"], d["Window"]) == ("4.82", "3.44 to 6.21", "95.8%",
                                                                  "m1 (21-42 d)")
+
+
+def test_forked_runs_every_task_once_and_raises_a_task_error(tmp_path):
+    from metaanalysis.report.parallel import Forked
+
+    def write(name):
+        (tmp_path / name).write_text(name)
+
+    seen = []
+    with Forked(2, on_done=seen.append) as pool:
+        pool.limit = 1  # one child while the parent "computes"
+        pool.submit("a", lambda: write("a"))
+        pool.submit("b", lambda: write("b"))
+        pool.poll()
+        pool.submit("c", lambda: write("c"))
+        pool.drain()  # the rest shared by two children
+        with pytest.raises(RuntimeError, match="after drain"):
+            pool.submit("d", lambda: write("d"))
+        pool.join()
+    assert sorted(seen) == ["a", "b", "c"] and pool.submitted == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
+
+    def boom():
+        raise ValueError("figure failed: bad input")
+
+    pool = Forked(2)
+    pool.submit("x", boom)
+    with pytest.raises(ValueError, match="bad input"):
+        pool.join()
+    serial = Forked(1)
+    with pytest.raises(ValueError, match="bad input"):
+        serial.submit("x", boom)  # jobs=1: run at once, in this process

@@ -174,39 +174,50 @@ def _file_mode() -> int:
     return 0o666 & ~um
 
 
-#: OpenType tables dropped from the font subsets embedded in PDF and EPS files: glyph
+#: OpenType tables left out of the font subsets embedded in PDF and EPS files: glyph
 #: substitution and positioning (GSUB, GPOS, GDEF, kern, JSTF, BASE, MATH).  A PDF or
 #: PostScript page places every glyph explicitly (matplotlib has already applied kerning),
-#: so a viewer never reads these tables; fontTools would otherwise decompile and subset
-#: DejaVu's large GSUB/GPOS on every save (about half the time of writing a PDF).
+#: so a viewer never reads these tables; fontTools would otherwise decompile DejaVu's large
+#: GSUB/GPOS on every save (more than half the time of writing a PDF).
 LAYOUT_TABLES = ("GSUB", "GPOS", "GDEF", "kern", "JSTF", "BASE", "MATH")
 
 
 @contextlib.contextmanager
 def lean_font_subsets() -> Iterator[None]:
-    """Inside the block, fontTools subsets (the fonts matplotlib embeds in PDF and EPS)
-    leave out the layout tables :data:`LAYOUT_TABLES`; the default is restored after.
+    """Inside the block, the fonts fontTools loads for subsetting (the fonts matplotlib
+    embeds in PDF and EPS) lose the layout tables :data:`LAYOUT_TABLES` as they are
+    opened, before anything reads them; ``fontTools.subset.load_font`` is restored after.
 
     The embedded fonts keep every glyph outline, metric, cmap and hinting table, so the
-    text of the file is the same; only tables no PDF or PostScript viewer reads are gone.
+    text of the file is the same; only tables no PDF or PostScript viewer reads are gone
+    (and the glyph variants only they referred to).
 
     Examples
     --------
     >>> from fontTools import subset
+    >>> original = subset.load_font
     >>> with lean_font_subsets():
-    ...     "GSUB" in subset.Options().drop_tables
-    True
-    >>> "GSUB" in subset.Options().drop_tables
+    ...     subset.load_font is original
     False
+    >>> subset.load_font is original
+    True
     """
     from fontTools import subset
 
-    old = subset.Options._drop_tables_default
-    subset.Options._drop_tables_default = old + [t for t in LAYOUT_TABLES if t not in old]
+    original = subset.load_font
+
+    def load_font(*args, **kwargs):
+        font = original(*args, **kwargs)
+        for tag in LAYOUT_TABLES:
+            if tag in font:
+                del font[tag]  # lazily loaded: removed without being decompiled
+        return font
+
+    subset.load_font = load_font
     try:
         yield
     finally:
-        subset.Options._drop_tables_default = old
+        subset.load_font = original
 
 
 @contextlib.contextmanager

@@ -637,7 +637,8 @@ def count_analyses(studies: StudySet, plan: Plan) -> int:
                if set(op.all_records) & present)
 
 
-def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: bool = True) -> PlanResults:
+def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: bool = True,
+             on_outcome=None) -> PlanResults:
     """Run every outcome of ``plan`` on ``studies``.
 
     Parameters
@@ -648,6 +649,10 @@ def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: 
         Called with one line of text per analysis (the CLI prints it to stderr).
     with_sensitivity : bool
         Also run the sensitivity and subgroup analyses (default).
+    on_outcome : callable, optional
+        Called as ``on_outcome(PlanResults)`` with the analyses of each outcome as soon
+        as they are done (the report starts drawing that outcome's figures while the
+        next outcome is analysed).
 
     Returns
     -------
@@ -670,6 +675,7 @@ def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: 
         reps = representatives(studies, plan, op)
         reps_by[op.name] = reps
         kinds = _kinds_of(op)
+        first = len(analyses)
         for unit in units_of(studies, op):
             for kind, window in kinds:
                 a = analyse(studies, plan, op, window, unit, with_sensitivity=with_sensitivity,
@@ -681,6 +687,9 @@ def run_plan(studies: StudySet, plan: Plan, *, progress=None, with_sensitivity: 
                     progress(f"{a.outcome}{what} {where} ({a.unit}): "
                              + (f"k = {a.k}, {a.model}" if a.pooled
                                 else f"not pooled ({a.model})"))
+        if on_outcome:
+            on_outcome(PlanResults(plan, tuple(analyses[first:]), (), display_labels(studies),
+                                   {op.name: reps}))
     planned = {r for o in plan.outcomes for r in o.all_records} | {o.name for o in plan.outcomes}
     reasons = dict(plan.not_pooled)
     for name in sorted(present - planned):

@@ -27,6 +27,7 @@ written.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import pandas as pd
 
 from metaanalysis.records.studies import StudySet, load_studies
 from metaanalysis.report.output import OutputTree, check_out, write_output
+from metaanalysis.report.parallel import Forked
 
 TABLE_PROPORTION_MEASURES = ("PR", "PLO")  # effect-size tables: raw and logit
 MEDIAN_AS_MEAN = "median-as-mean"
@@ -374,43 +376,34 @@ def draw_figure(job, stem: Path, formats, dpi) -> tuple[str, str, str]:
     return key, entry, f"{stem.parent.name}/{stem.name}"
 
 
-_FORKED_JOBS: list = []  # the figure jobs, inherited by forked workers (results need not pickle)
+def figure_entry(job) -> tuple[str, str]:
+    """``(entry key, entry)`` of a figure job in the report's figure index."""
+    kind, key, d = job
+    return key, (kind if kind in ("forest", "funnel") else d["entry"])
 
 
-def _draw_forked(i: int, stem, formats, dpi):
-    return draw_figure(_FORKED_JOBS[i], stem, formats, dpi)
+def warm_figures() -> None:
+    """Import the plotting modules and load the fonts in this process, so that forked
+    figure processes inherit them instead of each loading them again."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.backends.backend_pdf  # noqa: F401
+    import matplotlib.backends.backend_svg  # noqa: F401
+    import matplotlib.pyplot as plt
+    from fontTools import subset  # noqa: F401
 
+    import metaanalysis.plots.forest  # noqa: F401
+    import metaanalysis.plots.funnel  # noqa: F401
+    import metaanalysis.plots.prisma  # noqa: F401
+    import metaanalysis.plots.rob  # noqa: F401
+    import metaanalysis.plots.timecourse  # noqa: F401
+    from metaanalysis.plots.output import use_style
 
-def _draw_all(jobs, tree: OutputTree, formats, dpi, n_jobs: int, progress) -> dict:
-    """Draw every figure job, in ``n_jobs`` forked processes when > 1 (the same bytes as
-    serial: each figure is drawn and saved alone, with fixed metadata).  Where processes
-    cannot be forked, the figures are drawn in this process."""
-    import multiprocessing as mp
-
-    made: dict = {}
-    stems = [tree.path(FIGURE_FOLDERS[kind], *d["names"]) for kind, _, d in jobs]
-
-    def done(result):
-        key, entry, stem = result
-        made.setdefault(key, {})[entry] = stem
-        progress.step(stem)
-
-    if n_jobs > 1 and len(jobs) > 1 and "fork" in mp.get_all_start_methods():
-        import concurrent.futures as cf
-
-        _FORKED_JOBS[:] = jobs
-        try:
-            with cf.ProcessPoolExecutor(max_workers=n_jobs,
-                                        mp_context=mp.get_context("fork")) as pool:
-                for f in [pool.submit(_draw_forked, i, stems[i], formats, dpi)
-                          for i in range(len(jobs))]:
-                    done(f.result())
-        finally:
-            _FORKED_JOBS[:] = []
-    else:
-        for j, stem in zip(jobs, stems):
-            done(draw_figure(j, stem, formats, dpi))
-    return made
+    with use_style("single"):
+        fig = plt.figure()
+        fig.text(0.5, 0.5, "Aa 1", weight="bold")
+        fig.text(0.5, 0.2, "Aa $\\tau^2$")
+        fig.canvas.draw()
+        plt.close(fig)
 
 
 def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = False,
@@ -473,6 +466,7 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         insert_sections,
         marker_notes,
         rob_overall,
+        submission_figures,
         write_submission,
     )
     from metaanalysis.report.tables import (
@@ -515,21 +509,74 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
     say("effect-size tables: a 'median ± SD' is listed with the median as the mean "
         f"(conversion={MEDIAN_AS_MEAN}, estimated=True); the pooled analyses follow the plan "
         f"(median_sd: {the_plan.median_sd})")
-    prog.start("analyses", count_analyses(sset, the_plan))
-    results = add_rob_sensitivity(run_plan(sset, the_plan, progress=prog.step), sset)
-    prog.done()
-    trajectories = fit_trajectories(results)
-    for t in trajectories:
-        say(f"{t.outcome} time course ({t.unit}): " + (
-            f"one model, k = {t.result.k} estimates, {t.result.n_studies} studies" if t.fitted
-            else f"not fitted ({t.reason})"))
-    tables = effect_size_tables(sset, median_conversion=mc)
     inputs = [Path(f) for f in study_files(studies)] + ([plan_path] if plan_path else [])
     measures = {o.name: o.measure for o in the_plan.outcomes}
 
     def build(tree: OutputTree) -> None:
+        fig_jobs: list = []
+        traj: list = []
+        rob = rob_overall(sset)
+
+        def outcome_done(part) -> None:  # draw an outcome's figures while the next is analysed
+            t = fit_trajectories(part)
+            traj.extend(t)
+            for job in figure_jobs(part, t, rob=rob):
+                kind, _, d = job
+                stem = tree.path(FIGURE_FOLDERS[kind], *d["names"])
+                fig_jobs.append((job, f"{stem.parent.name}/{stem.name}"))
+                pool.submit(fig_jobs[-1][1], functools.partial(draw_figure, job, stem, formats,
+                                                               dpi))
+
+        def analysed(text) -> None:
+            prog.step(text)
+            pool.poll()
+
+        n_jobs = max(1, int(jobs))
+        if n_jobs > 1:
+            warm_figures()  # once here, inherited by every figure process
+        with Forked(n_jobs) as pool:
+            pool.limit = max(1, n_jobs - 1)  # the analyses keep a processor of their own
+            sub_figs = submission_figures(tree, sset, the_plan, formats=formats, dpi=dpi,
+                                          submit=pool.submit)
+            prog.start("analyses", count_analyses(sset, the_plan))
+            results = add_rob_sensitivity(run_plan(sset, the_plan, progress=analysed,
+                                                   on_outcome=outcome_done), sset)
+            prog.done()
+            trajectories = tuple(traj)
+            for t in trajectories:
+                say(f"{t.outcome} time course ({t.unit}): " + (
+                    f"one model, k = {t.result.k} estimates, {t.result.n_studies} studies"
+                    if t.fitted else f"not fitted ({t.reason})"))
+            pool.drain()  # every figure is known: all processes draw
+            prog.start("figures", pool.submitted)
+            for tag in pool.done:
+                prog.step(tag)
+            pool.on_done = prog.step
+            _write_tables(tree, results, trajectories, pool)
+            tree.write_text("plan.yaml", the_plan.text or "# built-in default plan\n")
+            sub = write_submission(tree, results, sset, the_plan, formats=formats, dpi=dpi,
+                                   say=say, figures=sub_figs)
+            pool.join()
+            prog.done()
+        say(f"figures: {pool.submitted} ({', '.join(formats)})")
+        # the figure index in a fixed order: forests and funnels by analysis, then time courses
+        figs: dict = {}
+        order = [j for j in fig_jobs if j[0][0] != "timecourse"] + [
+            j for j in fig_jobs if j[0][0] == "timecourse"]
+        for job, stem in order:
+            key, entry = figure_entry(job)
+            figs.setdefault(key, {})[entry] = stem
+        res_tab = results.results_table()
+        results_md = to_markdown(display_results(res_tab, the_plan.level))
+        tree.write_text("report.md", insert_sections(report_md(
+            results, sset, figs, plan_path.name if plan_path else "built-in default",
+            __version__, results_md, results.sensitivity_table(), trajectories), sub))
+        _write_provenance(tree, the_plan, plan_path, inputs, formats, dpi)
+
+    def _write_tables(tree: OutputTree, results, trajectories, pool) -> None:
         index = []
-        for name, time, unit, df in tables:
+        for name, time, unit, df in effect_size_tables(sset, median_conversion=mc):
+            pool.poll()
             csv = tree.write_text(tree.path(TABLE_DIR, name, time, unit, suffix=".csv"),
                                   to_csv_text(df))
             index.append({"outcome": name, "time": time, "unit": unit,
@@ -554,21 +601,14 @@ def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = Fal
         tree.write_text("sensitivity.tex", to_latex(
             sdisp, caption="Sensitivity analyses", label="tab:sensitivity",
             notes=marker_notes(sdisp, the_plan)) + "\n")
+        pool.poll()
         sub_tab = results.subgroup_table()
         tree.write_text("subgroups.csv", to_csv_text(sub_tab))
         tree.write_text("subgroups.md", to_markdown(display_subgroups(sub_tab)) + "\n")
         if trajectories:
             tree.write_text("trajectory.csv", to_csv_text(trajectory_table(trajectories)))
-        fig_jobs = figure_jobs(results, trajectories, rob=rob_overall(sset))
-        prog.start("figures", len(fig_jobs))
-        figs = _draw_all(fig_jobs, tree, formats, dpi, max(1, int(jobs)), prog)
-        prog.done()
-        say(f"figures: {len(fig_jobs)} ({', '.join(formats)})")
-        tree.write_text("plan.yaml", the_plan.text or "# built-in default plan\n")
-        sub = write_submission(tree, results, sset, the_plan, formats=formats, dpi=dpi, say=say)
-        tree.write_text("report.md", insert_sections(report_md(
-            results, sset, figs, plan_path.name if plan_path else "built-in default",
-            __version__, results_md, sens_tab, trajectories), sub))
+
+    def _write_provenance(tree: OutputTree, the_plan, plan_path, inputs, formats, dpi) -> None:
         import matplotlib
         import scipy
 

@@ -38,7 +38,7 @@ from metaanalysis.review.rob_tools import HIGH_RISK
 from metaanalysis.review.study_table import NR, study_table
 
 __all__ = ["Submission", "add_rob_sensitivity", "check_submission", "forest_rob",
-           "grade_settings", "sof_rows",
+           "grade_settings", "sof_rows", "submission_figures",
            "marker_notes", "rob_overall", "study_table_display", "write_submission"]
 
 ROB_SENSITIVITY = "without studies at high risk of bias"
@@ -275,10 +275,45 @@ def sof_rows(results, settings: GradeSettings) -> list[dict]:
     return rows
 
 
+def submission_figures(tree, studies, plan, *, formats=("pdf", "svg", "png"), dpi: int = 300,
+                       submit=None) -> dict:
+    """Make the flow diagram and the risk-of-bias figures of :func:`write_submission`.
+
+    They need only the studies and the plan, so they can be drawn while the analyses
+    run: each figure is handed to ``submit(tag, task)`` (default: drawn now), e.g.
+    :meth:`metaanalysis.report.parallel.Forked.submit`.  Returns the stems
+    (relative to ``tree``) to pass to ``write_submission(figures=...)``:
+    ``{"prisma": stem, ("rob", tool): (traffic light, summary)}``.
+    """
+    import functools
+
+    from metaanalysis.records.labels import display_labels
+
+    submit = submit or (lambda _tag, task: task())
+    out: dict = {}
+    if plan.prisma is not None:
+        counts = prisma_counts(plan.prisma, file=plan.path or "plan", studies=studies)
+        stem = tree.path("prisma", "prisma_flow")
+        out["prisma"] = f"prisma/{stem.name}"
+        submit(out["prisma"], functools.partial(_prisma_draw, counts, stem, formats, dpi))
+    labels = display_labels(studies)
+    long = rob_ratings(studies, labels=labels)
+    for tool in dict.fromkeys(long["tool"]) if len(long) else ():
+        wide = rob_table(studies, tool, labels=labels)
+        stems = (tree.path("risk_of_bias", tool, "traffic_light"),
+                 tree.path("risk_of_bias", tool, "summary"))
+        out[("rob", tool)] = tuple(f"risk_of_bias/{s.name}" for s in stems)
+        for kind, stem, rel in zip(("light", "summary"), stems, out[("rob", tool)]):
+            submit(rel, functools.partial(_rob_draw, kind, wide, tool, stem, formats, dpi))
+    return out
+
+
 def write_submission(tree, results, studies, plan, *, formats=("pdf", "svg", "png"),
-                     dpi: int = 300, say=None) -> Submission:
+                     dpi: int = 300, say=None, figures: dict | None = None) -> Submission:
     """Write the submission files into ``tree`` (:class:`~metaanalysis.report.output.OutputTree`:
-    every path checked there, names from the input slugged); return the report.md sections."""
+    every path checked there, names from the input slugged); return the report.md sections.
+    ``figures``: what :func:`submission_figures` returned, when it made them; else the
+    figures are drawn here."""
     from metaanalysis.report.output import slug
     from metaanalysis.report.tables import (
         display_results,
@@ -310,7 +345,7 @@ def write_submission(tree, results, studies, plan, *, formats=("pdf", "svg", "pn
     if plan.prisma is not None:
         counts = prisma_counts(plan.prisma, file=plan.path or "plan", studies=studies)
         text("prisma.csv", to_csv_text(prisma_table(counts)))
-        flow = _prisma_figure(counts, tree, formats, dpi)
+        flow = figures["prisma"] if figures else _prisma_figure(counts, tree, formats, dpi)
         L += ["## Study selection (PRISMA 2020)", ""]
         L += prisma_lines(counts)
         L += ["", f"Flow diagram: [{flow}.svg]({flow}.svg) (also PDF and PNG); counts: "
@@ -334,7 +369,8 @@ def write_submission(tree, results, studies, plan, *, formats=("pdf", "svg", "pn
             wide = rob_table(studies, tool, labels=labels)
             disp = _rob_display(wide, tool)
             notes = _rob_notes(tool, "")
-            light, summary = _rob_figures(wide, tool, tree, formats, dpi)
+            light, summary = (figures[("rob", tool)] if figures
+                              else _rob_figures(wide, tool, tree, formats, dpi))
             text(f"risk_of_bias_{slug(tool)}.md", to_markdown(disp))
             rob_tables.append((tool, disp, notes))
             high = [s for s, o in zip(wide["Study"], wide["Overall"]) if o in HIGH_RISK]
@@ -424,32 +460,41 @@ def _sof_table(sof: pd.DataFrame, names: dict, markers: dict) -> pd.DataFrame:
     return sof_display(sof, markers=marks, labels=names)
 
 
-def _prisma_figure(counts, tree, formats, dpi) -> str:
+def _prisma_draw(counts, stem, formats, dpi) -> None:
     from metaanalysis.plots.output import save_figure, use_style
     from metaanalysis.plots.prisma import prisma_flow
 
     with use_style("double"):
         ax = prisma_flow(counts, width="double")
-        stem = tree.path("prisma", "prisma_flow")
         save_figure(ax.figure, stem, formats, dpi=dpi)
         _close(ax.figure)
+
+
+def _prisma_figure(counts, tree, formats, dpi) -> str:
+    stem = tree.path("prisma", "prisma_flow")
+    _prisma_draw(counts, stem, formats, dpi)
     return f"prisma/{stem.name}"
 
 
-def _rob_figures(wide, tool, tree, formats, dpi) -> tuple[str, str]:
+def _rob_draw(kind, wide, tool, stem, formats, dpi) -> None:
     from metaanalysis.plots.output import save_figure, use_style
     from metaanalysis.plots.rob import rob_summary, rob_traffic_light
 
     with use_style("double"):
-        ax = rob_traffic_light(wide, tool, width="double")
-        light = tree.path("risk_of_bias", tool, "traffic_light")
-        save_figure(ax.figure, light, formats, dpi=dpi)
+        if kind == "light":
+            ax = rob_traffic_light(wide, tool, width="double")
+        else:
+            ax = rob_summary(wide, tool, width="double", weighted=bool(np.isfinite(
+                wide["Weight"].to_numpy(float)).any()))
+        save_figure(ax.figure, stem, formats, dpi=dpi)
         _close(ax.figure)
-        ax = rob_summary(wide, tool, width="double", weighted=bool(np.isfinite(
-            wide["Weight"].to_numpy(float)).any()))
-        summary = tree.path("risk_of_bias", tool, "summary")
-        save_figure(ax.figure, summary, formats, dpi=dpi)
-        _close(ax.figure)
+
+
+def _rob_figures(wide, tool, tree, formats, dpi) -> tuple[str, str]:
+    light = tree.path("risk_of_bias", tool, "traffic_light")
+    _rob_draw("light", wide, tool, light, formats, dpi)
+    summary = tree.path("risk_of_bias", tool, "summary")
+    _rob_draw("summary", wide, tool, summary, formats, dpi)
     return f"risk_of_bias/{light.name}", f"risk_of_bias/{summary.name}"
 
 
