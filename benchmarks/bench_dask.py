@@ -17,13 +17,15 @@ Rows:
 * ``pool_many(yd, vd, client=...)`` on a ``LocalCluster`` of 1, 2 and
   ``os.cpu_count()`` worker processes (1 thread each), blocks of ``--chunk`` rows;
 * the threaded scheduler (one process, ``os.cpu_count()`` threads);
+* batch meta-regression (``mods=``: one moderator shared by every row, p = 2)
+  in this process, on threads and on the all-cores ``LocalCluster``
+  (``--no-regression`` skips it);
 * PyMARE's ``VarianceBasedLikelihoodEstimator`` (REML) on ``--pymare-rows`` rows.
 
-Every Dask run must give τ² and estimates identical, bit for bit, to the same
-blocks fitted in this process (``scheduler="sync"``); against one unchunked
-engine call the iterative estimators may differ in the last bits of a few
-rows (the engine's arithmetic depends slightly on the batch a row is in), and
-the largest difference is printed.
+Every Dask run must give results identical, bit for bit, to one unchunked
+engine call in this process (the engine gives a row the same bits whatever
+the other rows of its batch; docs/scale.md): printed for τ² and the
+estimates (coefficients with ``mods``), with the largest difference.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pymare-rows", type=int, default=20_000)
     ap.add_argument("--method", default="REML")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--no-regression", action="store_true", help="skip the mods= rows")
     args = ap.parse_args(argv)
     import dask
     from distributed import Client, LocalCluster
@@ -102,19 +105,30 @@ def main(argv=None) -> int:
     print(f"  in-process, same blocks (sync)     : {t_blk:7.2f} s  "
           f"{t_blk / args.rows * 1e6:6.3f} µs/fit; τ² vs one engine call: max |Δ| "
           f"{float(np.max(np.abs(blk.tau2 - ref.tau2))):.1e}, "
-          f"{int(np.sum(blk.tau2 != ref.tau2))} rows differ in the last bits  ({load()})")
+          f"{int(np.sum(blk.tau2 != ref.tau2))} rows differ  ({load()})")
 
-    def report(name, t, res):
-        same = np.array_equal(res.tau2, blk.tau2) and np.array_equal(res.estimate, blk.estimate)
+    def report(name, t, res, ref=ref, per_in=per_in, est="estimate"):
+        same = (np.array_equal(res.tau2, ref.tau2)
+                and np.array_equal(getattr(res, est), getattr(ref, est)))
         dmax = float(np.max(np.abs(res.tau2 - ref.tau2)))
         print(f"  {name:<34}: {t:7.2f} s  {t / args.rows * 1e6:6.3f} µs/fit  "
-              f"{per_in * args.rows / t:5.2f}x in-process; τ², estimate identical to the "
-              f"same blocks in process: {same}; vs one engine call max |Δτ²| {dmax:.1e}  "
-              f"({load()})")
+              f"{per_in * args.rows / t:5.2f}x in-process; τ², {est} identical to one "
+              f"engine call: {same} (max |Δτ²| {dmax:.1e})  ({load()})")
 
     t, res = best(lambda: ma.pool_many(yd, vd, method=args.method, scheduler="threads",
                                        compute=True), args.repeat)
     report(f"Dask threads ({os.cpu_count()} threads)", t, res)
+    x = np.linspace(0.0, 1.0, args.k)  # one moderator, shared by every row
+    if not args.no_regression:
+        t_reg, ref_reg = best(lambda: ma.pool_many(y, v, mods=x, method=args.method),
+                              args.repeat)
+        per_reg = t_reg / args.rows
+        print(f"  mods=: in-process (one engine call) : {t_reg:7.2f} s  {per_reg * 1e6:6.3f} "
+              f"µs/fit  ({load()})")
+        t, res = best(lambda: ma.pool_many(yd, vd, mods=x, method=args.method,
+                                           scheduler="threads", compute=True), args.repeat)
+        report(f"mods=: Dask threads ({os.cpu_count()})", t, res, ref_reg, per_reg, "coef")
+
     workers = sorted({1, 2, os.cpu_count() or 1})
     for n in workers:
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
@@ -125,6 +139,10 @@ def main(argv=None) -> int:
                                                        compute=True), args.repeat)
             label = "all cores" if n == os.cpu_count() else f"{n} worker{'s' * (n > 1)}"
             report(f"LocalCluster, {n} process{'es' * (n > 1)} ({label})", t, res)
+            if n == max(workers) and not args.no_regression:
+                t, res = best(lambda c=client: ma.pool_many(
+                    yd, vd, mods=x, method=args.method, client=c, compute=True), args.repeat)
+                report(f"mods=: LocalCluster, {n} processes", t, res, ref_reg, per_reg, "coef")
 
     try:
         from pymare.estimators import VarianceBasedLikelihoodEstimator

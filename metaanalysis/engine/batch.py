@@ -11,7 +11,11 @@ the case X = 1 of every formula (:mod:`metaanalysis.engine.design`).
 
 Rows are never looped over in Python; only iterations are, and the batch is
 processed in chunks of rows sized to stay in the CPU cache (every pass over a
-chunk then runs at cache speed; ``chunk_size``).
+chunk then runs at cache speed; ``chunk_size``).  A row's results do not depend
+on the other rows of the batch, to the last bit: sums over studies run in one
+order whatever the number of rows (:func:`metaanalysis.engine.design.ein`) and
+no numerical choice is made from the batch size, so a batch cut into chunks,
+permuted or spread over a cluster gives the same numbers as one call.
 
 Conventions are metafor's ``rma.uni`` (Viechtbauer 2010, J Stat Softw 36(3));
 see :mod:`metaanalysis.engine.inference` for the tests, heterogeneity
@@ -55,7 +59,8 @@ from metaanalysis.engine.tau2 import CHUNK_ESTIMATORS
 from metaanalysis.engine.wls import Chunk, wls
 from metaanalysis.errors import ConvergenceWarning, InputError
 
-__all__ = ["CORE_KEYS", "KEYS", "METHODS", "REG_CORE_KEYS", "REG_KEYS", "TESTS", "fit"]
+__all__ = ["CORE_KEYS", "KEYS", "METHODS", "REG_CORE_KEYS", "REG_KEYS", "TESTS", "check_btt",
+           "fit"]
 
 METHODS = ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM")
 TESTS = ("z", "knha", "adhoc")
@@ -243,15 +248,27 @@ def fit(
     return out
 
 
+def check_btt(btt, p: int) -> list[int]:
+    """``btt`` as a list of coefficient numbers; :class:`InputError` unless they are
+    distinct numbers in 0..p − 1.
+
+    Examples
+    --------
+    >>> check_btt((1, 2), 3)
+    [1, 2]
+    """
+    try:
+        bt = [int(j) for j in btt]
+    except (TypeError, ValueError):
+        raise InputError(f"btt: got {btt!r}; expected coefficient numbers") from None
+    if not bt or min(bt) < 0 or max(bt) >= p or len(set(bt)) != len(bt):
+        raise InputError(f"btt: got {btt!r}; expected distinct numbers in 0..{p - 1}")
+    return bt
+
+
 def _btt(X, p, btt):
     if btt is not None:
-        try:
-            bt = [int(j) for j in btt]
-        except (TypeError, ValueError):
-            raise InputError(f"btt: got {btt!r}; expected coefficient numbers") from None
-        if not bt or min(bt) < 0 or max(bt) >= p or len(set(bt)) != len(bt):
-            raise InputError(f"btt: got {btt!r}; expected distinct numbers in 0..{p - 1}")
-        return bt
+        return check_btt(btt, p)
     X = np.asarray(X, dtype=float)
     first = X[..., 0] if X.ndim > 1 else X
     const = bool(np.all(first == first.reshape(-1)[0])) and p > 1

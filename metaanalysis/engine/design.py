@@ -30,7 +30,7 @@ import numpy as np
 
 from metaanalysis.errors import InputError
 
-__all__ = ["Intercept", "Matrix", "make_design"]
+__all__ = ["Intercept", "Matrix", "colsum", "ein", "einsum_rows", "make_design"]
 
 try:  # np.einsum's C core without its Python dispatch layer (matters for a batch of one)
     from numpy._core.multiarray import c_einsum as einsum_rows
@@ -41,11 +41,60 @@ except ImportError:  # pragma: no cover - older numpy
         einsum_rows = np.einsum
 
 
+_ROWED: dict[str, tuple[bool, ...]] = {}
+
+
+def _pad(a):
+    return np.concatenate((a, a), -1)
+
+
+def ein(spec, *ops):
+    """``einsum(spec, *ops)`` whose rounding does not depend on the number of rows.
+
+    Rows are the last axis of the output and of the operands that have them
+    (the last operand always does).  NumPy sums a C-contiguous ``(k, n)`` array
+    over its first axis in order, one study after the other, for every n ≥ 2;
+    with n = 1 the row axis vanishes and the sum runs along a contiguous axis in
+    another order (unrolled, pairwise, fused multiply-add), so one row alone
+    would round differently from the same row in a batch.  A single row is
+    therefore computed as two copies of itself: every row of a batch gets the
+    same bits whatever the other rows are (docs/scale.md).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.random((12, 5)), rng.random((12, 5))
+    >>> all(ein("ij,ij->j", a[:, [j]], b[:, [j]])[0] == ein("ij,ij->j", a, b)[j]
+    ...     for j in range(5))
+    True
+    """
+    if ops[-1].shape[-1] != 1:
+        return einsum_rows(spec, *ops)
+    rowed = _ROWED.get(spec)
+    if rowed is None:
+        ins, out = spec.split("->")
+        rowed = _ROWED[spec] = tuple(s.endswith(out[-1]) for s in ins.split(","))
+    if any(r and a.shape[-1] != 1 for a, r in zip(ops, rowed)):  # broadcast against n rows
+        return einsum_rows(spec, *ops)
+    return einsum_rows(spec, *(_pad(a) if r else a for a, r in zip(ops, rowed)))[..., :1]
+
+
+def _rowsum(a, b):
+    """Σ over the first axis of the product ``a * b`` (broadcast; rows on the last
+    axis), summed in order as :func:`colsum` does: the shared design's products
+    without BLAS or einsum, whose order of summation can change with the number
+    of rows."""
+    return colsum(np.multiply(a, b, order="C"))
+
+
 def colsum(a, b=None):
-    """Σ over studies (axis 0) of ``a`` or of ``a * b`` (no temporary)."""
+    """Σ over studies (axis 0) of ``a`` or of ``a * b`` (no temporary), rows on the
+    last axis; the same bits for a row whatever the other rows (:func:`ein`)."""
     if b is None:
+        if a.shape[-1] == 1:
+            return np.add.reduce(_pad(a), 0)[..., :1]
         return np.add.reduce(a, 0)
-    return einsum_rows("ij,ij->j", a, b)
+    return ein("ij,ij->j", a, b)
 
 
 class Intercept:
@@ -128,31 +177,32 @@ class Matrix:
         full[iu[1], iu[0]] = np.arange(iu[0].size)
         self._full = full
         self.shared = Q.ndim == 2
-        if self.shared:
-            self._QQ = (Q[:, iu[0]] * Q[:, iu[1]]).T.copy()  # (npairs, k)
-            self._Qt = Q.T.copy()
+        if self.shared:  # (k, npairs, 1), (k, p, 1), (p, k, 1): broadcast over the rows
+            self._QQ = (Q[:, iu[0]] * Q[:, iu[1]])[:, :, None].copy()
+            self._Qc = Q[:, :, None].copy()
+            self._Qt = Q.T[:, :, None].copy()
         else:
-            self._QQ = Q[:, iu[0], :] * Q[:, iu[1], :]  # (k, npairs, n)
+            self._QQ = np.ascontiguousarray(Q[:, iu[0], :] * Q[:, iu[1], :])  # (k, npairs, n)
 
     # -- X'DX, X'z, Xβ
     def gram(self, a, b=None):
         z = a if b is None else a * b
         if self.shared:
-            G = self._QQ @ z
+            G = _rowsum(z[:, None, :], self._QQ)
         else:
-            G = einsum_rows("iqn,in->qn", self._QQ, z)
+            G = ein("iqn,in->qn", self._QQ, z)
         return G[self._full]
 
     def xtz(self, a, b=None):
         z = a if b is None else a * b
         if self.shared:
-            return self._Qt @ z
-        return einsum_rows("ian,in->an", self.Q, z)
+            return _rowsum(z[:, None, :], self._Qc)
+        return ein("ian,in->an", self.Q, z)
 
     def xb(self, beta):
         if self.shared:
-            return self.Q @ beta
-        return einsum_rows("ian,an->in", self.Q, beta)
+            return _rowsum(beta[:, None, :], self._Qt)
+        return ein("ian,an->in", self.Q, beta)
 
     # -- p × p algebra on (p, p, n) stacks
     def inv(self, S):
@@ -168,7 +218,7 @@ class Matrix:
             return out
         with np.errstate(all="ignore"):
             try:
-                return np.linalg.inv(S.transpose(2, 0, 1)).transpose(1, 2, 0)
+                return np.ascontiguousarray(np.linalg.inv(S.transpose(2, 0, 1)).transpose(1, 2, 0))
             except np.linalg.LinAlgError:  # a singular row: invert row by row
                 out = np.full_like(S, np.nan)
                 for j in range(S.shape[2]):
@@ -180,19 +230,19 @@ class Matrix:
 
     @staticmethod
     def mv(A, c):
-        return einsum_rows("abn,bn->an", A, c)
+        return ein("abn,bn->an", A, c)
 
     @staticmethod
     def dot(a, c):
-        return einsum_rows("an,an->n", a, c)
+        return ein("an,an->n", a, c)
 
     @staticmethod
     def mm(A, B):
-        return einsum_rows("abn,bcn->acn", A, B)
+        return ein("abn,bcn->acn", A, B)
 
     @staticmethod
     def tr(A):
-        return einsum_rows("aan->n", A)
+        return ein("aan->n", A)
 
     @staticmethod
     def logdet(S):
@@ -215,7 +265,10 @@ class Matrix:
     def take(self, idx):
         if self.shared:
             return self
-        return Matrix(self.Q[..., idx], self.R[..., idx])
+        if isinstance(idx, slice):
+            return Matrix(np.ascontiguousarray(self.Q[..., idx]),
+                          np.ascontiguousarray(self.R[..., idx]))
+        return Matrix(self.Q.take(idx, -1), self.R.take(idx, -1))  # C order (not [..., idx])
 
     def full_rank(self, m, tol=1e-10):
         """Rows whose present studies (``m`` (k, n), 1 = present) identify every
@@ -230,16 +283,18 @@ class Matrix:
     def to_original(self, gamma, V=None):
         """Coefficients (and their covariance) in the original columns of X."""
         Rinv = np.linalg.inv(self.R if self.shared else self.R.transpose(2, 0, 1))
-        if self.shared:
-            beta = Rinv @ gamma
+        if self.shared:  # Σ over b (and c) in order: the same bits for any batch
+            beta = _rowsum(gamma[:, None, :], Rinv.T[:, :, None])
             if V is None:
                 return beta, None
-            return beta, einsum_rows("ab,bcn,dc->adn", Rinv, V, Rinv)
-        Rinv = Rinv.transpose(1, 2, 0)
-        beta = einsum_rows("abn,bn->an", Rinv, gamma)
+            T = _rowsum(V[:, None], Rinv.T[:, :, None, None])  # T[a, c] = Σ_b R⁻¹[a, b] V[b, c]
+            return beta, _rowsum(T.transpose(1, 0, 2)[:, :, None], Rinv.T[:, None, :, None])
+        Rt = Rinv.transpose(2, 1, 0)  # Rt[b, a, n] = R⁻¹[a, b] of row n
+        beta = _rowsum(gamma[:, None, :], Rt)
         if V is None:
             return beta, None
-        return beta, einsum_rows("abn,bcn,dcn->adn", Rinv, V, Rinv)
+        T = _rowsum(V[:, None], Rt[:, :, None, :])  # T[a, c] = Σ_b R⁻¹[a, b] V[b, c]
+        return beta, _rowsum(T.transpose(1, 0, 2)[:, :, None], Rt[:, None])
 
 
 def make_design(X, k: int, B: int | None = None):

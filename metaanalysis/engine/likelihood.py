@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metaanalysis.engine.design import colsum, einsum_rows
+from metaanalysis.engine.design import colsum, ein
 from metaanalysis.engine.roots import solve_decreasing
 from metaanalysis.engine.wls import wls
 
@@ -71,7 +71,7 @@ _SAFE = 0.999  # shrink certified radii against rounding
 _MIN_WIDTH = 1e-3  # stop subdividing below this width in s
 _ROUNDS = 40
 _MARCH = 8  # evaluations extending the certified regions before subdividing
-_FEW = 32  # below this many open gaps, one dense round replaces the march
+_PIECES = 2  # parts each interval left open by the march is first cut into
 
 
 def lik_terms(d, y, v, t, reml, order=1, want_q=False):
@@ -125,28 +125,28 @@ def _terms1(y, v, t, reml, order, want_q):
     products by three-operand einsum, no temporaries)."""
     w = v + t
     np.reciprocal(w, out=w)
-    sw = np.add.reduce(w, 0)
-    u = y - einsum_rows("ij,ij->j", w, y) / sw  # residuals ...
-    q = einsum_rows("ij,ij,ij->j", w, u, u) if want_q else None
+    sw = colsum(w)
+    u = y - ein("ij,ij->j", w, y) / sw  # residuals ...
+    q = ein("ij,ij,ij->j", w, u, u) if want_q else None
     u *= w  # ... times w: Py
-    a2 = einsum_rows("ij,ij->j", u, u)
-    s2 = einsum_rows("ij,ij->j", w, w)
+    a2 = ein("ij,ij->j", u, u)
+    s2 = ein("ij,ij->j", w, w)
     iw = 1.0 / sw
     m2 = s2 * iw
     b1 = sw - m2 if reml else sw
     out = [a2, b1]
     if order >= 2:
-        c = einsum_rows("ij,ij->j", w, u)
-        a3 = einsum_rows("ij,ij,ij->j", u, w, u) - c * c * iw
-        s3 = einsum_rows("ij,ij,ij->j", w, w, w)
+        c = ein("ij,ij->j", w, u)
+        a3 = ein("ij,ij,ij->j", u, w, u) - c * c * iw
+        s3 = ein("ij,ij,ij->j", w, w, w)
         b2 = s2 - 2 * s3 * iw + m2 * m2 if reml else s2
         out += [a3, b2]
         if order >= 3:
             pu = u - c * iw
             pu *= w
-            a4 = einsum_rows("ij,ij->j", pu, pu)
+            a4 = ein("ij,ij->j", pu, pu)
             np.multiply(w, w, out=pu)
-            s4 = einsum_rows("ij,ij->j", pu, pu)
+            s4 = ein("ij,ij->j", pu, pu)
             b3 = s3 - 3 * s4 * iw + 3 * (s3 * iw) * m2 - m2 * m2 * m2 if reml else s3
             out += [a4, b3]
     if want_q:
@@ -291,7 +291,7 @@ def _cover(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0):
         r3 = np.concatenate([row, row, row])
         vm = vmin[r3]
         tm = vm * np.expm1(sm - s0[r3])
-        hm, gm = _hg(d.take(r3), y[:, r3], v[:, r3], tm, vm, reml)
+        hm, gm = _hg(d.take(r3), y.take(r3, -1), v.take(r3, -1), tm, vm, reml)
         n = row.size
         s1, s2, s3 = sm[:n], sm[n:2 * n], sm[2 * n:]
         h1, h2, h3 = hm[:n], hm[n:2 * n], hm[2 * n:]
@@ -319,7 +319,8 @@ def _refine(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0, pieces):
     sm = (sa[None, :] + L[None, :] * f[:, None]).ravel()  # (pieces - 1) × intervals
     rm = np.tile(row, pieces - 1)
     vr = vmin[rm]
-    hm, gm = _hg(d.take(rm), y[:, rm], v[:, rm], vr * np.expm1(sm - s0[rm]), vr, reml)
+    hm, gm = _hg(d.take(rm), y.take(rm, -1), v.take(rm, -1), vr * np.expm1(sm - s0[rm]), vr,
+                 reml)
     n = row.size
     S = np.vstack([sa, sm.reshape(-1, n), sb])  # (pieces + 1, n) points per interval
     H = np.vstack([ha, hm.reshape(-1, n), hb])
@@ -332,7 +333,8 @@ def _refine(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0, pieces):
 def _solve(d, y, v, vmin, reml, rows, lo, hi, start, last=False):
     """Halley roots of the score on the brackets [lo, hi] (score > 0 at lo, < 0 at hi)."""
     dd = d.take(rows)
-    return solve_decreasing(_halley(dd, reml, last), (y[:, rows], v[:, rows]) + dd.arrays(),
+    data = (y.take(rows, -1), v.take(rows, -1)) + dd.arrays()
+    return solve_decreasing(_halley(dd, reml, last), data,
                             lo, hi, start, scale=vmin[rows] * 1e-6, quadratic=True,
                             row_axis=-1, last=last)
 
@@ -442,13 +444,13 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
     open_ = g_a < g_b
     for _ in range(_MARCH):
         w = np.flatnonzero(open_)
-        if w.size < _FEW:  # a few stragglers: cheaper in one dense round below
+        if w.size == 0:
             break
         rw = g_row[w]
         vw = vm[rw]
         tw = vw * np.expm1(g_a[w] - s0[rw])
         cw = cert[rw]
-        h, g = _hg(d.take(cw), y[:, cw], v[:, cw], tw, vw, reml)
+        h, g = _hg(d.take(cw), y.take(cw, -1), v.take(cw, -1), tw, vw, reml)
         same, r = _up(h, g)
         ok = (same == g_pos[w]) & (r > 0.02)
         g_a[w[ok]] += r[ok]
@@ -462,7 +464,7 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
     cand_t = [np.zeros(int((done & ~upc).sum())), t1[done & upc]]
     if todo.size:
         dc = d.take(cert[todo])
-        yc, vc = y[:, cert[todo]], v[:, cert[todo]]
+        yc, vc = y.take(cert[todo], -1), v.take(cert[todo], -1)
         vt, s0t = vm[todo], s0[todo]
         hT, gT = _hg(dc, yc, vc, Tc[todo], vt, reml)
         m_ = mid[todo]
@@ -478,10 +480,9 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
         sb = np.concatenate([sTt[rest], s1t, sTt[im]])
         hb = np.concatenate([hT[rest], z, hT[im]])
         gb = np.concatenate([gT[rest], g1t, gT[im]])
-        # few rows left: evaluate many points at once (one round instead of many)
-        pieces = 8 if todo.size <= _FEW else 2
+        # the same points for a row whatever the other rows (no choice by batch size)
         row, sa, ha, ga, sb, hb, gb = _refine(dc, yc, vc, vt, reml, row, sa, ha, ga, sb, hb,
-                                              gb, s0t, pieces)
+                                              gb, s0t, _PIECES)
         drow, da, db, _ = _cover(dc, yc, vc, vt, reml, row, sa, ha, ga, sb, hb, gb, s0t)
         ut, t1t = upc[todo], t1[todo]
         cand_r += [todo[~ut], todo[ut]]
@@ -510,7 +511,7 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
     if multi.any():
         r, t = cr[multi], ct[multi]
         rr = cert[r]
-        ll = loglik(d.take(rr), y[:, rr], v[:, rr], t, reml)
+        ll = loglik(d.take(rr), y.take(rr, -1), v.take(rr, -1), t, reml)
         order = np.lexsort((-ll, r))  # by row, best first
         r, t = r[order], t[order]
         first = np.ones(r.size, dtype=bool)

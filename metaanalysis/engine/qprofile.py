@@ -90,7 +90,7 @@ def q_root(c, target, x0=None, cap=None):
         capa = capa if every else capa[act]
         if count_true(hi > capa):  # else every root lies below the cap
             qc, _ = g(capa, *data)
-            beyond = qc >= 0
+            beyond = (qc >= 0) & (hi > capa)  # per row: never decided by the other rows
             lo[beyond] = capa[beyond]  # root beyond the cap: nothing to solve
         hi = np.minimum(hi, capa)
     if x0 is None:

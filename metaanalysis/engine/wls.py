@@ -149,9 +149,11 @@ class Chunk:
 
     def take(self, idx):
         """The rows ``idx`` as a new chunk, cached quantities carried over."""
-        c = Chunk(self.d.take(idx), self.y[:, idx], self.v[:, idx],
-                  None if self.full else self.m[:, idx])
-        c._c = {key: val[..., idx] for key, val in self._c.items()}
+        # .take keeps the (k, n) arrays in C order (x[:, idx] would not): NumPy's sums
+        # over studies then round the same way for every batch (design.ein)
+        c = Chunk(self.d.take(idx), self.y.take(idx, -1), self.v.take(idx, -1),
+                  None if self.full else self.m.take(idx, -1))
+        c._c = {key: val.take(idx, -1) for key, val in self._c.items()}
         return c
 
     def tile2(self):

@@ -9,14 +9,11 @@ Dask scheduler runs the graph — ``"sync"`` (in this process), ``"threads"``,
 ``"processes"`` or a ``dask.distributed.Client`` (a ``LocalCluster`` or a real
 cluster); only the per-row results travel back to the caller.
 
-Every block is fitted by the same function on the same rows whatever the
-scheduler, so the numbers are identical to the last bit between in-process,
-threaded and distributed runs of the same chunking.  Against one unchunked
-engine call they are identical for the closed-form estimators (EE, DL, HE, HS,
-HSk, SJ) with blocks of at least 256 rows, and agree to a few units in the
-last place for the iterative ones: the engine's root finder drops finished
-rows from its working arrays, and NumPy's reductions over arrays of
-different widths may round differently.
+Every block is fitted by the same function, and the engine gives a row the
+same bits whatever the other rows of its batch, so the numbers are identical
+to the last bit to one unchunked in-process call, for any chunking and any
+scheduler (docs/scale.md, tests/test_batch_invariance.py).  Batch
+meta-regression takes the same route (:mod:`.distributed_regression`).
 
 Dask is an optional dependency (``pip install "metaanalysis[dask]"``); this
 module imports it only when it is used, so ``import metaanalysis`` never does.
@@ -52,6 +49,7 @@ __all__ = [
     "DaskBatchResult",
     "MissingExtraError",
     "RECOMMENDED_VALUES",
+    "dask_inputs",
     "is_dask_array",
     "pool_many_dask",
     "recommended_rows",
@@ -113,13 +111,13 @@ def _check_chunks(row_chunks, k: int) -> None:
         warnings.warn(
             f"chunks: blocks of {big} rows are too small: the scheduler's overhead per block "
             f"(about 1 ms) exceeds the time to fit it; use about {rec} rows per block "
-            f"(chunks={rec}, ~{RECOMMENDED_VALUES:,} values)", PerformanceWarning, stacklevel=4)
+            f"(chunks={rec}, ~{RECOMMENDED_VALUES:,} values)", PerformanceWarning, stacklevel=5)
     elif big * k * 8 > MAX_BYTES:
         warnings.warn(
             f"chunks: blocks of {big} rows × {k} studies ({big * k * 8 / 2**20:.0f} MB per input "
             f"array) are too large: the engine needs about 30 times that in temporaries per "
             f"block; use about {rec} rows per block (chunks={rec})", PerformanceWarning,
-            stacklevel=4)
+            stacklevel=5)
 
 
 def _fit_block(yb, vb, method, test, level, qprofile):
@@ -163,6 +161,28 @@ def _check_rows(chunks):
     return int(chunks)
 
 
+def dask_inputs(yi, vi, method, test, level, chunks, client, scheduler):
+    """Checked arguments of the Dask path: ``yi``, ``vi`` as float Dask arrays (batch, k)
+    with the same row chunks, all k studies of a row in one block (warns when the
+    blocks are far from the recommended size)."""
+    da = require_dask("pool_many with Dask arrays, chunks=, client= or scheduler=")
+    check_names(method, test, level)
+    if client is not None and scheduler is not None:
+        raise InputError("client, scheduler: give one of them, not both")
+    if scheduler is not None and scheduler not in SCHEDULERS:
+        raise InputError(f"scheduler: got {scheduler!r}; expected one of "
+                         f"{', '.join(SCHEDULERS)} (or client=Client(...))")
+    rows = _check_rows(chunks)
+    y = _as_dask(yi, "yi", da, rows)
+    v = _as_dask(vi, "vi", da, rows)
+    if y.shape != v.shape:
+        raise InputError(f"yi, vi: shapes {y.shape} and {v.shape} differ; expected equal shapes")
+    if v.chunks != y.chunks:
+        v = v.rechunk(y.chunks)
+    _check_chunks(y.chunks[0], y.shape[1])
+    return y, v
+
+
 def pool_many_dask(yi, vi, *, method="REML", test="z", level=0.95, qprofile=False,
                    chunks=None, client=None, scheduler=None, compute=None):
     """:func:`metaanalysis.pool_many` on blocks of rows through Dask.
@@ -192,22 +212,9 @@ def pool_many_dask(yi, vi, *, method="REML", test="z", level=0.95, qprofile=Fals
     DaskBatchResult or BatchResult
     """
     da = require_dask("pool_many with Dask arrays, chunks=, client= or scheduler=")
-    check_names(method, test, level)
-    if client is not None and scheduler is not None:
-        raise InputError("client, scheduler: give one of them, not both")
-    if scheduler is not None and scheduler not in SCHEDULERS:
-        raise InputError(f"scheduler: got {scheduler!r}; expected one of "
-                         f"{', '.join(SCHEDULERS)} (or client=Client(...))")
-    rows = _check_rows(chunks)
     lazy_in = is_dask_array(yi) or is_dask_array(vi)
-    y = _as_dask(yi, "yi", da, rows)
-    v = _as_dask(vi, "vi", da, rows)
-    if y.shape != v.shape:
-        raise InputError(f"yi, vi: shapes {y.shape} and {v.shape} differ; expected equal shapes")
-    if v.chunks != y.chunks:
-        v = v.rechunk(y.chunks)
+    y, v = dask_inputs(yi, vi, method, test, level, chunks, client, scheduler)
     k = y.shape[1]
-    _check_chunks(y.chunks[0], k)
     packed = da.map_blocks(
         _fit_block, y, v, method=method, test=test, level=float(level), qprofile=bool(qprofile),
         dtype=float, chunks=(y.chunks[0], (len(_ROW_KEYS) + k,)), meta=np.empty((0, 0)),

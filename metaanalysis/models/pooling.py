@@ -153,6 +153,14 @@ def pool(
     )  # fmt: skip
 
 
+def _dask_checks(yi, vi, nan_policy):
+    if nan_policy != "raise":
+        raise InputError("nan_policy: 'omit' is not available on the Dask path; expected "
+                         "'raise' there (or pool_many without chunks=/client=/scheduler=)")
+    if not (distributed.is_dask_array(yi) or distributed.is_dask_array(vi)):
+        check_batch(yi, vi, nan_policy="raise")  # NumPy input: the same checks up front
+
+
 def pool_many(
     yi,
     vi,
@@ -208,8 +216,9 @@ def pool_many(
     mods : array_like or DataFrame, optional
         Moderators: ``(k,)`` or ``(k, q)`` (or a DataFrame of k rows, categorical
         columns dummy coded as :func:`metaanalysis.meta_regression` does) shared
-        by every row, or ``(batch, k, q)``, one design per row.  An intercept is
-        added.  Not available on the Dask path.
+        by every row, or ``(batch, k, q)``, one design per row (on the Dask
+        path also a ``dask.array``, chunked with the rows).  An intercept is
+        added.
     btt : sequence of int, optional
         With ``mods``: coefficients in the omnibus test Q_M (default: all but
         the intercept).
@@ -217,7 +226,8 @@ def pool_many(
     Returns
     -------
     BatchResult (or DaskBatchResult); with ``mods`` a
-    :class:`~metaanalysis.models.regression.BatchRegressionResult`.
+    :class:`~metaanalysis.models.regression.BatchRegressionResult` (or a lazy
+    :class:`~metaanalysis.models.distributed_regression.DaskBatchRegressionResult`).
 
     Raises
     ------
@@ -247,8 +257,12 @@ def pool_many(
             or distributed.is_dask_array(yi) or distributed.is_dask_array(vi))
     if mods is not None:
         if dask:
-            raise InputError("mods: batch meta-regression is not available on the Dask path; "
-                             "expected pool_many without chunks=/client=/scheduler=")
+            from metaanalysis.models.distributed_regression import pool_many_regression_dask
+
+            _dask_checks(yi, vi, nan_policy)
+            return pool_many_regression_dask(
+                yi, vi, mods, method=method, test=test, level=level, qprofile=qprofile,
+                btt=btt, chunks=chunks, client=client, scheduler=scheduler, compute=compute)
         from metaanalysis.models.regression import pool_many_regression
 
         data = check_batch(yi, vi, nan_policy=nan_policy)
@@ -256,11 +270,7 @@ def pool_many(
                                     level=level, qprofile=qprofile, btt=btt,
                                     omitted=data.omitted)
     if dask:
-        if nan_policy != "raise":
-            raise InputError("nan_policy: 'omit' is not available on the Dask path; expected "
-                             "'raise' there (or pool_many without chunks=/client=/scheduler=)")
-        if not (distributed.is_dask_array(yi) or distributed.is_dask_array(vi)):
-            check_batch(yi, vi, nan_policy="raise")  # NumPy input: the same checks up front
+        _dask_checks(yi, vi, nan_policy)
         return distributed.pool_many_dask(
             yi, vi, method=method, test=test, level=level, qprofile=qprofile, chunks=chunks,
             client=client, scheduler=scheduler, compute=compute)
