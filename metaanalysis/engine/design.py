@@ -177,9 +177,9 @@ class Matrix:
         full[iu[1], iu[0]] = np.arange(iu[0].size)
         self._full = full
         self.shared = Q.ndim == 2
-        if self.shared:  # (k, npairs, 1), (k, p, 1), (p, k, 1): broadcast over the rows
-            self._QQ = (Q[:, iu[0]] * Q[:, iu[1]])[:, :, None].copy()
-            self._Qc = Q[:, :, None].copy()
+        if self.shared:  # (npairs, k), (p, k) and (p, k, 1), broadcast over the rows
+            self._QQ = (Q[:, iu[0]] * Q[:, iu[1]]).T.copy()
+            self._Qc = Q.T.copy()
             self._Qt = Q.T[:, :, None].copy()
         else:
             self._QQ = np.ascontiguousarray(Q[:, iu[0], :] * Q[:, iu[1], :])  # (k, npairs, n)
@@ -188,7 +188,8 @@ class Matrix:
     def gram(self, a, b=None):
         z = a if b is None else a * b
         if self.shared:
-            G = _rowsum(z[:, None, :], self._QQ)
+            G = ein("qi,in->qn", self._QQ, z)  # not BLAS: its order of summation
+            # depends on a row's place in the batch
         else:
             G = ein("iqn,in->qn", self._QQ, z)
         return G[self._full]
@@ -196,7 +197,7 @@ class Matrix:
     def xtz(self, a, b=None):
         z = a if b is None else a * b
         if self.shared:
-            return _rowsum(z[:, None, :], self._Qc)
+            return ein("ai,in->an", self._Qc, z)
         return ein("ian,in->an", self.Q, z)
 
     def xb(self, beta):
