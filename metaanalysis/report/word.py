@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import re
@@ -95,22 +96,64 @@ def _repeat_header(row):
     tr_pr.append(el)
 
 
-def _runs(paragraph, text: str, size, bold=False, superscript_marks=True):
-    """Add ``text`` to ``paragraph``; data markers become superscripts."""
+class _Runs:
+    """Adds text runs to paragraphs as copies of one run python-docx made per (size, bold,
+    superscript): the same XML as ``paragraph.add_run`` with those properties, without
+    python-docx's per-element schema lookups (which made a 300-row table take seconds)."""
+
+    def __init__(self):
+        self._templates: dict = {}
+
+    def _template(self, size, bold, superscript):
+        key = (size, bold, superscript)
+        if key not in self._templates:
+            from docx.oxml import OxmlElement
+            from docx.text.paragraph import Paragraph
+
+            r = Paragraph(OxmlElement("w:p"), None).add_run("x")
+            r.font.size, r.bold = size, bold
+            if superscript:
+                r.font.superscript = True
+            self._templates[key] = r._r
+        return self._templates[key]
+
+    def add(self, p, text: str, size, bold=False, superscript=False) -> None:
+        """Append a run of ``text`` to the ``w:p`` element ``p``."""
+        import copy
+
+        from docx.oxml.ns import qn
+        from docx.text.paragraph import Paragraph
+
+        if any(c in text for c in "\t\r\n"):  # tabs and breaks: python-docx's own elements
+            r = Paragraph(p, None).add_run(text)
+            r.font.size, r.bold = size, bold
+            if superscript:
+                r.font.superscript = True
+            return
+        r = copy.deepcopy(self._template(size, bold, superscript))
+        t = r.find(qn("w:t"))
+        t.text = text
+        if len(text.strip()) < len(text):
+            t.set(qn("xml:space"), "preserve")
+        p.append(r)
+
+
+def _runs(paragraph, text: str, size, bold=False, superscript_marks=True, runs=None):
+    """Add ``text`` to ``paragraph`` (a python-docx paragraph or a ``w:p`` element); data
+    markers become superscripts."""
+    runs = runs or _Runs()
+    p = getattr(paragraph, "_p", paragraph)
     buf = ""
     for ch in str(text):
         if superscript_marks and ch in _MARKS:
             if buf:
-                r = paragraph.add_run(buf)
-                r.font.size, r.bold = size, bold
+                runs.add(p, buf, size, bold)
                 buf = ""
-            r = paragraph.add_run(ch)
-            r.font.size, r.bold, r.font.superscript = size, bold, True
+            runs.add(p, ch, size, bold, superscript=True)
         else:
             buf += ch
     if buf:
-        r = paragraph.add_run(buf)
-        r.font.size, r.bold = size, bold
+        runs.add(p, buf, size, bold)
 
 
 def _note(doc, text: str, size):
@@ -142,25 +185,33 @@ def _add(doc, t: DocxTable, first: bool):
     for side in ("left_margin", "right_margin", "top_margin", "bottom_margin"):
         setattr(section, side, Mm(20))
     size = Pt(t.font_pt)
+    runs = _Runs()
     cap = doc.add_paragraph()
-    _runs(cap, t.caption, Pt(t.font_pt + 1), bold=True)
+    _runs(cap, t.caption, Pt(t.font_pt + 1), bold=True, runs=runs)
     table = doc.add_table(rows=1, cols=df.shape[1])
     table.autofit = True
     _border(table, top=8, bottom=8)
     for cell, name in zip(table.rows[0].cells, df.columns):
-        _runs(cell.paragraphs[0], name, size, bold=True)
+        _runs(cell.paragraphs[0], name, size, bold=True, runs=runs)
         _cell_bottom(cell)
     _repeat_header(table.rows[0])
+    tbl = table._tbl
+    blank = None  # an empty row as table.add_row() makes it, copied for every data row
     for row in df.itertuples(index=False):
-        cells = table.add_row().cells
-        for cell, value in zip(cells, row):
-            _runs(cell.paragraphs[0], "" if pd.isna(value) else value, size)
+        if blank is None:
+            blank = copy.deepcopy(table.add_row()._tr)
+            tr = tbl.tr_lst[-1]
+        else:
+            tr = copy.deepcopy(blank)
+            tbl.append(tr)
+        for tc, value in zip(tr.tc_lst, row):
+            _runs(tc.p_lst[0], "" if pd.isna(value) else value, size, runs=runs)
     if t.widths:
         usable = section.page_width - section.left_margin - section.right_margin
         total = float(sum(t.widths))
-        for col, rel in zip(table.columns, t.widths):
-            for cell in col.cells:
-                cell.width = int(usable * rel / total)
+        for tr in tbl.tr_lst:  # cell.width of every cell of each column (no merged cells)
+            for tc, rel in zip(tr.tc_lst, t.widths):
+                tc.width = int(usable * rel / total)
     for n in t.notes:
         _note(doc, n, Pt(t.font_pt - 0.5))
 
