@@ -11,6 +11,13 @@
   ``shipped_report`` (``metaanalysis report`` into a temporary folder, SVG
   figures only) -- the report is the slowest thing the tests build, so every
   test that reads it shares this one.
+
+Two processes (pytest-xdist, ``-n 2`` in pyproject.toml) run the suite, each test
+file whole in one of them (its module fixtures are built once).  The files that
+read the shipped example (``SHIPPED_FILES``) run in the same process: the
+session fixtures above are built once and the report's model fits are cached in
+that process (metaanalysis.report.fitting).  The slowest files start first
+(``SLOW_FIRST``), so that neither process waits long for the other at the end.
 """
 
 import json
@@ -23,6 +30,46 @@ import pytest
 METAFOR = Path(__file__).parent / "data" / "metafor"
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "studies"
+
+
+#: test files that read the shipped studies' analyses: one xdist work unit
+SHIPPED_FILES = ("tests/test_analysis.py", "tests/test_report.py", "tests/test_trajectory.py")
+#: started first (seconds each on a quiet two-core machine); any other file after them
+SLOW_FIRST = SHIPPED_FILES + (
+    "tests/test_plots_layout.py", "tests/test_notebook.py", "tests/test_hostile_output.py",
+    "tests/test_submission_report.py", "tests/test_cli.py", "tests/test_plots_output.py",
+    "tests/test_submission_plots.py", "tests/test_bayes.py", "tests/test_multilevel.py",
+    "tests/test_package.py", "tests/test_plots_forest.py", "tests/test_effect_sizes.py")
+
+
+def pytest_configure(config):
+    # hypothesis: no per-example deadline (a loaded machine must not fail a test);
+    # every property test states its own max_examples
+    from hypothesis import settings
+
+    settings.register_profile("metaanalysis", deadline=None)
+    settings.load_profile("metaanalysis")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {f: i for i, f in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with the ``SHIPPED_FILES`` as one work unit, in collection order."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduler(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            scope = super()._split_scope(nodeid)
+            return "the shipped example" if scope in SHIPPED_FILES else scope
+
+    config.option.loadscopereorder = False  # keep SLOW_FIRST, not the most tests first
+    return Scheduler(config, log)
 
 
 @pytest.fixture(autouse=True)
