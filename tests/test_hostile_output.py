@@ -13,8 +13,6 @@
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -259,17 +257,25 @@ def test_sigkill_at_intervals_never_leaves_a_mixed_folder(tmp_path):
     assert "old" in seen
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_killed_report_run_leaves_the_old_output(tmp_path):
     folder = three_leak_studies(tmp_path / "studies")
     (folder / "plan.yaml").write_text(LEAK_PLAN)
     out = tmp_path / "out"
     run_report(folder, out=out, quiet=True, formats=("svg",))
     before = _tree_hashes(out)
-    env = dict(os.environ, METAANALYSIS_TEST_KILL_AT="built", MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run([sys.executable, "-m", "metaanalysis", "report", str(folder), "--out",
-                           str(out), "--quiet"], env=env, capture_output=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL
+    # `metaanalysis report` (the command line's main) in a forked copy of this process
+    # (no new interpreter to start and import into), SIGKILLed when the new output is
+    # built, before the swap
+    pid = os.fork()
+    if pid == 0:  # the child: run the command and exit without pytest's cleanup
+        try:
+            os.environ.update(METAANALYSIS_TEST_KILL_AT="built", MPLBACKEND="Agg")
+            main(["report", str(folder), "--out", str(out), "--quiet"])
+        finally:
+            os._exit(1)  # not killed: the assertion below fails
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     assert _tree_hashes(out) == before
     assert any(p.name.startswith(".out.metaanalysis-tmp-") for p in tmp_path.iterdir())
     run_report(folder, out=out, quiet=True, formats=("svg",))
