@@ -176,3 +176,32 @@ def test_lean_font_subsets_keep_text_and_glyphs_drop_layout_tables(tmp_path, mon
     with pytest.raises(KeyError), lean_font_subsets():
         raise KeyError("x")
     assert subset.load_font is default  # restored after an error too
+
+
+def test_eps_font_bounds_measured_once_per_font(monkeypatch):
+    """EPS speed-up: matplotlib's ``backend_ps._bounds`` (every glyph of the font drawn with
+    a bounds pen) runs once per font file and face; later calls return the same box."""
+    from pathlib import Path
+
+    import fontTools.ttLib
+    import matplotlib
+    from matplotlib.backends import backend_ps
+
+    from metaanalysis.plots.output import _ps_font_bounds_once
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "cmr10.ttf"  # 130 glyphs
+    other = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "cmss10.ttf"
+    calls = []
+    original = backend_ps._bounds
+
+    def counting(font):
+        calls.append(font)
+        return original(font)
+
+    monkeypatch.setattr(backend_ps, "_bounds", counting)
+    want = original(fontTools.ttLib.TTFont(path))
+    with _ps_font_bounds_once():
+        got = [backend_ps._bounds(fontTools.ttLib.TTFont(p)) for p in (path, path, other)]
+    assert got[0] == got[1] == want and got[2] == original(fontTools.ttLib.TTFont(other))
+    assert len(calls) == 2  # cmr10 once, cmss10 once
+    assert backend_ps._bounds is counting  # restored

@@ -167,6 +167,44 @@ def _source_date_epoch():
             os.environ["SOURCE_DATE_EPOCH"] = old
 
 
+_FONT_BOUNDS: dict = {}
+
+
+@contextlib.contextmanager
+def _ps_font_bounds_once():
+    """EPS: matplotlib's Type 42 writer measures the bounding box of every glyph of each
+    font it embeds (``backend_ps._bounds``, all ~6000 DejaVu glyphs drawn with a
+    bounds pen: about 90% of an EPS file's time).  The box depends only on the font
+    file, so it is computed once per font per process: the same bytes, faster.  Keyed
+    by the font's bytes and table offsets (one face of a collection); a matplotlib
+    without ``_bounds`` is left alone."""
+    import hashlib
+
+    from matplotlib.backends import backend_ps
+
+    original = getattr(backend_ps, "_bounds", None)
+    if original is None:
+        yield
+        return
+
+    def bounds(font):
+        reader = getattr(font, "reader", None)
+        data = getattr(getattr(reader, "file", None), "getvalue", None)
+        if data is None:
+            return original(font)
+        key = (hashlib.sha256(data()).hexdigest(),
+               tuple(sorted((tag, e.offset) for tag, e in reader.tables.items())))
+        if key not in _FONT_BOUNDS:
+            _FONT_BOUNDS[key] = original(font)
+        return _FONT_BOUNDS[key]
+
+    backend_ps._bounds = bounds
+    try:
+        yield
+    finally:
+        backend_ps._bounds = original
+
+
 def _file_mode() -> int:
     """0666 less the process umask (0644 under the usual umask 022)."""
     um = os.umask(0)
@@ -333,7 +371,7 @@ def save_figure(fig, path, formats: Sequence[str] | str = _DEFAULT_FORMATS, *, w
                     if fmt == "tiff":
                         _write_tiff(fig, fh, dpi)
                     elif fmt == "eps":
-                        with _source_date_epoch():
+                        with _source_date_epoch(), _ps_font_bounds_once():
                             fig.savefig(fh, format="eps", metadata=dict(_METADATA["eps"]))
                     else:
                         fig.savefig(fh, format=fmt, dpi=dpi, metadata=dict(_METADATA[fmt]))
