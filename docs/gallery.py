@@ -103,6 +103,32 @@ def _figures():
                                                  "c": "JVIR 2014", "d": "Wang 2022"},
                                    ylabel="Pain reduction, VAS 0–10 (baseline − follow-up)",
                                    xlabel="Time after treatment (square-root scale)"))
+    absolute = pd.DataFrame({"days": [0.0, 1.2, 7.0, 29.0, 90.0, 180.0],
+                             "estimate": [7.4, 3.3, 3.0, 2.6, 2.7, 2.4],
+                             "ci_lb": [6.9, 2.1, 1.9, 1.8, 1.6, 1.5],
+                             "ci_ub": [7.9, 4.5, 4.1, 3.4, 3.8, 3.3], "k": [4, 3, 3, 3, 2, 2],
+                             "studies": [("a", "b", "c", "d"), ("a", "b", "c"), ("a", "b", "c"),
+                                         ("a", "b", "d"), ("a", "d"), ("a", "d")]})
+    absolute_rows = pd.DataFrame({"study": ["a"] * 6 + ["b"] * 4 + ["c"] * 3 + ["d"] * 4,
+                                  "days": [0, 1, 7, 30, 90, 180, 0, 1, 7, 30, 0, 1, 7,
+                                           0, 30, 90, 180],
+                                  "yi": [7.1, 3.6, 2.2, 1.8, 1.5, 1.4, 7.5, 3.9, 2.6, 2.9, 7.9,
+                                         1.8, 2.1, 7.0, 2.4, 2.1, 2.0]})
+    for width in ("double", "single"):
+        yield (f"timecourse_panels_{width}",
+               "Time course of change (A) and absolute values (B) in one figure: side by side "
+               "at 183 mm" if width == "double" else "The same two panels at 89 mm: stacked",
+               width,
+               lambda w: ma.timecourse_panels(
+                   {"df": pooled, "studies": studies, "trajectory": trajectory,
+                    "ylabel": "Pain reduction, VAS 0–10 (baseline − follow-up)"},
+                   {"df": absolute, "studies": absolute_rows, "ylabel": "Pain, VAS 0–10",
+                    "xticks": {0: "pre", **ticks}},
+                   xscale="sqrt", xticks=ticks, width=w,
+                   study_labels={"a": "Wu 2021", "b": "Zhang 2024", "c": "JVIR 2014",
+                                 "d": "Wang 2022"},
+                   xlabel="Time after treatment (square-root scale)",
+                   title="Pain: change from baseline (A) and absolute values (B)")[0])
 
 
 def main() -> int:

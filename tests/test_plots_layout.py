@@ -326,6 +326,82 @@ _ABS_STUDIES = pd.DataFrame({"study": ["a"] * 6 + ["b"] * 4 + ["c"] * 3 + ["d"] 
 _NAMES = {"a": "Wu 2021", "b": "Zhang 2024", "c": "JVIR 2014", "d": "Wang 2022"}
 
 
+def _k40_timecourse():
+    rng = np.random.default_rng(3)
+    days = np.repeat([[7.0, 30.0, 180.0]], 40, axis=0).ravel()
+    rows = pd.DataFrame({"study": np.repeat([f"s{i}" for i in range(40)], 3), "days": days,
+                         "yi": rng.normal(4.5, 1.0, 120)})
+    pooled = pd.DataFrame({"days": [7.0, 30.0, 180.0], "estimate": [4.4, 4.6, 4.5],
+                           "ci_lb": [4.1, 4.3, 4.2], "ci_ub": [4.7, 4.9, 4.8], "k": [40] * 3})
+    names = {f"s{i}": f"Investigators of the multicentre trial number {i + 1} ({2000 + i % 20})"
+             for i in range(40)}
+    return {"df": pooled, "studies": rows, "study_labels": names}
+
+
+@pytest.fixture(scope="session")
+def timecourses(shipped_results):
+    """Time courses on five data sets.  A time course has no BCG or subgroup analog: its
+    five are made-up windows with a changing study set (the BCG-like small example),
+    the shipped pain series as the report draws it, k = 2 (two studies at two times),
+    40 studies with long labels, and a model trajectory with its k table (the report's
+    model path)."""
+    from metaanalysis.report.run import figure_jobs
+
+    jobs = {j[1]: j[2] for j in figure_jobs(shipped_results) if j[0] == "timecourse"}
+    pain = jobs["timecourse:pain_vas"]
+    shipped = {**pain["panels"]["change"], "study_labels": pain["labels"], "xscale": "sqrt"}
+    k2 = {"df": pd.DataFrame({"days": [7.0, 90.0], "estimate": [3.1, 4.0],
+                              "ci_lb": [2.2, 3.0], "ci_ub": [4.0, 5.0], "k": [2, 2]}),
+          "studies": pd.DataFrame({"study": ["Chen 2022", "Chen 2022", "Wang 2022",
+                                             "Wang 2022"], "days": [7, 90, 7, 90],
+                                   "yi": [2.9, 3.8, 3.3, 4.2]}), "study_labels": True}
+    traj = pd.DataFrame({"time": [1.0, 7.0, 30.0, 90.0, 180.0],
+                         "estimate": [4.0, 4.5, 4.9, 4.9, 5.1], "ci_lb": [3.0, 3.6, 4.1, 4.0, 4.1],
+                         "ci_ub": [5.0, 5.4, 5.7, 5.8, 6.1], "pi_lb": [1.5, 2.0, 2.5, 2.4, 2.5],
+                         "pi_ub": [6.5, 7.0, 7.3, 7.4, 7.7]})
+    traj.attrs["label"] = "Model (CAR, all time points)"
+    model = {"df": None, "trajectory": traj, "studies": _TC_STUDIES, "study_labels": _NAMES,
+             "counts": _TC[["days", "k", "studies"]], "xscale": "sqrt"}
+    toy = {"df": _TC, "studies": _TC_STUDIES, "xscale": "sqrt", "interval": "CrI",
+           "xticks": {1: "1 d", 7: "1 wk", 30: "1 mo", 90: "3 mo", 180: "6 mo"},
+           "study_labels": _NAMES, "ylabel": "Pain reduction, VAS 0–10 (baseline − follow-up)"}
+    return {"toy": toy, "shipped": shipped, "k2": k2, "k40": _k40_timecourse(),
+            "model": model, "pain": pain}
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+@pytest.mark.parametrize("name", ["toy", "shipped", "k2", "k40", "model"])
+def test_timecourse_fits(timecourses, name, width):
+    with ma.use_style(width), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ma.LayoutWarning)
+        ax = ma.timecourse(**timecourses[name], width=width)
+        ax.set_title(f"Time course ({name})")
+    assert _check(ax.figure, WIDTHS[width], f"Time course ({name})") == []
+    labels = [t for t in ax.texts if t.get_gid() == "study-label"]
+    if name == "k40" and width == "single":  # 40 labels do not fit 50 mm: left out, warned
+        assert not labels
+        assert any("labels left out" in str(w.message) for w in caught)
+    else:
+        assert labels and not caught
+        assert all(len(t.get_text()) <= 40 for t in labels)  # long names end in "…"
+    # no study point outside the axes (lines are drawn with a sideways offset transform)
+    lo, hi = ax.get_ylim()
+    for ln in (ln for ln in ax.lines if ln.get_gid() == "study-line"):
+        assert lo <= np.nanmin(ln.get_ydata()) and np.nanmax(ln.get_ydata()) <= hi
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+def test_shipped_timecourse_panels_fit(timecourses, width):
+    pain = timecourses["pain"]
+    with ma.use_style(width):
+        a, b = ma.timecourse_panels(pain["panels"]["change"], pain["panels"]["absolute"],
+                                    xscale="sqrt", study_labels=pain["labels"], width=width,
+                                    title=pain["title"])
+    assert _check(a.figure, WIDTHS[width], pain["title"]) == []
+    assert [t.get_text() for t in a.texts if t.get_gid() == "k-label"]
+
+
+
 @pytest.mark.parametrize("width", ["single", "double"])
 def test_timecourse_panels_change_beside_absolute(width):
     title = "Pain: change from baseline (A) and absolute values (B), patients"

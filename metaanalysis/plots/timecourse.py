@@ -20,8 +20,8 @@ from metaanalysis.errors import InputError
 from metaanalysis.plots import layout as _layout
 from metaanalysis.plots.scale import axis_scale
 
-__all__ = ["STUDY_COLORS", "TimecourseSpec", "draw_timecourse", "label_study_lines",
-           "sqrt_limits", "timecourse", "timecourse_spec"]
+__all__ = ["LABEL_SHARE", "STUDY_COLORS", "TimecourseSpec", "draw_timecourse",
+           "label_study_lines", "sqrt_limits", "study_label_text", "timecourse", "timecourse_spec"]
 
 _BLUE = "#0072B2"
 _VERMILLION = "#D55E00"
@@ -366,8 +366,13 @@ def draw_timecourse(ax, spec: TimecourseSpec) -> list:
                     marker="o", markersize=2.5, markerfacecolor="white", transform=tr,
                     markeredgewidth=0.6, zorder=5, gid="study-line",
                     label="Individual studies" if i == 0 and not study_labels else None)
+            # a line drawn through an offset transform is not in the autoscaled limits:
+            # its points are added here, so no study point falls outside the axes
+            ax.update_datalim(np.column_stack([gx, gy])[np.isfinite(gy)])
             if study_labels:
-                ends.append((float(gx[-1]), float(gy[-1]), str(names.get(name, name)), c, dx))
+                ends.append((float(gx[-1]), float(gy[-1]),
+                             study_label_text(ax.figure, str(names.get(name, name))), c, dx))
+        ax.autoscale_view()
     if traj is not None:
         _draw_trajectory(ax, traj, scale, o["interval"])
     if o["band"] and {"ci_lb", "ci_ub"} <= set(pooled.columns) and len(pooled):
@@ -458,16 +463,37 @@ def _k_row(ax, kdf, x, y, scale, position):
     ax.xaxis.labelpad = mpl.rcParams["axes.labelpad"] + tick_pt + 2.0
 
 
+#: A study label at the right edge takes at most this share of the figure width (at least
+#: 0.8 in); longer labels end in "…".
+LABEL_SHARE = 0.25
+
+
+def study_label_text(fig, text: str) -> str:
+    """``text`` shortened with "…" to the width a study label may take in ``fig``."""
+    m = _layout.TextMeasure(fig, _layout.small_font())
+    return _layout.shorten(text, max(LABEL_SHARE * fig.get_size_inches()[0], 0.8), m)
+
+
 def label_study_lines(ax, ends) -> None:
     """Label each study line at the right edge of ``ax`` (after the layout is final:
-    the gap between labels is measured at the axes' height)."""
+    the gap between labels is measured at the axes' height).  Labels stay within the
+    axes' height; when they cannot all fit there they are left out with a
+    :class:`~metaanalysis.plots.layout.LayoutWarning`."""
     if not ends:
         return
     lo_, hi_ = ax.get_ylim()
     h_pt = max(_layout.axes_height_points(ax), 1.0)
     fs = _layout.small_font()
     gap = (hi_ - lo_) * 1.15 * fs / h_pt
+    if len(ends) * gap > hi_ - lo_:
+        need, have = len(ends) * 1.15 * fs / 72 * 25.4, h_pt / 72 * 25.4
+        _layout.warn_layout(f"timecourse: {len(ends)} study labels at {fs:g} pt need "
+                            f"{need:.0f} mm; the axes are {have:.0f} mm high: labels left out "
+                            "(use a taller figure, fewer studies or study_labels=None)")
+        return
     ys = _spread([e[1] for e in ends], gap)
+    ys -= max(ys.max() + gap / 2 - hi_, 0.0)  # the block stays within the axes' height
+    ys += max(lo_ - (ys.min() - gap / 2), 0.0)
     x_end = ax.get_xlim()[1]
     for (xe, ye, text, c, _dx), yl in zip(ends, ys):
         ax.annotate(text, (1.0, yl), xycoords=("axes fraction", "data"), xytext=(4, 0),

@@ -20,6 +20,7 @@ from metaanalysis.plots.timecourse import (
     draw_timecourse,
     label_study_lines,
     sqrt_limits,
+    study_label_text,
     timecourse_spec,
 )
 
@@ -51,7 +52,7 @@ def _overhead_in(fig, spec) -> float:
     small = _layout.TextMeasure(fig, _layout.small_font())
     tick = _layout.TextMeasure(fig, _layout.font_size(mpl.rcParams["ytick.labelsize"]))
     names = spec.options["study_labels"]
-    labels = ([str(names.get(s, s)) if isinstance(names, dict) else str(s)
+    labels = ([study_label_text(fig, str(names.get(s, s)) if isinstance(names, dict) else str(s))
                for s in spec.study_ids()] if names else [])
     right = max((small.width(t) for t in labels), default=0.0) + (6 / 72 if labels else 0)
     ylabel = 1.2 * _layout.font_size(mpl.rcParams["axes.labelsize"]) / 72
