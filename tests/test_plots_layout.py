@@ -339,17 +339,13 @@ def _k40_timecourse():
 
 
 @pytest.fixture(scope="session")
-def timecourses(shipped_results):
+def timecourses():
     """Time courses on five data sets.  A time course has no BCG or subgroup analog: its
     five are made-up windows with a changing study set (the BCG-like small example),
-    the shipped pain series as the report draws it, k = 2 (two studies at two times),
-    40 studies with long labels, and a model trajectory with its k table (the report's
-    model path)."""
-    from metaanalysis.report.run import figure_jobs
-
-    jobs = {j[1]: j[2] for j in figure_jobs(shipped_results) if j[0] == "timecourse"}
-    pain = jobs["timecourse:pain_vas"]
-    shipped = {**pain["panels"]["change"], "study_labels": pain["labels"], "xscale": "sqrt"}
+    k = 2 (two studies at two times), 40 studies with long labels, a model trajectory
+    with its k table (the report's model path) and the shipped pain and morphine series
+    as the report draws them (tests/test_trajectory.py, which builds the shipped
+    analyses once with the other files that read them)."""
     k2 = {"df": pd.DataFrame({"days": [7.0, 90.0], "estimate": [3.1, 4.0],
                               "ci_lb": [2.2, 3.0], "ci_ub": [4.0, 5.0], "k": [2, 2]}),
           "studies": pd.DataFrame({"study": ["Chen 2022", "Chen 2022", "Wang 2022",
@@ -365,12 +361,11 @@ def timecourses(shipped_results):
     toy = {"df": _TC, "studies": _TC_STUDIES, "xscale": "sqrt", "interval": "CrI",
            "xticks": {1: "1 d", 7: "1 wk", 30: "1 mo", 90: "3 mo", 180: "6 mo"},
            "study_labels": _NAMES, "ylabel": "Pain reduction, VAS 0–10 (baseline − follow-up)"}
-    return {"toy": toy, "shipped": shipped, "k2": k2, "k40": _k40_timecourse(),
-            "model": model, "pain": pain}
+    return {"toy": toy, "k2": k2, "k40": _k40_timecourse(), "model": model}
 
 
 @pytest.mark.parametrize("width", ["single", "double"])
-@pytest.mark.parametrize("name", ["toy", "shipped", "k2", "k40", "model"])
+@pytest.mark.parametrize("name", ["toy", "k2", "k40", "model"])
 def test_timecourse_fits(timecourses, name, width):
     with ma.use_style(width), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ma.LayoutWarning)
@@ -388,17 +383,6 @@ def test_timecourse_fits(timecourses, name, width):
     lo, hi = ax.get_ylim()
     for ln in (ln for ln in ax.lines if ln.get_gid() == "study-line"):
         assert lo <= np.nanmin(ln.get_ydata()) and np.nanmax(ln.get_ydata()) <= hi
-
-
-@pytest.mark.parametrize("width", ["single", "double"])
-def test_shipped_timecourse_panels_fit(timecourses, width):
-    pain = timecourses["pain"]
-    with ma.use_style(width):
-        a, b = ma.timecourse_panels(pain["panels"]["change"], pain["panels"]["absolute"],
-                                    xscale="sqrt", study_labels=pain["labels"], width=width,
-                                    title=pain["title"])
-    assert _check(a.figure, WIDTHS[width], pain["title"]) == []
-    assert [t.get_text() for t in a.texts if t.get_gid() == "k-label"]
 
 
 

@@ -174,3 +174,39 @@ def test_log_time_trend(results):
     assert set(t.tests["inference"]) == {"model", "CR1"}
     b = t.result.coef["estimate"]
     np.testing.assert_allclose(t.curve["estimate"], b["intrcpt"] + b["log1p_days"] * np.log1p(t.curve["time"]))
+
+
+
+@pytest.fixture(scope="module")
+def figure_payloads(results, trajs):
+    """The report's time-course figure jobs (model path), keyed by outcome."""
+    from metaanalysis.report.run import figure_jobs
+
+    return {j[1]: j[2] for j in figure_jobs(results, tuple(trajs.values()))
+            if j[0] == "timecourse"}
+
+
+@pytest.mark.parametrize(("key", "width"), [("timecourse:pain_vas", "single"),
+                                            ("timecourse:pain_vas", "double"),
+                                            ("timecourse:morphine_mg_day", "double")])
+def test_report_time_course_figures_fit(figure_payloads, key, width):
+    """The shipped outcomes' time courses as the report draws them (the model's curve and
+    k row in panel A, the absolute values in B; tests/test_plots_layout.py has the other
+    data sets), measured at 89 and 183 mm; at 89 mm the change panel alone too."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    d = figure_payloads[key]
+    assert set(d["panels"]) == {"change", "absolute"}
+    common = {"xscale": "sqrt", "study_labels": d["labels"], "width": width}
+    with ma.use_style(width):
+        a, _ = ma.timecourse_panels(d["panels"]["change"], d["panels"]["absolute"],
+                                    title=d["title"], **common)
+    mm = {"single": 89.0, "double": 183.0}[width]
+    assert a.figure.get_size_inches()[0] * 25.4 == pytest.approx(mm)
+    assert ma.layout_problems(a.figure, title=d["title"]) == []
+    assert [t for t in a.texts if t.get_gid() == "k-label"]  # model path: k row
+    if width == "single":
+        with ma.use_style(width):
+            ax = ma.timecourse(**d["panels"]["change"], **common)
+        assert ma.layout_problems(ax.figure) == []
