@@ -71,13 +71,14 @@ def _uptime() -> str:
         return "load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_once(studies: Path, jobs: int) -> dict:
-    """One report in a fresh process; its phase marks (seconds from the start) and CPU."""
+def run_once(studies: Path, jobs: int, root: Path = ROOT) -> dict:
+    """One report in a fresh process (the package from ``root``); its phase marks (seconds
+    from the start) and CPU."""
     tmp = Path(tempfile.mkdtemp(prefix="bench_report_"))
     try:
         env = dict(os.environ, MPLBACKEND="Agg")
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), str(studies),
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(root), str(studies),
                               str(tmp / "out"), str(jobs)], capture_output=True, text=True,
                              env=env, cwd=tmp)
         wall = time.perf_counter() - t0
@@ -109,13 +110,16 @@ def main(argv=None) -> None:
     p.add_argument("--studies", default=str(ROOT / "studies"))
     p.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeat", type=int, default=2, help="runs per --jobs; the fastest is kept")
+    p.add_argument("--root", default=str(ROOT),
+                   help="checkout whose package is timed (e.g. an older commit, unpacked)")
     a = p.parse_args(argv)
     print(f"before: {_uptime()}")
     print(f"{os.cpu_count()} processors; python {sys.version.split()[0]}; "
-          f"studies {a.studies}")
+          f"package {a.root}; studies {a.studies}")
     best = {}
     for jobs in a.jobs:
-        runs = [phases(run_once(Path(a.studies), jobs)) for _ in range(max(1, a.repeat))]
+        runs = [phases(run_once(Path(a.studies), jobs, Path(a.root)))
+                for _ in range(max(1, a.repeat))]
         best[jobs] = min(runs, key=lambda r: r["total (process)"])
         print(f"--jobs {jobs}: totals of {len(runs)} runs: "
               + ", ".join(f"{r['total (process)']:.1f}" for r in runs) + " s")

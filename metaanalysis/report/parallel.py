@@ -4,19 +4,17 @@ A figure task is a callable without arguments that draws one figure and writes i
 files; its results live in memory (fitted models, selections) and need not pickle,
 because every task runs in a process forked after the task was made and inherits it.
 
-:class:`Forked` runs tasks in two phases:
-
-* **while the parent still computes** (the analyses), every :meth:`Forked.submit` is
-  queued and :meth:`Forked.poll` (called between the parent's steps) forks one child
-  per task, at most ``limit`` at a time, so the figures of an outcome are drawn while
-  the next outcome is analysed;
-* **once every task is known**, :meth:`Forked.drain` forks ``jobs`` children that
-  share the rest of the queue (each takes the next task from a shared counter), so the
-  parent is free for its own work (tables, Word files) while they draw.
-
-:meth:`Forked.join` waits for every child and re-raises the first error a task raised.
-With ``jobs=1`` (or where processes cannot be forked) each task runs at once in the
-calling process: the same functions write the same bytes.
+:class:`Forked` keeps the submitted tasks in a list and one counter shared by every
+child: a child takes the next task from the counter while the counter is within the
+tasks it inherited, then ends.  The parent forks a new child whenever a task is waiting
+and fewer than ``limit`` children run: at :meth:`Forked.submit`, at :meth:`Forked.poll`
+(between the parent's own steps) and when a child ends.  So the figures of an outcome are
+drawn while the next outcome is analysed (``limit = jobs - 1`` then, the analyses keep a
+processor), and once :meth:`Forked.drain` says every task is known, ``jobs`` children
+share the rest while the parent writes its tables.  :meth:`Forked.join` waits for every
+task and re-raises the first error a task raised.  With ``jobs=1`` (or where processes
+cannot be forked) each task runs at once in the calling process: the same functions
+write the same bytes.
 
 Examples
 --------
@@ -39,20 +37,15 @@ from multiprocessing.connection import wait
 __all__ = ["Forked"]
 
 
-def _run(tasks, indices, counter, conn) -> None:
-    """Child process: run the tasks ``indices``, or those a shared ``counter`` hands out."""
+def _run(tasks, counter, conn) -> None:
+    """Child process: run the next task of ``tasks`` (as inherited) until none is left."""
     try:
         while True:
-            if counter is None:
-                if not indices:
+            with counter.get_lock():
+                i = counter.value
+                if i >= len(tasks):  # later tasks are for later children
                     break
-                i = indices.pop(0)
-            else:
-                with counter.get_lock():
-                    i = counter.value
-                    counter.value += 1
-                if i >= len(tasks):
-                    break
+                counter.value = i + 1
             tag, task = tasks[i]
             task()
             conn.send(("done", tag))
@@ -84,11 +77,12 @@ class Forked:
         self.on_done = on_done
         self.done: list[str] = []
         self._tasks: list[tuple[str, Callable[[], None]]] = []
-        self._next = 0  # first task not handed to a child yet
         self._drained = False
         self._children: dict = {}  # connection -> Process
         self._error: tuple | None = None
         self._ctx = mp.get_context("fork") if self.forking else None
+        # index of the next task to run, shared by every child (made before any fork)
+        self._counter = self._ctx.Value("l", 0) if self.forking else None
 
     # -- parent side
     @property
@@ -105,37 +99,26 @@ class Forked:
             self._finished(tag)
             return
         self._tasks.append((tag, task))
-        self.poll()
+        self._refill()
 
     def poll(self) -> None:
-        """Collect finished tasks and start queued ones in free processes (never blocks)."""
-        if not self.forking:
-            return
-        self._collect(0)
-        while (not self._drained and self._next < len(self._tasks)
-               and len(self._children) < self.limit):
-            self._start([self._next], None)
-            self._next += 1
+        """Collect finished tasks and fork children for waiting ones (never blocks)."""
+        if self.forking:
+            self._collect(0)
+            self._refill()
 
     def drain(self) -> None:
-        """Every task is submitted: ``jobs`` processes share the rest of the queue."""
-        if not self.forking or self._drained:
-            self._drained = True
-            return
+        """Every task is submitted: up to ``jobs`` processes share the rest."""
         self._drained = True
-        self._collect(0)
-        rest = len(self._tasks) - self._next
-        if rest <= 0:
-            return
-        counter = self._ctx.Value("l", self._next)
-        for _ in range(min(self.jobs, rest)):
-            self._start(None, counter)
+        self.limit = self.jobs
+        self.poll()
 
     def join(self) -> None:
         """Wait for every task; raise the first error a task raised."""
         self.drain()
         while self._children:
             self._collect(None)
+            self._refill()
         if self._error is not None:
             err, text = self._error
             self._error = None
@@ -148,13 +131,16 @@ class Forked:
         if self.on_done is not None:
             self.on_done(tag)
 
-    def _start(self, indices, counter) -> None:
-        receive, send = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=_run, args=(self._tasks, indices, counter, send),
-                                 daemon=True)
-        proc.start()
-        send.close()
-        self._children[receive] = proc
+    def _refill(self) -> None:
+        """Fork children while tasks wait and fewer than ``limit`` run (none after an error)."""
+        while (self._error is None and len(self._children) < self.limit
+               and self._counter.value < len(self._tasks)):
+            receive, send = self._ctx.Pipe(duplex=False)
+            proc = self._ctx.Process(target=_run, args=(self._tasks, self._counter, send),
+                                     daemon=True)
+            proc.start()
+            send.close()
+            self._children[receive] = proc
 
     def _collect(self, timeout) -> None:
         if not self._children:
