@@ -45,8 +45,10 @@ SLOW_FIRST = SHIPPED_FILES + (
 def pytest_configure(config):
     # hypothesis: no per-example deadline (a loaded machine must not fail a test);
     # every property test states its own max_examples
-    from hypothesis import settings
-
+    try:
+        from hypothesis import settings
+    except ImportError:  # the test extras are not installed
+        return
     settings.register_profile("metaanalysis", deadline=None)
     settings.load_profile("metaanalysis")
 
