@@ -25,7 +25,6 @@ from metaanalysis.plots.textfit import (
     Measure,
     base_fontsize,
     draw_lines,
-    figure_width,
 )
 from metaanalysis.review.prisma import PrismaCounts, prisma_counts
 
@@ -219,12 +218,8 @@ def prisma_flow(counts, ax=None, *, width="double", fontsize=None, studies=None)
     if studies is not None and isinstance(counts, PrismaCounts):
         c = prisma_counts(counts, file="counts", studies=studies)
     fs = base_fontsize(fontsize)
-    if ax is None:
-        w = figure_width(width)
-        canvas = InchCanvas.new(w, 1.0)
-    else:
-        canvas = InchCanvas.on(ax, 1.0)
-        w = canvas.width
+    canvas = InchCanvas.open(ax, width)
+    w = canvas.width
     fig = canvas.ax.figure
     m = Measure(fig)
     lay = _fit(m, c, w, fs)

@@ -26,7 +26,6 @@ from metaanalysis.plots.textfit import (
     Measure,
     base_fontsize,
     draw_lines,
-    figure_width,
 )
 from metaanalysis.review.rob import domain_columns, get_tool, rob_levels
 
@@ -164,12 +163,8 @@ def rob_traffic_light(table, tool=None, *, ax=None, width="double", colors="coch
     studies = list(lv["Study"])
     pal = _palette(colors)
     fs = base_fontsize(fontsize)
-    if ax is None:
-        w = figure_width(width)
-        canvas = InchCanvas.new(w, 1.0)
-    else:
-        canvas = InchCanvas.on(ax, 1.0)
-        w = canvas.width
+    canvas = InchCanvas.open(ax, width)
+    w = canvas.width
     m = Measure(canvas.ax.figure)
     size = fs
     while True:
@@ -344,12 +339,8 @@ def rob_summary(table, tool=None, *, weighted: bool | None = None, overall: bool
     shares = _shares(lv, cols, weights)
     pal = _palette(colors)
     fs = base_fontsize(fontsize)
-    if ax is None:
-        w = figure_width(width)
-        canvas = InchCanvas.new(w, 1.0)
-    else:
-        canvas = InchCanvas.on(ax, 1.0)
-        w = canvas.width
+    canvas = InchCanvas.open(ax, width)
+    w = canvas.width
     m = Measure(canvas.ax.figure)
     label_max = 0.45 * (w - 2 * _MARGIN)
     while True:

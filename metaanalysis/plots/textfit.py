@@ -162,3 +162,9 @@ class InchCanvas:
         canvas = cls(ax, width, height)
         ax.set_aspect("equal", adjustable="box", anchor="N")
         return canvas
+
+    @classmethod
+    def open(cls, ax, width, height: float = 1.0):
+        """On ``ax`` when given (its width is the layout width), else a new figure
+        ``width`` wide (``"single"``, ``"onehalf"``, ``"double"`` or millimetres)."""
+        return cls.new(figure_width(width), height) if ax is None else cls.on(ax, height)
