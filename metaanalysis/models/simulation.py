@@ -23,6 +23,13 @@ Generators (``design``):
   then yᵢ, vᵢ as ``effect_sizes("PLO", ...)`` computes them (0.5 added to
   the cells of studies with 0 or nᵢ events, as metafor's ``escalc``); the
   target is μ.
+* ``"mean_difference"`` (two arms of nᵢ patients each, normal outcomes with
+  SD σ = 1, so effects and τ are in units of σ): θᵢ ~ N(μ, τ²), the difference
+  of the arm means yᵢ ~ N(θᵢ, 2/nᵢ), and vᵢ = (s₁² + s₂²)/nᵢ from the arms'
+  sample variances, sⱼ² ~ χ²(nᵢ − 1)/(nᵢ − 1) — for normal data the same in
+  distribution as drawing every patient and computing the means and SDs (the
+  sample mean and variance are independent), and the usual mean-difference
+  analysis with *estimated* within-study variances.
 
 Examples
 --------
@@ -57,7 +64,7 @@ __all__ = ["DESIGNS", "REP_BLOCK", "simulate"]
 
 #: replicates per block: the unit of random draws, engine calls and partial sums
 REP_BLOCK = 10_000
-DESIGNS = ("normal", "binomial")
+DESIGNS = ("normal", "binomial", "mean_difference")
 # partial sums per (method, test): n, Σd, Σd², Σd⁴, covered, Σwidth, Σwidth², rejected,
 # Σ(τ̂² − τ²), Σ(τ̂² − τ²)², not converged
 _NSUM = 11
@@ -68,7 +75,7 @@ class _Condition:
     k: int
     tau2: float
     mu: float
-    spread: object  # within (normal) or n (binomial): number, (lo, hi) or callable
+    spread: object  # within (normal) or n (binomial, mean_difference): number, (lo, hi) or callable
 
     def draw_spread(self, rng, shape, design):
         s = self.spread
@@ -80,7 +87,7 @@ class _Condition:
             return out
         if isinstance(s, tuple):
             lo, hi = s
-            if design == "binomial":
+            if design != "normal":
                 return rng.integers(int(lo), int(hi) + 1, size=shape).astype(float)
             return rng.uniform(lo, hi, size=shape)
         return np.full(shape, float(s))
@@ -103,6 +110,15 @@ def _data(cond: _Condition, design, rng, m):
         y = rng.normal(cond.mu, np.sqrt(spread + cond.tau2))
         return y, spread
     n = spread
+    if design == "mean_difference":
+        if np.any(n < 2) or not np.all(np.isfinite(n)) or np.any(n != np.floor(n)):
+            raise InputError("n: the arm sizes must be whole numbers ≥ 2 for "
+                             "design='mean_difference'")
+        theta = rng.normal(cond.mu, math.sqrt(cond.tau2), size=shape)
+        y = theta + rng.normal(0.0, 1.0, size=shape) * np.sqrt(2.0 / n)
+        s1 = rng.chisquare(n - 1.0) / (n - 1.0)
+        s2 = rng.chisquare(n - 1.0) / (n - 1.0)
+        return y, (s1 + s2) / n
     theta = rng.normal(cond.mu, math.sqrt(cond.tau2), size=shape)
     x = rng.binomial(n.astype(np.int64), 1.0 / (1.0 + np.exp(-theta)))
     es = effect_sizes("PLO", events=x.ravel(), total=n.ravel())
@@ -190,15 +206,17 @@ def simulate(
     mu : float or list of float
         True mean effect (the target of bias, coverage; the rejection rate is
         that of H0: μ = 0, so it is the type I error when ``mu=0`` and the
-        power otherwise).  ``design="binomial"``: on the logit scale.
+        power otherwise).  ``design="binomial"``: on the logit scale;
+        ``design="mean_difference"``: in units of the outcome's SD.
     within : float, (lo, hi) tuple, callable or a list of these
         ``design="normal"``: the sampling variances vᵢ — equal (a number),
         uniform on (lo, hi), or ``f(rng, shape) -> array`` (e.g. a few large
         studies: ``lambda rng, s: np.where(rng.random(s) < 0.25, 0.01, 0.1)``).
     n : int, (lo, hi) tuple, callable or a list of these
-        ``design="binomial"``: sample sizes nᵢ (a tuple draws integers
+        ``design="binomial"``: sample sizes nᵢ; ``design="mean_difference"``:
+        the size of each of the two arms (a tuple draws integers
         uniformly from lo..hi).
-    design : {"normal", "binomial"}
+    design : {"normal", "binomial", "mean_difference"}
         The data generator (see the module description).
     n_rep : int
         Replicates per condition.
@@ -245,14 +263,14 @@ def simulate(
     if isinstance(blocks_per_task, bool) or not isinstance(blocks_per_task, (int, np.integer)) \
             or blocks_per_task < 1:
         raise InputError(f"blocks_per_task: got {blocks_per_task!r}; expected a positive integer")
-    if design == "binomial":
+    if design != "normal":
         if n is None:
-            raise InputError("n: missing; design='binomial' needs the study sample sizes")
+            raise InputError(f"n: missing; design={design!r} needs the study sample sizes")
         spreads, spread_name = _as_list(n), "n"
     else:
         if n is not None:
-            raise InputError("n: only for design='binomial'; give within= (the sampling "
-                             "variances) for design='normal'")
+            raise InputError("n: only for design='binomial' or 'mean_difference'; give "
+                             "within= (the sampling variances) for design='normal'")
         spreads, spread_name = _as_list(within), "within"
     ks = _as_list(k)
     for kk in ks:
@@ -296,8 +314,11 @@ def simulate(
                              spread_name: _spread_text(cond.spread), "method": method,
                              "test": test, **_measures(s)})
     df = pd.DataFrame(rows)
-    gen = ("yᵢ ~ N(μ, τ² + vᵢ), vᵢ from 'within'" if design == "normal" else
-           "θᵢ ~ N(μ, τ²) (logit), xᵢ ~ Bin(nᵢ, expit θᵢ), yᵢ, vᵢ = PLO (0.5 added to 0 cells)")
+    gen = {"normal": "yᵢ ~ N(μ, τ² + vᵢ), vᵢ from 'within'",
+           "binomial": "θᵢ ~ N(μ, τ²) (logit), xᵢ ~ Bin(nᵢ, expit θᵢ), yᵢ, vᵢ = PLO "
+                       "(0.5 added to 0 cells)",
+           "mean_difference": "θᵢ ~ N(μ, τ²), two arms of nᵢ with SD 1: yᵢ ~ N(θᵢ, 2/nᵢ), "
+                              "vᵢ = (s₁² + s₂²)/nᵢ from the arms' sample variances"}[design]
     df.attrs.update(
         seed=entropy, level=float(level), design=design,
         description=(f"Simulation: {len(conditions)} condition(s) × {n_rep} replicates; "
