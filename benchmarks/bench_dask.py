@@ -87,6 +87,10 @@ def main(argv=None) -> int:
     ap.add_argument("--method", default="REML")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-regression", action="store_true", help="skip the mods= rows")
+    ap.add_argument("--blocks-only", action="store_true",
+                    help="no unchunked in-process call (for 10^7 rows, whose one engine call "
+                         "would not fit in memory): the reference is the same blocks computed "
+                         "one after another in this process (scheduler='sync')")
     args = ap.parse_args(argv)
     import dask
     from distributed import Client, LocalCluster
@@ -94,18 +98,26 @@ def main(argv=None) -> int:
     print(f"pool_many({args.method}), {args.rows:,} meta-analyses of k = {args.k}, "
           f"blocks of {args.chunk:,} rows; {load()}")
     yd, vd = data(args.rows, args.k, args.chunk)
-    y, v = dask.compute(yd, vd, scheduler="threads")
-    t_in, ref = best(lambda: ma.pool_many(y, v, method=args.method), args.repeat)
-    per_in = t_in / args.rows
-    print(f"  in-process (NumPy, one engine call): {t_in:7.2f} s  {per_in * 1e6:6.3f} µs/fit"
-          f"  ({load()})")
+    if args.blocks_only:
+        y = v = None
+        t_in, ref = best(lambda: ma.pool_many(yd, vd, method=args.method, scheduler="sync",
+                                              compute=True), 1)
+        per_in = t_in / args.rows
+        print(f"  in-process, blocks one after another (sync; data made in the blocks): "
+              f"{t_in:7.2f} s  {per_in * 1e6:6.3f} µs/fit  ({load()})")
+    else:
+        y, v = dask.compute(yd, vd, scheduler="threads")
+        t_in, ref = best(lambda: ma.pool_many(y, v, method=args.method), args.repeat)
+        per_in = t_in / args.rows
+        print(f"  in-process (NumPy, one engine call): {t_in:7.2f} s  {per_in * 1e6:6.3f} "
+              f"µs/fit  ({load()})")
 
-    t_blk, blk = best(lambda: ma.pool_many(y, v, method=args.method, chunks=args.chunk,
-                                           scheduler="sync"), 1)
-    print(f"  in-process, same blocks (sync)     : {t_blk:7.2f} s  "
-          f"{t_blk / args.rows * 1e6:6.3f} µs/fit; τ² vs one engine call: max |Δ| "
-          f"{float(np.max(np.abs(blk.tau2 - ref.tau2))):.1e}, "
-          f"{int(np.sum(blk.tau2 != ref.tau2))} rows differ  ({load()})")
+        t_blk, blk = best(lambda: ma.pool_many(y, v, method=args.method, chunks=args.chunk,
+                                               scheduler="sync"), 1)
+        print(f"  in-process, same blocks (sync)     : {t_blk:7.2f} s  "
+              f"{t_blk / args.rows * 1e6:6.3f} µs/fit; τ² vs one engine call: max |Δ| "
+              f"{float(np.max(np.abs(blk.tau2 - ref.tau2))):.1e}, "
+              f"{int(np.sum(blk.tau2 != ref.tau2))} rows differ  ({load()})")
 
     def report(name, t, res, ref=ref, per_in=per_in, est="estimate"):
         same = (np.array_equal(res.tau2, ref.tau2)
@@ -120,8 +132,12 @@ def main(argv=None) -> int:
     report(f"Dask threads ({os.cpu_count()} threads)", t, res)
     x = np.linspace(0.0, 1.0, args.k)  # one moderator, shared by every row
     if not args.no_regression:
-        t_reg, ref_reg = best(lambda: ma.pool_many(y, v, mods=x, method=args.method),
-                              args.repeat)
+        if args.blocks_only:
+            t_reg, ref_reg = best(lambda: ma.pool_many(yd, vd, mods=x, method=args.method,
+                                                       scheduler="sync", compute=True), 1)
+        else:
+            t_reg, ref_reg = best(lambda: ma.pool_many(y, v, mods=x, method=args.method),
+                                  args.repeat)
         per_reg = t_reg / args.rows
         print(f"  mods=: in-process (one engine call) : {t_reg:7.2f} s  {per_reg * 1e6:6.3f} "
               f"µs/fit  ({load()})")
@@ -150,6 +166,8 @@ def main(argv=None) -> int:
         print("  PyMARE: not installed; row skipped")
         return 0
     n = min(args.pymare_rows, args.rows)
+    if y is None:
+        y, v = (np.asarray(a) for a in dask.compute(yd[:n], vd[:n], scheduler="sync"))
     X = np.ones((args.k, 1))
 
     def run_pymare():
