@@ -37,6 +37,7 @@ import numpy as np
 from scipy import special
 
 from metaanalysis.engine.design import colsum
+from metaanalysis.engine.roots import count_true
 from metaanalysis.engine.wls import trace_pdpd, wls
 
 __all__ = ["chi2_sf", "critical", "predict", "se_tau2"]
@@ -68,39 +69,49 @@ def chi2_sf(df, x):
     """
     df = np.asarray(df, dtype=float)
     x = np.asarray(x, dtype=float)
-    df, x = np.broadcast_arrays(df, x)
-    closed = (df >= 1) & (df <= _CLOSED_DF) & (df == np.round(df)) & (x < _CLOSED_X)
-    if not closed.all():
-        out = special.chdtrc(df, x)
-        if not closed.any():
-            return out
-    else:
-        out = np.empty(x.shape)
+    if df.shape != x.shape:
+        df, x = np.broadcast_arrays(df, x)
+    if x.size == 0:
+        return np.empty(x.shape)
+    lo, hi = df.min(), df.max()
+    if lo == hi:  # one df for every value (a single analysis; a batch of equal k)
+        if not (1 <= lo <= _CLOSED_DF and lo == int(lo)):
+            return special.chdtrc(df, x)
+        closed = x < _CLOSED_X
+        out = _chi2_sf_closed(int(lo), x)
+        if count_true(closed) != closed.size:  # x ≥ 600 or NaN: the incomplete gamma
+            np.copyto(out, special.chdtrc(df, x), where=~closed)
+        return out
+    closed = (df >= 1) & (df <= _CLOSED_DF) & (df == np.floor(df)) & (x < _CLOSED_X)
+    out = np.empty(x.shape) if count_true(closed) == closed.size else special.chdtrc(df, x)
     for dv in np.unique(df[closed]):
         sel = closed & (df == dv)
-        xs = x[sel]
-        h = 0.5 * xs
-        e = np.exp(-h)
-        n = int(dv)
-        if n % 2 == 0:
-            term = np.ones_like(xs)
-            acc = term.copy()
-            for j in range(1, n // 2):
-                term *= h / j
-                acc += term
-            res = e * acc
-        else:
-            rx = np.sqrt(xs)
-            res = 2.0 * special.ndtr(-rx)
-            if n > 1:
-                term = rx * np.sqrt(2.0 / np.pi)
-                acc = term.copy()
-                for j in range(2, (n + 1) // 2):
-                    term *= xs / (2 * j - 1)
-                    acc += term
-                res += e * acc
-        out[sel] = np.where(xs >= 0, res, 1.0)
+        out[sel] = _chi2_sf_closed(int(dv), x[sel])
     return out
+
+
+def _chi2_sf_closed(n, xs):
+    """The closed form of P(χ²_n > x) for integer n ≥ 1 (1 where x < 0)."""
+    h = 0.5 * xs
+    e = np.exp(-h)
+    if n % 2 == 0:
+        term = np.ones_like(xs)
+        acc = term.copy()
+        for j in range(1, n // 2):
+            term *= h / j
+            acc += term
+        res = e * acc
+    else:
+        rx = np.sqrt(xs)
+        res = 2.0 * special.ndtr(-rx)
+        if n > 1:
+            term = rx * np.sqrt(2.0 / np.pi)
+            acc = term.copy()
+            for j in range(2, (n + 1) // 2):
+                term *= xs / (2 * j - 1)
+                acc += term
+            res += e * acc
+    return np.where(xs >= 0, res, 1.0)
 
 
 def critical(test, level, df):

@@ -6,6 +6,7 @@ Iterations loop; rows never do.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -14,6 +15,7 @@ __all__ = ["MAXITER", "TOL", "solve_decreasing"]
 
 TOL = 1e-12
 MAXITER = 200
+_FEW = 8  # batches of up to this many rows take the per-row control flow of _solve_few
 
 try:  # np.count_nonzero's C core without its Python dispatch layer
     from numpy._core.multiarray import count_nonzero as count_true
@@ -67,6 +69,8 @@ def solve_decreasing(
     H = np.array(hi, dtype=float)
     X = np.minimum(np.maximum(np.asarray(x0, dtype=float), L), H)
     n = X.shape[0]
+    if n <= _FEW:
+        return _solve_few(g, data, L, H, X, tol, scale, maxiter, quadratic, last)
     S = np.zeros(n) if scale is None else np.asarray(scale, dtype=float)
     rows = None  # original row numbers once finished rows have been dropped
     DX = H - L  # the step before the last one (rtsafe's "dxold")
@@ -159,3 +163,81 @@ def solve_decreasing(
     return x_out, conv
 
 
+
+
+def _solve_few(g, data, L, H, X, tol, scale, maxiter, quadratic, last):
+    """:func:`solve_decreasing` for a handful of rows: the same iteration, its control
+    flow on Python floats instead of arrays (a batch of one pays NumPy's per-call
+    overhead for every bracket update).  Only ``g`` sees arrays.  Every operation is
+    the same IEEE operation as in the array code (+, −, ×, /, √, comparisons), so a
+    row gets the same bits either way (tests/test_batch_invariance.py)."""
+    n = X.shape[0]
+    Lr, Hr, Xr = L.tolist(), H.tolist(), X.tolist()
+    Sr = [0.0] * n if scale is None else np.broadcast_to(np.asarray(scale, dtype=float),
+                                                          (n,)).tolist()
+    DX = [h - lo for h, lo in zip(Hr, Lr)]
+    DX1 = list(DX)
+    NEWT = [0.0] * n
+    fin = [False] * n
+    XE, VE, AE = [0.0] * n, [0.0] * n, [0.0] * n
+    sc = [abs(x) + s for x, s in zip(Xr, Sr)]
+    tolx = [tol * c for c in sc]
+    Xa = X
+    with np.errstate(all="ignore"):
+        for _ in range(maxiter):
+            if last:
+                val, slope, aux = g(Xa, *data)
+                auxr = aux.tolist()
+            else:
+                val, slope = g(Xa, *data)
+            valr, slr = val.tolist(), slope.tolist()
+            for i in range(n):
+                x, v, lo, hi = Xr[i], valr[i], Lr[i], Hr[i]
+                if last and not fin[i]:
+                    XE[i], VE[i], AE[i] = x, v, auxr[i]
+                if v > 0:
+                    Lr[i] = lo = x
+                else:
+                    Hr[i] = hi = x
+                try:
+                    step = v / slr[i]
+                except ZeroDivisionError:
+                    step = _div0(v, slr[i])
+                xn = x - step
+                ast = abs(step)
+                small = ast <= tolx[i]
+                if not small and NEWT[i] <= 0.1 * sc[i]:
+                    small = ast * ast * ast <= tolx[i] * NEWT[i] * NEWT[i]
+                bad = not ((lo < xn < hi and ast <= 0.5 * DX[i]) or small)
+                if quadratic:
+                    NEWT[i] = 0.0 if bad else ast
+                if bad:
+                    xn = math.sqrt(lo * hi) if (lo > 0 and hi > 16 * lo) else 0.5 * (lo + hi)
+                if small:  # clip into the bracket, NaN-propagating as np.maximum/minimum
+                    if xn != xn or lo != lo or hi != hi:
+                        xn = math.nan
+                    else:
+                        xn = xn if xn >= lo else lo
+                        xn = xn if xn <= hi else hi
+                if fin[i]:
+                    xn = x
+                DX[i] = DX1[i]
+                DX1[i] = d1 = abs(xn - x)
+                sc[i] = abs(xn) + Sr[i]
+                tolx[i] = t = tol * sc[i]
+                fin[i] = fin[i] or small or d1 <= t or hi - lo <= t
+                Xr[i] = xn
+            Xa = np.array(Xr)
+            if all(fin):
+                break
+    conv = np.array(fin)
+    if last:
+        return Xa, conv, (np.array(XE), np.array(VE), np.array(AE))
+    return Xa, conv
+
+
+def _div0(a, b):
+    """a / 0.0 as NumPy computes it (±inf, NaN for 0/0)."""
+    if a != a or a == 0:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)

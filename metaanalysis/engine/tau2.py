@@ -53,7 +53,8 @@ def _ones(n):
 
 
 def _trunc(t):
-    return np.maximum(np.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
+    """t where 0 < t < inf, else 0 (NaN, ±inf and negative values)."""
+    return np.where((t > 0) & (t < np.inf), t, 0.0)
 
 
 def dl(c: Chunk):
