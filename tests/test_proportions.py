@@ -100,6 +100,53 @@ def test_glmm_matches_near_exact_quadrature(case):
     assert res.tau2 == pytest.approx(ref["tau2"], abs=3e-5)
 
 
+def _marginal_loglik(xi, ni, mu, tau):
+    """Binomial-normal log-likelihood at arrays of (mu, tau), integrated independently of
+    pool_glmm's adaptive quadrature: the trapezoid rule on u in [-10, 10] (2001 points;
+    spectrally accurate for these smooth, fast-decaying integrands)."""
+    x, n = np.asarray(xi, float)[:, None], np.asarray(ni, float)[:, None]
+    u = np.linspace(-10.0, 10.0, 2001)
+    mu = np.asarray(mu, float).reshape(-1, 1, 1)
+    tau = np.asarray(tau, float).reshape(-1, 1, 1)
+    eta = mu + tau * u
+    logf = x * eta - n * np.logaddexp(0.0, eta) + stats.norm.logpdf(u)
+    coef = special.gammaln(n + 1) - special.gammaln(x + 1) - special.gammaln(n - x + 1)
+    return np.sum(coef[:, 0] + special.logsumexp(logf, axis=2) + np.log(u[1] - u[0]), axis=1)
+
+
+@pytest.mark.parametrize("case", ["cement_leakage", "zero_and_hetero", "complications_zero"])
+def test_glmm_fit_is_the_likelihood_maximum(case):
+    # the fitted (mu, tau) maximises the likelihood integrated by another rule (trapezoid):
+    # no point of a grid around it (and along tau >= 0 down to the boundary) is higher,
+    # and the central-difference gradient there is ~0 (at tau = 0: the mu component, and
+    # a tau step away lowers the likelihood)
+    c = EXTRA[case]
+    res = _glmm(tuple(c["xi"]), tuple(c["ni"]))
+    mu, tau = res.estimate, float(np.sqrt(res.tau2))
+    best = _marginal_loglik(c["xi"], c["ni"], mu, tau)[0]
+    mus = mu + np.linspace(-0.3, 0.3, 13)
+    taus = np.unique(np.r_[np.linspace(0.0, 2.0 * tau + 0.5, 13), tau + np.linspace(-0.01, 0.01, 5)])
+    mg, tg = np.meshgrid(mus, taus[taus >= 0.0])
+    assert _marginal_loglik(c["xi"], c["ni"], mg, tg).max() <= best + 1e-9
+    h = 1e-4
+    pts = _marginal_loglik(c["xi"], c["ni"], [mu + h, mu - h, mu, mu], [tau, tau, tau + h, abs(tau - h)])
+    assert abs(pts[0] - pts[1]) / (2 * h) < 1e-6  # ~1e-8 at the fit; 3e-6 to 5e-5 if mu is 1e-6 off
+    if tau > 0:
+        assert abs(pts[2] - pts[3]) / (2 * h) < 1e-6
+    else:
+        assert pts[2] < best and res.tau2 == 0.0
+
+
+def test_glmm_tau_at_search_bound_warns_once():
+    # 0/10 and 10/10: the likelihood rises with tau without bound on the estimate
+    from metaanalysis.errors import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="search bound") as record:
+        res = pool_glmm([0, 10], [10, 10])
+    assert sum(issubclass(w.category, ConvergenceWarning) for w in record) == 1
+    assert res.tau2 > 100 and np.isfinite(res.se)
+
+
 def test_glmm_boundary_is_common_effect_logistic():
     # complications 1/91 and 2/69: tau2 = 0 in metafor; the ML estimate is then the
     # logit of the pooled proportion 3/160 and the SE 1/sqrt(sum n p (1 - p))

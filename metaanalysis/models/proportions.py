@@ -17,11 +17,12 @@ Epidemiology 31:713).  This module holds
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 from metaanalysis import engine
 from metaanalysis.effects.study_data import as_numbers, check_labels
@@ -132,108 +133,197 @@ def _modes(x, n, mu, tau, start=None):
     return u, sd
 
 
-def _study_loglik(x, n, mu, tau, nodes, weights, cache=None):
-    """Marginal log-likelihood of each study (binomial coefficient included).
+@functools.cache
+def _gauss_hermite(m):
+    """Gauss–Hermite nodes and the log weights for a standard normal integral.
 
-    ``log ∫ Bin(x | n, expit(mu + tau u)) φ(u) du`` by adaptive Gauss–Hermite
-    quadrature centred at the mode of the integrand with its curvature as scale
-    (Liu & Pierce 1994, Biometrika 81:624; Pinheiro & Bates 1995, J Comput Graph Stat 4:12).
+    ``∫ f(u) φ(u) du ≈ √2 s Σ_j exp(logw_j + log f(u_j) − u_j²/2)`` with
+    ``u_j = û + √2 s z_j`` (``logw`` holds ``log w_j + z_j² − log √(2π)``).
     """
-    const = _log_binom_coef(x, n)
-    if tau <= 0.0:
-        return const + _binom_loglik(x, n, mu)
-    u, sd = _modes(x, n, mu, tau, None if cache is None else cache.get("u"))
-    if cache is not None:
-        cache["u"] = u
-    pts = u[:, None] + math.sqrt(2.0) * sd[:, None] * nodes[None, :]
-    logf = _binom_loglik(x[:, None], n[:, None], mu + tau * pts) - 0.5 * pts**2
+    nodes, weights = np.polynomial.hermite.hermgauss(m)
     logw = np.log(weights) + nodes**2 - 0.5 * math.log(2.0 * math.pi)
-    return const + np.log(math.sqrt(2.0) * sd) + _logsumexp_rows(logf + logw[None, :])
+    nodes.flags.writeable = logw.flags.writeable = False
+    return nodes, logw
 
 
-def _logsumexp_rows(a):
-    """``scipy.special.logsumexp(a, axis=1)`` for finite real ``a``, bit for bit (the same
+def _quadrature(x, n, mu, tau, m, start=None, derivatives=False):
+    """Adaptive Gauss–Hermite log-likelihood of a batch of parameter points.
+
+    ``log ∫ Bin(x_i | n_i, expit(mu + tau u)) φ(u) du`` per study, by quadrature
+    centred at the mode ``û_i`` of each integrand with its curvature as scale ``s_i``
+    (Liu & Pierce 1994, Biometrika 81:624; Pinheiro & Bates 1995, J Comput Graph
+    Stat 4:12), summed over the studies, at every ``(mu[g], tau[g])`` (``tau >= 0``).
+
+    With ``derivatives``, also the exact gradient of this sum in ``(mu, tau)`` and an
+    approximate Hessian.  The gradient differentiates the quadrature as it stands:
+    with the nodes held, posterior moments over the nodes of the binomial score
+    ``r = x − n p`` (``E[r]``, ``E[r u]``), plus the terms from the nodes moving with
+    ``û`` and ``s`` (implicit differentiation of the mode equation
+    ``tau r(mu + tau û) = û``); those terms vanish as the quadrature becomes exact.
+    The Hessian holds the nodes (``E[(r² − n p (1 − p)) u²] − E[r u]²`` and kin).
+
+    Returns ``(ll, u)`` — totals of shape ``(G,)`` and the modes, a warm start for
+    the next call — or ``(ll, u, grad, hess)`` with shapes ``(G, 2)``, ``(G, 2, 2)``.
+    """
+    nodes, logw = _gauss_hermite(m)
+    mu_, tau_ = mu[:, None], tau[:, None]
+    u, sd = _modes(x, n, mu_, tau_, start)
+    pts = u[..., None] + math.sqrt(2.0) * sd[..., None] * nodes
+    eta = mu_[..., None] + tau_[..., None] * pts
+    a = _binom_loglik(x[:, None], n[:, None], eta) - 0.5 * pts**2 + logw
+    lse = _logsumexp_last(a)
+    const = _log_binom_coef(x, n)
+    ll = const + np.log(math.sqrt(2.0) * sd) + lse
+    # tau = 0: the closed form (the quadrature is exact there up to rounding)
+    ll = np.where(tau_ > 0.0, ll, const + _binom_loglik(x, n, mu_))
+    total = ll.sum(axis=1)
+    if not derivatives:
+        return total, u
+    w = np.exp(a - lse[..., None])  # posterior weights of the nodes
+    p = special.expit(eta)
+    r = x[:, None] - n[:, None] * p
+    c = r * r - n[:, None] * p * (1.0 - p)
+    er, eru = (w * r).sum(-1), (w * r * pts).sum(-1)
+    ec, ecu, ecuu = (w * c).sum(-1), (w * c * pts).sum(-1), (w * c * pts * pts).sum(-1)
+    # the nodes move with the mode and the scale: d/dtheta of log(s) + LSE(a(u_j)) through
+    # u_j = û + √2 s z_j adds E[g'(u_j) (dû + √2 z_j ds)] + ds / s, g' = tau r − u
+    ph = special.expit(mu_ + tau_ * u)
+    vh = n * ph * (1.0 - ph)
+    dv = vh * (1.0 - 2.0 * ph)  # dv/deta at the mode
+    s2 = sd * sd
+    du = (-tau_ * vh * s2, s2 * (x - n * ph - tau_ * vh * u))  # implicit: dû/dmu, dû/dtau
+    dcurv = (tau_ * tau_ * dv * (1.0 + tau_ * du[0]),
+             2.0 * tau_ * vh + tau_ * tau_ * dv * (u + tau_ * du[1]))  # d(tau² v)
+    gu = tau_[..., None] * r - pts
+    egu, eguz = (w * gu).sum(-1), (w * gu * nodes).sum(-1)
+    move = [-0.5 * s2 * dc * (1.0 + math.sqrt(2.0) * sd * eguz) + egu * d
+            for dc, d in zip(dcurv, du)]  # ds/s = -s² d(tau² v)/2
+    grad = np.stack([(er + move[0]).sum(1), (eru + move[1]).sum(1)], axis=-1)
+    hmm, hmt, htt = (ec - er * er).sum(1), (ecu - er * eru).sum(1), (ecuu - eru * eru).sum(1)
+    hess = np.stack([np.stack([hmm, hmt], -1), np.stack([hmt, htt], -1)], -2)
+    return total, u, grad, hess
+
+
+def _logsumexp_last(a):
+    """``scipy.special.logsumexp(a, axis=-1)`` for finite real ``a``, bit for bit (the same
     steps: maxima split out, ``log1p`` of the rest), without its generic-array overhead,
     which dominated the time of a GLMM fit."""
-    a_max = np.max(a, axis=1, keepdims=True)
+    a_max = np.max(a, axis=-1, keepdims=True)
     top = a == a_max
-    m = top.sum(axis=1, keepdims=True, dtype=a.dtype)
-    s = np.exp(np.where(top, -np.inf, a) - a_max).sum(axis=1, keepdims=True, dtype=a.dtype)
+    m = top.sum(axis=-1, keepdims=True, dtype=a.dtype)
+    s = np.exp(np.where(top, -np.inf, a) - a_max).sum(axis=-1, keepdims=True, dtype=a.dtype)
     s = np.where(s == 0, s, s / m)
-    return (np.log1p(s) + np.log(m) + a_max)[:, 0]
+    return (np.log1p(s) + np.log(m) + a_max)[..., 0]
 
 
-class _Likelihood:
-    """Total log-likelihood with a fixed number of quadrature nodes."""
-
-    def __init__(self, x, n, m):
-        self.x, self.n, self.m = x, n, m
-        self.nodes, self.weights = np.polynomial.hermite.hermgauss(m)
-        self.cache: dict = {}  # last modes, a warm start for the next evaluation
-
-    def __call__(self, mu, tau):
-        ll = _study_loglik(self.x, self.n, mu, tau, self.nodes, self.weights, self.cache)
-        return float(np.sum(ll))
-
-    def profile_mu(self, tau, start):
-        """Maximise over mu for fixed tau (the marginal likelihood is log-concave in mu)."""
-        def f(m):
-            return -self(m, tau)
-        br = (start - 1.0, start + 1.0)
-        res = optimize.minimize_scalar(f, bracket=br, method="brent", tol=1e-10)
-        return float(res.x), -float(res.fun)
+def _ascent_direction(grad, hess):
+    """Newton direction where the Hessian is negative definite; elsewhere the Newton
+    direction of the Hessian shifted by ``lambda I`` until its largest eigenvalue is -1
+    (an ascent direction, Levenberg-style)."""
+    a, b, c = hess[:, 0, 0], hess[:, 0, 1], hess[:, 1, 1]
+    negdef = (a < 0.0) & (a * c - b * b > 0.0)
+    lmax = 0.5 * (a + c) + np.hypot(0.5 * (a - c), b)
+    lam = np.where(negdef, 0.0, lmax + 1.0)
+    a, c = a - lam, c - lam
+    det = a * c - b * b
+    g0, g1 = grad[:, 0], grad[:, 1]
+    return np.stack([-(c * g0 - b * g1) / det, -(a * g1 - b * g0) / det], axis=-1)
 
 
-def _fit_ml(x, n, m):
-    """ML fit of (mu, tau) with ``m`` nodes; tau's boundary at 0 compared explicitly."""
-    lik = _Likelihood(x, n, m)
+def _ascend(x, n, m, mu, tau, tau_max, max_iter=200):
+    """Maximise the log-likelihood from a batch of starts by damped Newton steps.
+
+    Steps use the exact gradient of the quadrature and its node-held Hessian
+    (:func:`_quadrature`), so they converge to where the gradient vanishes, i.e. to the
+    maximum of the very function the node count was checked on.  The likelihood is even
+    in ``tau`` (``u -> -u``), so a step to ``tau < 0`` is reflected to ``|tau|``:
+    ``tau = 0`` is then an ordinary stationary point, reached quadratically when the
+    common-effect model is the maximum.  ``tau`` is capped at ``tau_max`` (with the
+    gradient pushing past it, only ``mu`` moves).  Each step is halved until the
+    log-likelihood does not decrease; a start stops when its step is below 1e-10
+    (relative to ``1 + |parameter|``) or when no halving ascends.
+
+    Returns ``(mu, tau, ll)`` for every start.
+    """
+    mu, tau = mu.astype(float), np.minimum(np.abs(tau.astype(float)), tau_max)
+    ll, u, grad, hess = _quadrature(x, n, mu, tau, m, None, True)
+    active = np.ones(mu.size, dtype=bool)
+    for _ in range(max_iter):
+        idx = np.flatnonzero(active)
+        d = _ascent_direction(grad[idx], hess[idx])
+        bound = (tau[idx] >= tau_max) & (grad[idx, 1] > 0.0)
+        if bound.any():  # at the cap: a Newton (or gradient) step in mu alone
+            hm, gm = hess[idx, 0, 0], grad[idx, 0]
+            d[:, 0] = np.where(bound, gm / np.where(hm < 0.0, -hm, 1.0), d[:, 0])
+            d[:, 1] = np.where(bound, 0.0, d[:, 1])
+        d /= np.maximum(1.0, np.max(np.abs(d), axis=1) / 2.0)[:, None]  # steps of at most 2
+        step = np.ones(idx.size)
+        moved = np.zeros(idx.size, dtype=bool)
+        pending = np.arange(idx.size)
+        for _ in range(40):
+            j = idx[pending]
+            mt = mu[j] + step[pending] * d[pending, 0]
+            tt = np.minimum(np.abs(tau[j] + step[pending] * d[pending, 1]), tau_max)
+            change = np.maximum(np.abs(mt - mu[j]) / (1.0 + np.abs(mu[j])),
+                                np.abs(tt - tau[j]) / (1.0 + tau[j]))
+            l2, u2, g2, h2 = _quadrature(x, n, mt, tt, m, u[j], True)
+            # no decrease beyond rounding; a step too small to matter ends the search
+            ok = (l2 >= ll[j] - 1e-13 * (1.0 + np.abs(ll[j]))) | (change <= 1e-10)
+            acc, keep = j[ok], pending[ok]
+            mu[acc], tau[acc], ll[acc], u[acc], grad[acc], hess[acc] = (
+                mt[ok], tt[ok], l2[ok], u2[ok], g2[ok], h2[ok])
+            moved[keep] = change[ok] > 1e-10
+            pending = pending[~ok]
+            if not pending.size:
+                break
+            step[pending] *= 0.5
+        active[idx[~moved]] = False
+        if not active.any():
+            break
+    return mu, tau, ll
+
+
+def _fit_ml(x, n, m, starts=None):
+    """ML fit of (mu, tau) with ``m`` nodes; tau's boundary at 0 compared explicitly.
+
+    Damped Newton ascent (:func:`_ascend`) from ``starts`` (pairs ``(mu, tau)``),
+    by default the common-effect logit with ``tau`` on a grid from 0.1 to 5, so a
+    second maximum of the profile likelihood in that range is not missed.  ``tau`` is
+    searched up to ``tau_max = max(10, 5 SD(empirical logits))``.  Returns
+    ``(mu, tau, ll, tau_max)``.
+    """
     # common-effect (tau = 0) fit is closed form: logit of the pooled proportion
     mu0 = float(special.logit(x.sum() / n.sum()))
-    ll0 = lik(mu0, 0.0)
+    ll0 = float(np.sum(_log_binom_coef(x, n) + _binom_loglik(x, n, mu0)))
+    best = (mu0, 0.0, ll0)
+    if x.size == 1:
+        return best + (math.inf,)
     # empirical-logit spread as a scale for the search interval
     y = np.log((x + 0.5) / (n - x + 0.5))
-    tau_max = max(10.0, 5.0 * float(np.std(y)) if x.size > 1 else 10.0)
-
-    state = {"mu": mu0}
-
-    def neg_profile(tau):
-        mu, ll = lik.profile_mu(tau, state["mu"])
-        state["mu"] = mu
-        return -ll
-
-    best = (mu0, 0.0, ll0)
-    if x.size > 1:
-        res = optimize.minimize_scalar(
-            neg_profile, bounds=(0.0, tau_max), method="bounded", options={"xatol": 1e-10}
-        )
-        tau = float(res.x)
-        mu, ll = lik.profile_mu(tau, state["mu"])
-        if ll > ll0 + 1e-10:
-            best = (mu, tau, ll)
-        if tau > 0.999 * tau_max:
-            warnings.warn(
-                f"pool_glmm: tau reached the search bound {tau_max:g}; the between-study "
-                "variance is not estimable from these counts",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-    return best, lik
+    tau_max = max(10.0, 5.0 * float(np.std(y)))
+    if starts is None:
+        taus = np.array([0.1, 0.3, 0.6, 1.2, 2.5, 5.0])
+        starts = np.stack([np.full(taus.size, mu0), taus], axis=-1)
+    starts = np.asarray(starts, dtype=float)
+    mu, tau, ll = _ascend(x, n, m, starts[:, 0], starts[:, 1], tau_max)
+    i = int(np.argmax(ll))
+    if ll[i] > ll0 + 1e-10 and tau[i] > 0.0:
+        best = (float(mu[i]), float(tau[i]), float(ll[i]))
+    return best + (tau_max,)
+    return best
 
 
-def _hessian(lik, mu, tau, h=1e-4):
-    """Observed information from central differences of the log-likelihood in (mu, tau)."""
-    f = lik
-    if tau <= 0.0:
-        d2 = (f(mu + h, 0.0) - 2.0 * f(mu, 0.0) + f(mu - h, 0.0)) / h**2
-        return np.array([[d2]])
+def _hessian(x, n, m, mu, tau, h=1e-5):
+    """Observed information in (mu, tau) (``tau > 0``): central differences of the exact
+    gradient of the quadrature (:func:`_quadrature`), symmetrised, the four gradients in
+    one batch.  Differencing the gradient rather than the log-likelihood keeps rounding
+    at ``eps / h`` instead of ``eps / h²``."""
     ht = min(h, 0.5 * tau)
-    f0 = f(mu, tau)
-    dmm = (f(mu + h, tau) - 2.0 * f0 + f(mu - h, tau)) / h**2
-    dtt = (f(mu, tau + ht) - 2.0 * f0 + f(mu, tau - ht)) / ht**2
-    dmt = (
-        f(mu + h, tau + ht) - f(mu + h, tau - ht) - f(mu - h, tau + ht) + f(mu - h, tau - ht)
-    ) / (4.0 * h * ht)
-    return np.array([[dmm, dmt], [dmt, dtt]])
+    dm = np.array([h, -h, 0.0, 0.0])
+    dt = np.array([0.0, 0.0, ht, -ht])
+    g = _quadrature(x, n, mu + dm, tau + dt, m, None, True)[2]
+    hess = np.stack([(g[0] - g[1]) / (2.0 * h), (g[2] - g[3]) / (2.0 * ht)])
+    return 0.5 * (hess + hess.T)
 
 
 def _glmm_core(x, n, level):
@@ -248,23 +338,30 @@ def _glmm_core(x, n, level):
         )
     # increase the number of quadrature nodes until the maximised log-likelihood settles
     m = _NODES_START
-    (mu, tau, ll), lik = _fit_ml(x, n, m)
+    mu, tau, ll, tau_max = _fit_ml(x, n, m)
     while True:
         m2 = 2 * m + 1
         if m2 > _NODES_MAX:
             break
-        lik2 = _Likelihood(x, n, m2)
-        if abs(lik2(mu, tau) - ll) <= _LL_TOL * (1.0 + abs(ll)):
+        ll2 = float(_quadrature(x, n, np.array([mu]), np.array([tau]), m2)[0][0])
+        if abs(ll2 - ll) <= _LL_TOL * (1.0 + abs(ll)):
             break
         m = m2
-        (mu, tau, ll), lik = _fit_ml(x, n, m)
+        mu, tau, ll, tau_max = _fit_ml(x, n, m, starts=[[mu, max(tau, 0.1)]])
+    if tau > 0.999 * tau_max:
+        warnings.warn(
+            f"pool_glmm: tau reached the search bound {tau_max:g}; the between-study "
+            "variance is not estimable from these counts",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     if tau == 0.0:
         # boundary: tau is not a free parameter there; the information for mu is the
         # common-effect logistic one, sum n p (1 - p), in closed form
         p0 = special.expit(mu)
         info = np.array([[float(np.sum(n * p0 * (1.0 - p0)))]])
     else:
-        info = -_hessian(lik, mu, tau)
+        info = -_hessian(x, n, m, mu, tau)
     try:
         cov = np.linalg.inv(info)
         se = float(math.sqrt(cov[0, 0]))
@@ -481,12 +578,15 @@ def pool_glmm(events, total, *, level: float = 0.95, labels=None, unit: str | No
     Fitted by maximum likelihood.  Each study's marginal likelihood is integrated by
     adaptive Gauss–Hermite quadrature, centred at the mode of its integrand and scaled
     by its curvature (Liu & Pierce 1994; Pinheiro & Bates 1995); the number of nodes is
-    doubled until the maximised log-likelihood changes by less than 1e-9.  ``mu`` is
-    profiled out for each ``tau`` and the profile is maximised over ``tau >= 0``; the
-    boundary ``tau^2 = 0`` (the common-effect logistic model) is compared explicitly.
-    The CI and test for ``mu`` are Wald-type, with the standard error from the
-    observed information (numerical Hessian in ``(mu, tau)``; at ``tau^2 = 0`` the
-    logistic-model information).  The prediction interval is
+    doubled until the maximised log-likelihood changes by less than 1e-9.  The
+    likelihood is maximised over ``(mu, tau)`` by damped Newton steps with the exact
+    gradient of the quadrature (and its node-held Hessian), from the common-effect logit
+    with six values of ``tau`` between 0.1 and 5 at once; the likelihood is even in
+    ``tau``, so ``tau = 0`` is an ordinary stationary point, and the boundary
+    ``tau^2 = 0`` (the common-effect logistic model, in closed form) is compared
+    explicitly.  The CI and test for ``mu`` are Wald-type, with the standard error from
+    the observed information (central differences of that gradient in ``(mu, tau)``;
+    at ``tau^2 = 0`` the logistic-model information).  The prediction interval is
     ``mu ± z sqrt(SE^2 + tau^2)`` and I², H² use the typical within-study variance of
     the logits, as metafor's ``rma.glmm``.  Heterogeneity is tested against the
     common-effect logistic model with the Wald-type ``Q`` (``q``, ``q_p``) and the
