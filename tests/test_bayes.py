@@ -11,6 +11,7 @@ computed by metafor's escalc).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
@@ -140,10 +141,17 @@ def test_normal_mu_prior_against_dense_grid():
     assert "normal(mean=-3, sd=1.5)" in res.summary()
 
 
+@functools.lru_cache(maxsize=1)
+def _legendre_600():
+    """600-point Gauss–Legendre nodes and weights on [-40, 40] (an eigenproblem of order
+    600: computed once, not at every call)."""
+    u, wu = np.polynomial.legendre.leggauss(600)
+    return 40 * u, 40 * wu
+
+
 def _quad_tau_cdf(y, v, prior_pdf, x):
     """P(τ ≤ x) by nested adaptive quadrature (independent of the grid in the module)."""
-    u, wu = np.polynomial.legendre.leggauss(600)
-    u, wu = 40 * u, 40 * wu  # μ = c + scale·u, u in [-40, 40]
+    u, wu = _legendre_600()  # μ = c + scale·u, u in [-40, 40]
     c = float(np.mean(y))
 
     def lik(t):
