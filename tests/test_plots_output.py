@@ -1,5 +1,9 @@
 """save_figure / use_style: reproducible bytes, journal widths, embedded fonts, atomic writes."""
 
+import contextlib
+import re
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -153,7 +157,7 @@ def test_lean_font_subsets_keep_text_and_glyphs_drop_layout_tables(tmp_path, mon
     from fontTools import subset
 
     from metaanalysis.plots import output
-    from metaanalysis.plots.output import LAYOUT_TABLES, lean_font_subsets
+    from metaanalysis.plots.fonts import LAYOUT_TABLES, lean_font_subsets
 
     default = subset.load_font
     fig = _figure()
@@ -187,7 +191,7 @@ def test_eps_font_bounds_measured_once_per_font(monkeypatch):
     import matplotlib
     from matplotlib.backends import backend_ps
 
-    from metaanalysis.plots.output import _ps_font_bounds_once
+    from metaanalysis.plots.fonts import ps_font_bounds_once
 
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "cmr10.ttf"  # 130 glyphs
     other = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "cmss10.ttf"
@@ -200,8 +204,121 @@ def test_eps_font_bounds_measured_once_per_font(monkeypatch):
 
     monkeypatch.setattr(backend_ps, "_bounds", counting)
     want = original(fontTools.ttLib.TTFont(path))
-    with _ps_font_bounds_once():
+    with ps_font_bounds_once():
         got = [backend_ps._bounds(fontTools.ttLib.TTFont(p)) for p in (path, path, other)]
     assert got[0] == got[1] == want and got[2] == original(fontTools.ttLib.TTFont(other))
     assert len(calls) == 2  # cmr10 once, cmss10 once
     assert backend_ps._bounds is counting  # restored
+
+
+_TEXTS = ("Alpha 2001 (12/40)", "Łódź Ørsted Çelik – Müller", "Δ pain ≥ 2 (μ, τ²) − 1.5 ± 0.3",
+          "† ‡ § ¶ ‖ ■ ○ → ≤ √ ×", "θᵢ ŷ Ω ∞ … “quoted”")
+
+
+def _text_figure(extra=""):
+    import matplotlib.pyplot as plt
+
+    with ma.use_style():
+        fig = plt.figure(figsize=(3.5, 1.6))
+        for i, t in enumerate(_TEXTS + ((extra,) if extra else ())):
+            fig.text(0.02, 0.9 - 0.14 * i, t, weight="bold" if i == 1 else "normal",
+                     style="italic" if i == 2 else "normal")
+        fig.text(0.6, 0.1, r"$\hat{\theta}_i \pm \tau^2$")
+    return fig
+
+
+@pytest.mark.parametrize("extra", ["", "Жизнь ẞ ﬁ"])  # Cyrillic, ẞ: outside the base set
+def test_subsets_cut_from_the_cached_base_are_byte_identical(tmp_path, monkeypatch, extra):
+    """The base-subset cache changes nothing in the file: the PDF (and EPS) is byte for byte
+    the one written when every subset is made from the font file, for glyphs inside the
+    base set (regular, bold, italic, mathtext, accented, composite glyphs) and outside it
+    (falls back to the file)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backends import _backend_pdf_ps
+
+    from metaanalysis.plots import fonts
+
+    original = _backend_pdf_ps.get_glyphs_subset
+    fig = _text_figure(extra)
+    eps_fig = plt.figure(figsize=(2, 0.5))  # EPS: one font (its bounding box is slow)
+    eps_fig.text(0.05, 0.4, "Łódź ≤ √ × ■ Ω " + extra)
+    saves = {}
+    for name in ("cached", "again", "plain"):  # again: the bases exist now
+        if name == "plain":
+            monkeypatch.setattr(fonts, "_subsets_from_base", contextlib.nullcontext)
+        saves[name] = (ma.save_figure(fig, tmp_path / name, "pdf")[0].read_bytes(),
+                       ma.save_figure(eps_fig, tmp_path / name, "eps")[0].read_bytes())
+        assert _backend_pdf_ps.get_glyphs_subset is original  # restored after each save
+    assert saves["cached"] == saves["again"] == saves["plain"]
+    content, cmaps, embedded = _pdf_parts(saves["cached"][0])
+    assert len(embedded) >= 3  # regular, bold, oblique (+ mathtext)
+    shown = "".join(_TEXTS + (extra,)).replace(" ", "")
+    # every character drawn is in a ToUnicode map of the file, with an outline in its font
+    mapped = set()
+    for cm in cmaps:
+        for targets in re.findall(rb"\[([^\]]*)\]", cm):  # bfrange <from> <to> [<u> ...]
+            mapped |= {bytes.fromhex(h.decode()).decode("utf-16-be")  # UTF-16 code units
+                       for h in re.findall(rb"<([0-9a-fA-F]+)>", targets)}
+    assert set(shown) <= mapped
+    for font in embedded:
+        assert "glyf" in font and font["maxp"].numGlyphs < 200  # a subset, not the font
+        assert all(_outline(font, g) for g in font.getGlyphOrder()[4:])  # .notdef etc. aside
+
+
+def test_subset_cache_made_once_per_font_and_patch_restored(monkeypatch):
+    import io
+
+    import matplotlib.pyplot as plt
+    from matplotlib.backends import _backend_pdf_ps
+
+    from metaanalysis.plots import fonts
+
+    monkeypatch.setattr(fonts, "_SUBSET_BASES", {})
+    calls = []  # (from the font file?, glyphs asked for)
+    original = _backend_pdf_ps.get_glyphs_subset
+
+    def counting(fontfile, glyphs):
+        calls.append((isinstance(fontfile, str), len(set(glyphs))))
+        return original(fontfile, glyphs)
+
+    monkeypatch.setattr(_backend_pdf_ps, "get_glyphs_subset", counting)
+    fig = plt.figure(figsize=(1, 1))
+    fig.text(0.1, 0.5, "Ab 12")
+    with matplotlib.rc_context({"pdf.fonttype": 42}), fonts.lean_font_subsets():
+        assert _backend_pdf_ps.get_glyphs_subset is not counting
+        for text in ("Ab 12", "Cd 34", "Ef 56"):
+            fig.texts[0].set_text(text)
+            fig.savefig(io.BytesIO(), format="pdf")
+    assert _backend_pdf_ps.get_glyphs_subset is counting
+    assert len(fonts._SUBSET_BASES) == 1  # DejaVu Sans
+    from_file = [n for f, n in calls if f]
+    assert len(from_file) == 1 and from_file[0] > 300  # the base, made once from the file
+    assert [n for f, n in calls if not f] == [5, 5, 5]  # each save cut from it in memory
+    with pytest.raises(KeyError), fonts.lean_font_subsets():
+        raise KeyError("x")
+    assert _backend_pdf_ps.get_glyphs_subset is counting  # restored after an error too
+
+
+def test_subset_cache_stands_aside_for_another_matplotlib(monkeypatch, tmp_path):
+    """A matplotlib whose subset function has another interface (before 3.11 it took
+    characters and returned a font) keeps its own: nothing is patched, files still save."""
+    from matplotlib.backends import _backend_pdf_ps
+
+    from metaanalysis.plots import fonts
+
+    monkeypatch.setattr(_backend_pdf_ps.SubsetResults, "_fields", ("font",))
+    original = _backend_pdf_ps.get_glyphs_subset
+    with fonts.lean_font_subsets():
+        assert _backend_pdf_ps.get_glyphs_subset is original
+    (pdf,) = ma.save_figure(_text_figure(), tmp_path / "old", "pdf")
+    assert b"/FontFile2" in pdf.read_bytes()
+
+
+def test_warm_font_subsets_fills_the_cache(monkeypatch):
+    from metaanalysis.plots import fonts
+
+    monkeypatch.setattr(fonts, "_SUBSET_BASES", {})
+    with ma.use_style():
+        fonts.warm_font_subsets()
+    names = {Path(k[0]).name for k in fonts._SUBSET_BASES}
+    assert {"DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf"} <= names

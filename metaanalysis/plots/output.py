@@ -19,6 +19,7 @@ import matplotlib as mpl
 import matplotlib.style
 
 from metaanalysis.errors import InputError
+from metaanalysis.plots.fonts import lean_font_subsets, ps_font_bounds_once
 
 __all__ = ["OKABE_ITO", "PRESETS", "STYLE_PATH", "save_figure", "use_style", "width_inches"]
 
@@ -167,95 +168,11 @@ def _source_date_epoch():
             os.environ["SOURCE_DATE_EPOCH"] = old
 
 
-_FONT_BOUNDS: dict = {}
-
-
-@contextlib.contextmanager
-def _ps_font_bounds_once():
-    """EPS: matplotlib's Type 42 writer measures the bounding box of every glyph of each
-    font it embeds (``backend_ps._bounds``, all ~6000 DejaVu glyphs drawn with a
-    bounds pen: about 90% of an EPS file's time).  The box depends only on the font
-    file, so it is computed once per font per process: the same bytes, faster.  Keyed
-    by the font's bytes and table offsets (one face of a collection); a matplotlib
-    without ``_bounds`` is left alone."""
-    import hashlib
-
-    from matplotlib.backends import backend_ps
-
-    original = getattr(backend_ps, "_bounds", None)
-    if original is None:
-        yield
-        return
-
-    def bounds(font):
-        reader = getattr(font, "reader", None)
-        data = getattr(getattr(reader, "file", None), "getvalue", None)
-        if data is None:
-            return original(font)
-        key = (hashlib.sha256(data()).hexdigest(),
-               tuple(sorted((tag, e.offset) for tag, e in reader.tables.items())))
-        if key not in _FONT_BOUNDS:
-            _FONT_BOUNDS[key] = original(font)
-        return _FONT_BOUNDS[key]
-
-    backend_ps._bounds = bounds
-    try:
-        yield
-    finally:
-        backend_ps._bounds = original
-
-
 def _file_mode() -> int:
     """0666 less the process umask (0644 under the usual umask 022)."""
     um = os.umask(0)
     os.umask(um)
     return 0o666 & ~um
-
-
-#: OpenType tables left out of the font subsets embedded in PDF and EPS files: glyph
-#: substitution and positioning (GSUB, GPOS, GDEF, kern, JSTF, BASE, MATH).  A PDF or
-#: PostScript page places every glyph explicitly (matplotlib has already applied kerning),
-#: so a viewer never reads these tables; fontTools would otherwise decompile DejaVu's large
-#: GSUB/GPOS on every save (more than half the time of writing a PDF).
-LAYOUT_TABLES = ("GSUB", "GPOS", "GDEF", "kern", "JSTF", "BASE", "MATH")
-
-
-@contextlib.contextmanager
-def lean_font_subsets() -> Iterator[None]:
-    """Inside the block, the fonts fontTools loads for subsetting (the fonts matplotlib
-    embeds in PDF and EPS) lose the layout tables :data:`LAYOUT_TABLES` as they are
-    opened, before anything reads them; ``fontTools.subset.load_font`` is restored after.
-
-    The embedded fonts keep every glyph outline, metric, cmap and hinting table, so the
-    text of the file is the same; only tables no PDF or PostScript viewer reads are gone
-    (and the glyph variants only they referred to).
-
-    Examples
-    --------
-    >>> from fontTools import subset
-    >>> original = subset.load_font
-    >>> with lean_font_subsets():
-    ...     subset.load_font is original
-    False
-    >>> subset.load_font is original
-    True
-    """
-    from fontTools import subset
-
-    original = subset.load_font
-
-    def load_font(*args, **kwargs):
-        font = original(*args, **kwargs)
-        for tag in LAYOUT_TABLES:
-            if tag in font:
-                del font[tag]  # lazily loaded: removed without being decompiled
-        return font
-
-    subset.load_font = load_font
-    try:
-        yield
-    finally:
-        subset.load_font = original
 
 
 @contextlib.contextmanager
@@ -297,8 +214,9 @@ def save_figure(fig, path, formats: Sequence[str] | str = _DEFAULT_FORMATS, *, w
     figure.  Timestamps and software versions are left out, SVG ids use a fixed
     hash salt and fonts are embedded (TrueType in PDF and EPS), so the same
     figure saved twice gives identical files.  The embedded font subsets leave out the
-    OpenType layout tables, which no PDF or PostScript viewer reads
-    (:func:`lean_font_subsets`).
+    OpenType layout tables, which no PDF or PostScript viewer reads, and are cut from a
+    subset of each font made once per process
+    (:func:`~metaanalysis.plots.fonts.lean_font_subsets`).
 
     Parameters
     ----------
@@ -371,7 +289,7 @@ def save_figure(fig, path, formats: Sequence[str] | str = _DEFAULT_FORMATS, *, w
                     if fmt == "tiff":
                         _write_tiff(fig, fh, dpi)
                     elif fmt == "eps":
-                        with _source_date_epoch(), _ps_font_bounds_once():
+                        with _source_date_epoch(), ps_font_bounds_once():
                             fig.savefig(fh, format="eps", metadata=dict(_METADATA["eps"]))
                     else:
                         fig.savefig(fh, format=fmt, dpi=dpi, metadata=dict(_METADATA[fmt]))

@@ -383,8 +383,9 @@ def figure_entry(job) -> tuple[str, str]:
 
 
 def warm_figures() -> None:
-    """Import the plotting modules and load the fonts in this process, so that forked
-    figure processes inherit them instead of each loading them again."""
+    """Import the plotting modules, load the fonts and make their base subsets for PDF
+    embedding in this process, so that forked figure processes inherit them instead of
+    each making them again."""
     import matplotlib.backends.backend_agg  # noqa: F401
     import matplotlib.backends.backend_pdf  # noqa: F401
     import matplotlib.backends.backend_svg  # noqa: F401
@@ -396,6 +397,7 @@ def warm_figures() -> None:
     import metaanalysis.plots.prisma  # noqa: F401
     import metaanalysis.plots.rob  # noqa: F401
     import metaanalysis.plots.timecourse  # noqa: F401
+    from metaanalysis.plots.fonts import warm_font_subsets
     from metaanalysis.plots.output import use_style
 
     with use_style("single"):
@@ -404,6 +406,7 @@ def warm_figures() -> None:
         fig.text(0.5, 0.2, "Aa $\\tau^2$")
         fig.canvas.draw()
         plt.close(fig)
+        warm_font_subsets()  # the embedded-font subsets every PDF of a figure is cut from
 
 
 def run_report(studies="studies", out="figures", *, plan=None, quiet: bool = False,
