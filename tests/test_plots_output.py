@@ -322,3 +322,44 @@ def test_warm_font_subsets_fills_the_cache(monkeypatch):
         fonts.warm_font_subsets()
     names = {Path(k[0]).name for k in fonts._SUBSET_BASES}
     assert {"DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf"} <= names
+
+
+def test_forest_saved_without_an_idle_layout_pass(tmp_path, monkeypatch):
+    """A forest plot's layout engine does nothing when drawn, so savefig's extra pass to run
+    it is skipped: one draw per file instead of two, the same bytes, the engine restored."""
+    import matplotlib.figure
+
+    from metaanalysis.plots import output
+
+    fig = _figure()
+    engine = fig.get_layout_engine()
+    assert engine.idle
+    draws = []
+    original = matplotlib.figure.Figure.draw
+    monkeypatch.setattr(matplotlib.figure.Figure, "draw",
+                        lambda self, r: (draws.append(type(r).__name__), original(self, r))[1])
+    fast = ma.save_figure(fig, tmp_path / "fast", dpi=100)
+    assert len(draws) == 3  # one per format
+    assert fig.get_layout_engine() is engine
+    skip = output._no_idle_layout_pass
+    monkeypatch.setattr(output, "_no_idle_layout_pass", lambda fig: contextlib.nullcontext())
+    draws.clear()
+    slow = ma.save_figure(fig, tmp_path / "slow", dpi=100)
+    assert len(draws) == 6  # matplotlib's own: a layout pass, then the drawing
+    for a, b in zip(fast, slow):
+        assert a.read_bytes() == b.read_bytes(), a.suffix
+    with pytest.raises(KeyError), skip(fig):
+        assert fig.get_layout_engine() is None
+        raise KeyError("x")
+    assert fig.get_layout_engine() is engine  # back after an error too
+
+
+def test_constrained_figures_keep_their_layout_pass(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from metaanalysis.plots import output
+
+    fig = plt.figure(layout="constrained")
+    engine = fig.get_layout_engine()
+    with output._no_idle_layout_pass(fig):
+        assert fig.get_layout_engine() is engine  # constrained layout must run

@@ -234,6 +234,12 @@ class Relayout(LayoutEngine):
         """Draw ``fig`` again at ``width_in`` (and ``height_in``, or its natural height)."""
         self.redraw(fig, float(width_in), None if height_in is None else float(height_in))
 
+    @property
+    def idle(self) -> bool:
+        """True when :meth:`execute` does nothing (no constrained layout): the figure is
+        laid out already, a layout pass before drawing changes nothing."""
+        return self._constrained is None
+
 
 def new_axes(ax, width, ratio: float, draw=None):
     """``ax`` itself, or the Axes of a new figure ``width`` wide (preset or mm; default
