@@ -55,10 +55,18 @@ def readonly(a: np.ndarray, *, owned: bool = False) -> np.ndarray:
 def freeze_arrays(obj) -> None:
     """Make every NumPy array held in a field of the frozen dataclass ``obj`` read-only
     (call it from ``__post_init__``); fields that hold writeable arrays get copies."""
-    for f in dataclasses.fields(obj):
-        value = obj.__dict__.get(f.name)
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    values = obj.__dict__
+    for name in names:
+        value = values.get(name)
         if isinstance(value, np.ndarray) and value.flags.writeable:
-            object.__setattr__(obj, f.name, readonly(value))
+            object.__setattr__(obj, name, readonly(value))
+
+
+_FIELD_NAMES: dict = {}  # dataclass -> its field names (fields() is slow on every result)
 
 
 def copy_frame(frame):

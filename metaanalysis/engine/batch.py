@@ -99,7 +99,7 @@ def check_level(level) -> float:
 
 def _as2d(x, name):
     try:
-        a = np.array(x, dtype=float)
+        a = np.asarray(x, dtype=float)  # never written to: no copy of float64 input
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"{name}: could not read as numbers ({exc}); expected a (B, k) array"
@@ -287,6 +287,8 @@ def _prepare(yi, vi):
     vi = _as2d(vi, "vi")
     if yi.shape != vi.shape:
         raise InputError(f"yi, vi: shapes {yi.shape} and {vi.shape} differ; expected equal shapes")
+    if yi.size and _all_finite(yi) and _all_finite(vi) and vi.min() > 0:
+        return yi, vi, None, yi.shape[0], yi.shape[1]  # every study present
     present = np.isfinite(yi)
     present &= np.isfinite(vi)
     badv = vi <= 0  # NaN compares False
@@ -298,6 +300,11 @@ def _prepare(yi, vi):
         )
     full = count_true(present) == present.size
     return yi, vi, (None if full else present), yi.shape[0], yi.shape[1]
+
+
+def _all_finite(a) -> bool:
+    """Every value finite: two reductions, no temporaries (NaN makes min and max NaN)."""
+    return bool(-np.inf < a.min() and a.max() < np.inf)
 
 
 def _prepare_masked(yi, vi, mask):
@@ -373,8 +380,9 @@ def _fit_chunk(c, method, test, level, fixed, qprofile, want, btt, reg):
                     | (want & set(_PROFILE) if qprofile else set()))
     w = A = q_t = None
     if need_fit:
-        w, S, A, gam, r = wls(c.d, c.y, c.v, t)
-        if test != "z" or (qprofile and want & set(_PROFILE)):
+        need_q = test != "z" or bool(qprofile and want & set(_PROFILE))
+        w, S, A, gam, r = wls(c.d, c.y, c.v, t, resid=need_q)
+        if need_q:
             q_t = colsum(w * r, r)  # generalised Q_E at τ̂² (Knapp–Hartung, Q-profile start)
         vb = A
         if test != "z":

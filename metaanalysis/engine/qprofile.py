@@ -59,6 +59,12 @@ def _g(d):
     return g
 
 
+def _rows(a, n):
+    """``a`` as a float array of n values (one per row; a number is repeated)."""
+    a = np.asarray(a, dtype=float)
+    return a if a.shape == (n,) else np.broadcast_to(a, (n,))
+
+
 def q_root(c, target, x0=None, cap=None):
     """Solve ``Q(τ²) = target`` per row of the chunk ``c``; 0 where ``Q(0) ≤ target``.
 
@@ -66,7 +72,7 @@ def q_root(c, target, x0=None, cap=None):
     Returns ``(tau2, converged, hit_cap)``.
     """
     n = c.n
-    target = np.broadcast_to(np.asarray(target, dtype=float), (n,))
+    target = _rows(target, n)
     q0 = c.q0
     # target 0 (no residual df): Q is 0 up to rounding, and no τ² can lower it further
     up = (q0 > target) & (target > 0)
@@ -86,7 +92,7 @@ def q_root(c, target, x0=None, cap=None):
     lo = np.zeros(hi.shape[0])
     beyond = None
     if cap is not None:
-        capa = np.broadcast_to(np.asarray(cap, dtype=float), (n,))
+        capa = _rows(cap, n)
         capa = capa if every else capa[act]
         if count_true(hi > capa):  # else every root lies below the cap
             qc, _ = g(capa, *data)
@@ -96,7 +102,7 @@ def q_root(c, target, x0=None, cap=None):
     if x0 is None:
         start = lo
     else:
-        start = np.broadcast_to(np.asarray(x0, dtype=float), (n,))
+        start = _rows(x0, n)
         start = start if every else start[act]
         start = np.where((start >= 0) & (start < hi), start, lo)
     vmin = cc.vmin

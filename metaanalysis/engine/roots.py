@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["MAXITER", "TOL", "solve_decreasing"]
+__all__ = ["FEW", "MAXITER", "TOL", "solve_decreasing"]
 
 TOL = 1e-12
 MAXITER = 200
-_FEW = 8  # batches of up to this many rows take the per-row control flow of _solve_few
+FEW = 8  # batches of up to this many rows take the per-row control flow of _solve_few
 
 try:  # np.count_nonzero's C core without its Python dispatch layer
     from numpy._core.multiarray import count_nonzero as count_true
@@ -69,7 +69,7 @@ def solve_decreasing(
     H = np.array(hi, dtype=float)
     X = np.minimum(np.maximum(np.asarray(x0, dtype=float), L), H)
     n = X.shape[0]
-    if n <= _FEW:
+    if n <= FEW:
         return _solve_few(g, data, L, H, X, tol, scale, maxiter, quadratic, last)
     S = np.zeros(n) if scale is None else np.asarray(scale, dtype=float)
     rows = None  # original row numbers once finished rows have been dropped
@@ -173,8 +173,11 @@ def _solve_few(g, data, L, H, X, tol, scale, maxiter, quadratic, last):
     row gets the same bits either way (tests/test_batch_invariance.py)."""
     n = X.shape[0]
     Lr, Hr, Xr = L.tolist(), H.tolist(), X.tolist()
-    Sr = [0.0] * n if scale is None else np.broadcast_to(np.asarray(scale, dtype=float),
-                                                          (n,)).tolist()
+    if scale is None:
+        Sr = [0.0] * n
+    else:
+        scale = np.asarray(scale, dtype=float)
+        Sr = (scale if scale.shape == (n,) else np.broadcast_to(scale, (n,))).tolist()
     DX = [h - lo for h, lo in zip(Hr, Lr)]
     DX1 = list(DX)
     NEWT = [0.0] * n

@@ -28,15 +28,15 @@ from metaanalysis.engine.design import colsum
 __all__ = ["Chunk", "q_terms", "trace_pdpd", "wls"]
 
 
-def wls(d, y, v, t):
+def wls(d, y, v, t, resid=True):
     """Weights, X'WX, its inverse, coefficients (in the design's basis) and residuals
-    at τ² = ``t`` (a number or one value per row)."""
+    (``None`` with ``resid=False``) at τ² = ``t`` (a number or one value per row)."""
     w = v + t
     np.reciprocal(w, out=w)
     S = d.gram(w)
     A = d.inv(S)
     gam = d.mv(A, d.xtz(w, y))
-    r = y - d.xb(gam)
+    r = y - d.xb(gam) if resid else None
     return w, S, A, gam, r
 
 
@@ -61,7 +61,8 @@ def trace_pdpd(d, w, A, d1=None, d2=None):
     e12 = e1 if d2 is None else e1 * d2  # W²D₁D₂
     G1 = d.gram(e1)
     G2 = G1 if d2 is d1 else d.gram(w2 if d2 is None else w2 * d2)
-    return (colsum(e12) - 2 * d.tr(d.mm(A, d.gram(e12, w)))
+    s12 = G1 if (e12 is e1 and d.intercept) else colsum(e12)  # X = 1: G1 is that sum
+    return (s12 - 2 * d.tr(d.mm(A, d.gram(e12, w)))
             + d.tr(d.mm(d.mm(A, G1), d.mm(A, G2))))
 
 
@@ -88,7 +89,7 @@ class Chunk:
         self.y = y
         self.v = v
         self.full = m is None
-        self.m = np.ones_like(y) if m is None else m
+        self._m = m
         self.k = (np.full(y.shape[1], y.shape[0], dtype=np.intp) if m is None
                   else np.count_nonzero(m, axis=0))
         self.p = d.p
@@ -97,6 +98,13 @@ class Chunk:
     @property
     def n(self) -> int:
         return self.y.shape[1]
+
+    @property
+    def m(self):
+        """Presence, 1.0 or 0.0 per study (made on first use when every study is present)."""
+        if self._m is None:
+            self._m = np.ones_like(self.y)
+        return self._m
 
     @property
     def vz(self):
@@ -111,7 +119,8 @@ class Chunk:
                 d = self.d
                 A = d.inv(d.gram(self.m))
                 r = self.y - d.xb(d.mv(A, d.xtz(self.m, self.y)))
-                r *= self.m
+                if not self.full:
+                    r *= self.m
                 self._c.update(a_ols=A, rss_ols=colsum(r, r))
             elif key in ("vmin", "vmax"):
                 v = self.v

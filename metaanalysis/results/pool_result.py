@@ -53,6 +53,17 @@ SCALARS = (
 )  # fmt: skip
 
 
+_NAMES: dict = {}
+
+
+def _field_names(cls) -> frozenset:
+    """The field names of a result class (computed once per class)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _inference(test: str, df) -> str:
     """CI/test text; a t-based test with no df (k = 1) fell back to the normal."""
     if test != "z" and (df is None or not np.isfinite(df)):
@@ -167,7 +178,7 @@ class PoolResult(Displayed):
         >>> type(res.estimate).__name__, res.k, bool(np.isnan(res.tau2)), res.df
         ('float', 2, True, None)
         """
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _field_names(cls)
         kw = {key: val for key, val in values.items() if key in names}
         kw.update(extra)
         for name in SCALARS:
