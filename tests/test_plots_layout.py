@@ -119,10 +119,17 @@ def _draw_other(kind, o, name, width):
     return ma.gosh_plot(o["gosh"], highlight=0, width=width)
 
 
-@pytest.mark.parametrize("width", ["single", "double"])
-@pytest.mark.parametrize("name", ["bcg", "cement", "k2", "k40", "subgroups"])
-@pytest.mark.parametrize("kind", ["funnel", "baujat", "radial", "loo", "influence",
-                                  "posterior", "gosh"])
+# Every kind on every data set at 89 mm (7 pt: the tightest preset); at 183 mm (8 pt,
+# more than twice the room) on the two extremes, k = 2 and k = 40 with long labels, where
+# the wide layouts choose other panel arrangements and label caps.
+_OTHER_CASES = [(kind, name, width)
+                for kind in ("funnel", "baujat", "radial", "loo", "influence", "posterior", "gosh")
+                for name in ("bcg", "cement", "k2", "k40", "subgroups")
+                for width in ("single", "double")
+                if width == "single" or name in ("k2", "k40")]
+
+
+@pytest.mark.parametrize("kind, name, width", _OTHER_CASES)
 def test_other_plots_fit(others, kind, name, width):
     with ma.use_style(width), warnings.catch_warnings():
         warnings.simplefilter("ignore", ma.LayoutWarning)
