@@ -438,3 +438,36 @@ def test_timecourse_panels_bad_arguments():
         ma.timecourse_panels({"df": _TC}, {"df": _ABS}, arrange="grid")
     with pytest.raises(InputError, match="xscale"):
         ma.timecourse_panels({"df": _TC}, {"df": _ABS}, xscale="log")
+
+
+def test_inch_canvas_patches_leave_the_data_limits_and_the_drawing_alone(monkeypatch, tmp_path):
+    """Risk-of-bias and PRISMA patches are added without growing the data limits (the
+    canvas limits are fixed in inches; matplotlib's add_patch would find every curve's
+    extremes): the same artists, the same pixels and SVG as with ``ax.add_patch``."""
+    from metaanalysis.plots import rob
+
+    t = pd.DataFrame({"Study": ["Alpha 2019", "Beta 2021", "Gamma 2022"],
+                      "randomisation": ["Low", "High", "Some concerns"],
+                      "deviations": ["Low", "Low", "High"],
+                      "missing_data": ["Some concerns", "Low", "Low"],
+                      "measurement": ["Low", "Low", "Low"], "reporting": ["Low", "High", "Low"]})
+
+    def draw():
+        with ma.use_style("single"):
+            ax = ma.rob_traffic_light(t, "rob2", width="single")
+        files = ma.save_figure(ax.figure, tmp_path / str(len(list(tmp_path.iterdir()))),
+                               ("png", "svg"), dpi=72)
+        return ax, [f.read_bytes() for f in files]
+
+    import matplotlib.pyplot as plt
+
+    ax, fast = draw()
+    circles = [p for p in ax.patches if type(p).__name__ == "Circle"]
+    assert len(circles) >= 3 * 6  # every study x (5 domains + overall), then the key
+    assert tuple(ax.get_xlim()) == (0.0, pytest.approx(89 / 25.4))
+    plt.close(ax.figure)
+    monkeypatch.setattr(rob, "add_patch", lambda ax, p: ax.add_patch(p))
+    ax2, slow = draw()
+    assert len(ax2.patches) == len(ax.patches)
+    assert fast == slow
+    plt.close(ax2.figure)

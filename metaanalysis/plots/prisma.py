@@ -23,6 +23,7 @@ from metaanalysis.plots.textfit import (
     MIN_FONT_PT,
     InchCanvas,
     Measure,
+    add_patch,
     base_fontsize,
     draw_lines,
 )
@@ -167,7 +168,7 @@ def _fit(m: Measure, c: PrismaCounts, width: float, fs: float) -> dict:
 def _arrow(ax, start, end, gid):
     a = FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=6, lw=0.6,
                         color=COLORS["arrow"], shrinkA=0, shrinkB=0, gid=gid)
-    ax.add_patch(a)
+    add_patch(ax, a)
     return a
 
 
@@ -232,18 +233,18 @@ def prisma_flow(counts, ax=None, *, width="double", fontsize=None, studies=None)
     fs = lay["font"]
     pad = _PAD
     for col, (x, y, bw, bh, lines) in lay["headers"].items():
-        ax.add_patch(FancyBboxPatch((x, y), bw, bh, boxstyle="round,pad=0,rounding_size=0.04",
+        add_patch(ax, FancyBboxPatch((x, y), bw, bh, boxstyle="round,pad=0,rounding_size=0.04",
                                     fc=COLORS["header"], ec=COLORS["edge"], lw=0.6,
                                     gid=f"prisma-box-header{col}"))
         draw_lines(ax, m, x + bw / 2, y + pad, lines, fs, ha="center", fontweight="bold",
                    gid=f"prisma-text-header{col}")
     for name, (x, y, bw, bh) in lay["phases"].items():
-        ax.add_patch(FancyBboxPatch((x, y), bw, bh, boxstyle="round,pad=0,rounding_size=0.04",
+        add_patch(ax, FancyBboxPatch((x, y), bw, bh, boxstyle="round,pad=0,rounding_size=0.04",
                                     fc=COLORS["phase"], ec="none", gid=f"prisma-box-{name}"))
         ax.text(x + bw / 2, y + bh / 2, name, rotation=90, fontsize=fs, fontweight="bold",
                 ha="center", va="center", rotation_mode="anchor", gid=f"prisma-text-{name}")
     for (r, col), (x, y, bw, bh, lines) in lay["boxes"].items():
-        ax.add_patch(Rectangle((x, y), bw, bh, fc=COLORS["box"], ec=COLORS["edge"], lw=0.6,
+        add_patch(ax, Rectangle((x, y), bw, bh, fc=COLORS["box"], ec=COLORS["edge"], lw=0.6,
                                gid=f"prisma-box-{r}-{col}"))
         draw_lines(ax, m, x + pad, y + pad, lines, fs, gid=f"prisma-text-{r}-{col}")
     boxes = lay["boxes"]

@@ -24,6 +24,7 @@ from metaanalysis.plots.textfit import (
     MIN_FONT_PT,
     InchCanvas,
     Measure,
+    add_patch,
     base_fontsize,
     draw_lines,
 )
@@ -226,7 +227,7 @@ def rob_traffic_light(table, tool=None, *, ax=None, width="double", colors="coch
     for x, code in zip(centers, codes):
         ax.text(x, y_head, code, ha="center", va="top", fontsize=fs, fontweight="bold",
                 gid="rob-header")
-    ax.add_patch(Rectangle((x_cells, y_rows), grid_w, cell * len(studies), fc="#F4F4F4",
+    add_patch(ax, Rectangle((x_cells, y_rows), grid_w, cell * len(studies), fc="#F4F4F4",
                            ec="none", gid="rob-panel", zorder=0))
     ax.plot([centers[-1] - lay["overall_w"] / 2] * 2, [y_rows, y_rows + cell * len(studies)],
             color="#BFBFBF", lw=0.5, gid="rob-overall-rule")
@@ -255,7 +256,7 @@ def rob_traffic_light(table, tool=None, *, ax=None, width="double", colors="coch
 
 
 def _marker(ax, x, y, r, level, pal, sym_fs, gid):
-    ax.add_patch(Circle((x, y), r, fc=pal[level], ec="#404040" if level != "not applicable"
+    add_patch(ax, Circle((x, y), r, fc=pal[level], ec="#404040" if level != "not applicable"
                         else "none", lw=0.4, gid=f"{gid}-circle"))
     sym = SYMBOLS[level]
     if sym:
@@ -401,7 +402,7 @@ def rob_summary(table, tool=None, *, weighted: bool | None = None, overall: bool
             share = shares[col][level]
             if share <= 0:
                 continue
-            ax.add_patch(Rectangle((x, yc - bar_h / 2), share * bar_w, bar_h, fc=pal[level],
+            add_patch(ax, Rectangle((x, yc - bar_h / 2), share * bar_w, bar_h, fc=pal[level],
                                    ec="#404040", lw=0.4, gid=f"rob-summary-bar-{level}"))
             x += share * bar_w
     ax.plot([bar_x, bar_x + bar_w], [y_axis, y_axis], color="#262626", lw=0.6,
@@ -416,7 +417,7 @@ def rob_summary(table, tool=None, *, weighted: bool | None = None, overall: bool
     for r, row in enumerate(flow):
         yc = y_key + key_h * (r + 0.5)
         for x, level, text in row:
-            ax.add_patch(Rectangle((_MARGIN + x, yc - sw / 2), sw, sw, fc=pal[level],
+            add_patch(ax, Rectangle((_MARGIN + x, yc - sw / 2), sw, sw, fc=pal[level],
                                    ec="#404040", lw=0.4, gid="rob-summary-key"))
             ax.text(_MARGIN + x + sw + 0.05, yc, text, ha="left", va="center", fontsize=fs,
                     gid="rob-summary-key")

@@ -17,8 +17,8 @@ from matplotlib.font_manager import FontProperties
 
 from metaanalysis.errors import InputError
 
-__all__ = ["LINESPACING", "MIN_FONT_PT", "InchCanvas", "Measure", "base_fontsize", "draw_lines",
-           "figure_width"]
+__all__ = ["LINESPACING", "MIN_FONT_PT", "InchCanvas", "Measure", "add_patch", "base_fontsize",
+           "draw_lines", "figure_width"]
 
 MIN_FONT_PT = 6.0
 #: distance between baselines of multi-line texts, in multiples of the font size
@@ -132,6 +132,14 @@ def draw_lines(ax, m: Measure, x: float, top: float, lines, fontsize: float, *,
     lh = m.line_height(fontsize)
     return [ax.text(x, top + ascent + i * lh, line, ha=ha, va="baseline", fontsize=fontsize,
                     gid=gid, **kw) for i, line in enumerate(lines)]
+
+
+def add_patch(ax, patch):
+    """``ax.add_patch(patch)`` without growing the Axes' data limits: the limits of an
+    :class:`InchCanvas` are fixed in inches, and matplotlib would otherwise find the
+    extremes of every curve of the patch (for the circles of a traffic-light plot, 40% of
+    its drawing time).  The patch is drawn the same; returns it."""
+    return ax.add_artist(patch)
 
 
 class InchCanvas:
