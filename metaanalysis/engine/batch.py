@@ -74,6 +74,12 @@ CORE_KEYS = ("k", "estimate", "se", "tau2", "i2", "h2", "q", "q_df", "converged"
 REG_CORE_KEYS = ("k", "coef", "coef_se", "tau2", "i2", "h2", "q", "q_df", "converged")
 _EXTRA = ("weights", "tau2_ci_capped")
 _PROFILE = ("tau2_ci_lb", "tau2_ci_ub", "i2_ci_lb", "i2_ci_ub", "h2_ci_lb", "h2_ci_ub")
+_PROFILE_SET = frozenset(_PROFILE)
+_ALL, _ALL_REG = frozenset(KEYS + _EXTRA), frozenset(REG_KEYS + _EXTRA)
+# keys that need the weighted least-squares fit at τ̂²
+_FIT_KEYS = frozenset(("estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "coef",
+                       "coef_se", "coef_stat", "coef_p", "coef_ci_lb", "coef_ci_ub", "vcov", "qm",
+                       "qm_p", "weights", "se_tau2"))
 _CHUNK_ELEMENTS = 262144  # k × rows per chunk: (k, n) float arrays of 2 MB
 
 
@@ -115,7 +121,7 @@ def _wanted(outputs, reg):
     keys = REG_KEYS if reg else KEYS
     if isinstance(outputs, str):
         if outputs == "all":
-            return set(keys) | set(_EXTRA)
+            return _ALL_REG if reg else _ALL
         if outputs == "core":
             return set(REG_CORE_KEYS if reg else CORE_KEYS)
         raise InputError(f"outputs: got {outputs!r}; expected 'all', 'core' or a list of keys")
@@ -374,13 +380,10 @@ def _fit_chunk(c, method, test, level, fixed, qprofile, want, btt, reg):
     res = {"k": k, "tau2": t, "converged": conv}
 
     # ---- coefficients at τ̂²
-    need_fit = bool(want & {"estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub",
-                            "coef", "coef_se", "coef_stat", "coef_p", "coef_ci_lb",
-                            "coef_ci_ub", "vcov", "qm", "qm_p", "weights", "se_tau2"}
-                    | (want & set(_PROFILE) if qprofile else set()))
+    need_fit = bool(want & _FIT_KEYS or (qprofile and want & _PROFILE_SET))
     w = A = q_t = None
     if need_fit:
-        need_q = test != "z" or bool(qprofile and want & set(_PROFILE))
+        need_q = test != "z" or bool(qprofile and want & _PROFILE_SET)
         w, S, A, gam, r = wls(c.d, c.y, c.v, t, resid=need_q)
         if need_q:
             q_t = colsum(w * r, r)  # generalised Q_E at τ̂² (Knapp–Hartung, Q-profile start)
@@ -431,7 +434,7 @@ def _fit_chunk(c, method, test, level, fixed, qprofile, want, btt, reg):
     if "se_tau2" in want:
         res["se_tau2"] = (np.full(n, np.nan) if ee or fixed is not None
                           else se_tau2(c, method, t, w, A))
-    if want & set(_PROFILE) or "tau2_ci_capped" in want:
+    if want & _PROFILE_SET or "tau2_ci_capped" in want:
         if qprofile and not ee:
             lb, ub, qconv, capped = tau2_ci(c, t, level, q_hat=q_t)
             res["converged"] = conv = conv & (qconv | one)

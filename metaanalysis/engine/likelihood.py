@@ -64,7 +64,7 @@ import numpy as np
 
 from metaanalysis.engine.design import colsum, ein
 from metaanalysis.engine.roots import FEW as _FEW
-from metaanalysis.engine.roots import solve_decreasing
+from metaanalysis.engine.roots import count_true, solve_decreasing
 from metaanalysis.engine.wls import wls
 
 __all__ = ["lik_terms", "loglik", "score_bound_hi", "tau2_lik"]
@@ -388,7 +388,7 @@ def tau2_lik(c, reml, x0=None):
         a2, b1, a3, b2 = _zero_terms(c, reml)
         ok = (kf > p) & (a2 > 0) & (b1 > 0)
         up = ok & (a2 > b1)  # score > 0 at τ² = 0
-        if not ok.any():
+        if not count_true(ok):
             return out, conv
         vmin, vmax = c.vmin, c.vmax
         # the bound hi from the unweighted least-squares residual sum of squares

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metaanalysis.engine.design import colsum
+from metaanalysis.engine.design import colsum, ein
 
 __all__ = ["Chunk", "q_terms", "trace_pdpd", "wls"]
 
@@ -42,6 +42,15 @@ def wls(d, y, v, t, resid=True):
 
 def q_terms(d, y, v, t, order=1):
     """``Q(τ²)``, ``y'P²y`` (= −dQ/dτ²) and, with ``order=2``, ``y'P³y`` (= ½ d²Q/dτ²)."""
+    if order >= 2 and d.intercept:  # X = 1: three-operand sums, no temporaries
+        w = v + t
+        np.reciprocal(w, out=w)
+        sw = colsum(w)
+        u = y - ein("ij,ij->j", w, y) / sw
+        q = ein("ij,ij,ij->j", w, u, u)
+        u *= w  # Py
+        c = ein("ij,ij->j", w, u)
+        return q, ein("ij,ij->j", u, u), ein("ij,ij,ij->j", u, w, u) - c * c / sw
     w, S, A, gam, r = wls(d, y, v, t)
     u = r * w
     q = colsum(u, r)
