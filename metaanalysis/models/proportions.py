@@ -310,7 +310,6 @@ def _fit_ml(x, n, m, starts=None):
     if ll[i] > ll0 + 1e-10 and tau[i] > 0.0:
         best = (float(mu[i]), float(tau[i]), float(ll[i]))
     return best + (tau_max,)
-    return best
 
 
 def _hessian(x, n, m, mu, tau, h=1e-5):
