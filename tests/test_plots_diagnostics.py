@@ -175,3 +175,37 @@ def test_timecourse_trajectory_line_and_bands():
         ma.timecourse(trajectory=traj.drop(columns="ci_ub"))
     with pytest.raises(InputError, match="interval"):
         ma.timecourse(pooled, interval="HDI")
+
+
+def test_timecourse_bands_are_cut_at_the_scale_ends_and_marked():
+    # absolute pain on a 0-10 VAS whose pooled CI at 1 day and 1 week runs below 0 (the
+    # shipped report's panel B): the band stops at 0 and a triangle on 0 says it goes on
+    pooled = pd.DataFrame({"days": [0, 1, 7, 30], "estimate": [6.8, 2.8, 2.5, 2.0],
+                           "ci_lb": [5.9, -0.1, -0.8, 1.5], "ci_ub": [7.7, 5.7, 5.9, 10.4],
+                           "k": [5, 4, 3, 5]})
+    ax = ma.timecourse(pooled, bounds=(0, 10), ylabel="Pain (VAS 0-10)")
+    (band,) = _gid(ax, "ci-band")
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == 0.0 and ys.max() == 10.0
+    cuts = _gid(ax, "band-cut")
+    assert len(cuts) == 2  # one below (▼ at 1 d and 1 wk), one above (▲ at 1 month)
+    down = next(c for c in cuts if c.get_marker() == "v")
+    assert list(down.get_xdata()) == [1.0, 7.0] and list(down.get_ydata()) == [0.0, 0.0]
+    up = next(c for c in cuts if c.get_marker() == "^")
+    assert list(up.get_xdata()) == [30.0] and list(up.get_ydata()) == [10.0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend.count("95% CI cut at the scale's end") == 1
+    # nothing cut, nothing marked; a trajectory's bands are cut too
+    ax2 = ma.timecourse(pooled.assign(ci_lb=[5.9, 0.5, 0.4, 1.5], ci_ub=[7.7, 5.7, 5.9, 2.5]),
+                        bounds=(0, 10))
+    assert not _gid(ax2, "band-cut")
+    traj = pd.DataFrame({"time": [0, 30, 180], "estimate": [6.0, 1.0, 0.8],
+                         "ci_lb": [5.0, -0.5, -0.9], "ci_ub": [7.0, 2.5, 2.5],
+                         "pi_lb": [3.0, -2.0, -2.5], "pi_ub": [9.0, 4.0, 4.1]})
+    ax3 = ma.timecourse(trajectory=traj, bounds=(0, None))
+    for gid in ("trajectory-ci", "trajectory-pi"):
+        assert _gid(ax3, gid)[0].get_paths()[0].vertices[:, 1].min() == 0.0
+    for bad in ((10, 0), (0,), ("a", 1), (0, float("inf"))):
+        with pytest.raises(InputError, match="bounds"):
+            ma.timecourse(pooled, bounds=bad)
+    plt.close("all")

@@ -471,3 +471,27 @@ def test_inch_canvas_patches_leave_the_data_limits_and_the_drawing_alone(monkeyp
     assert len(ax2.patches) == len(ax.patches)
     assert fast == slow
     plt.close(ax2.figure)
+
+
+def test_narrower_panel_before_a_data_column_goes():
+    # the shipped report's leakage risk ratio (liu2023, bmcneurol2020; Bayesian, k = 2):
+    # counts of both arms, observed and posterior estimates and risk of bias at 183 mm,
+    # 7 pt. With a panel of 25% of the width it was 1.3 mm short and the counts were left
+    # out; the panel now narrows to 20% (>= 0.9 in) before any column is dropped.
+    from scipy import stats
+
+    es = ma.effect_sizes("RR", events1=[3, 2], total1=[47, 28], events2=[16, 12],
+                         total2=[78, 30])
+    labels = ["BMC Neurol 2020 [lesions]", "Liu 2023 §‖ [patients]"]
+    b = ma.pool_bayes(es, tau_prior=stats.halfnorm(scale=0.5), labels=labels)
+    with ma.use_style("single"), warnings.catch_warnings():
+        warnings.simplefilter("error", ma.LayoutWarning)
+        ax = ma.forest(b, width="double", rob=dict(zip(labels, ["high", "high"])))
+    texts = {t.get_text() for t in ax.texts}
+    assert {"3/47", "16/78", "2/28", "12/30"} <= texts
+    fig_w = ax.figure.get_size_inches()[0]
+    assert fig_w * 25.4 == pytest.approx(183.0)
+    panel = ax.get_position().width * fig_w
+    assert 0.2 * (fig_w - 2 * 0.03) - 1e-6 <= panel < 0.25 * fig_w
+    assert _check(ax.figure, 183.0) == []
+    matplotlib.pyplot.close("all")

@@ -7,7 +7,9 @@ The layout is computed from the text measured at its final size:
    into the empty cells of the data columns) (longer labels end in "…",
    the full text stays in ``ForestSpec.table()``); the plot panel gets the
    rest, at least 25% of the width (0.9 in);
-2. if that does not fit, headers break onto two lines; then whole columns
+2. if that does not fit, headers break onto two lines; then the plot panel
+   narrows to 20% of the width (still at least 0.9 in), so that a column of
+   study data is not lost for a few millimetres of axis; then whole columns
    are dropped in the order of :data:`~metaanalysis.plots.forest_spec.DROP_ORDER`
    (weight first) with a :class:`~metaanalysis.plots.layout.LayoutWarning`
    naming them; then labels are shortened further.  A figure is never
@@ -118,6 +120,9 @@ class _Layout:
         total, widths = self._need(cols, two_line, label_cap, panel_min)
         if total > W:
             two_line = True
+            total, widths = self._need(cols, two_line, label_cap, panel_min)
+        if total > W:  # a narrower panel before any column goes
+            panel_min = max(0.9, 0.20 * W)
             total, widths = self._need(cols, two_line, label_cap, panel_min)
         while total > W:
             ranks = [c.drop for c in cols if c.drop > 0]

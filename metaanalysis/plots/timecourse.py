@@ -75,18 +75,63 @@ def _check_trajectory(traj):
     return traj.sort_values("time", kind="stable")
 
 
-def _draw_trajectory(ax, traj, scale, interval):
-    """Model line with its CI band and (if given) the wider prediction band."""
+def _check_bounds(bounds):
+    """``(lo, hi)`` of the scale (either None), or None; InputError names a bad value."""
+    if bounds is None:
+        return None
+    try:
+        lo, hi = bounds
+        lo = None if lo is None else float(lo)
+        hi = None if hi is None else float(hi)
+    except (TypeError, ValueError):
+        raise InputError(f"bounds: got {bounds!r}; expected (lower, upper) of the scale, "
+                         "either None, e.g. (0, 10) for a 0-10 VAS") from None
+    if any(v is not None and not np.isfinite(v) for v in (lo, hi)) or (
+            lo is not None and hi is not None and not lo < hi):
+        raise InputError(f"bounds: got {bounds!r}; expected finite lower < upper (or None)")
+    return lo, hi
+
+
+def _clip(lb, ub, bounds):
+    """The band ``lb``..``ub`` cut at the scale's ``bounds``; also the masks of the points
+    cut below and above."""
+    lo, hi = bounds if bounds is not None else (None, None)
+    below = lb < lo if lo is not None else np.zeros(lb.shape, bool)
+    above = ub > hi if hi is not None else np.zeros(ub.shape, bool)
+    return (np.where(below, lo, lb) if lo is not None else lb,
+            np.where(above, hi, ub) if hi is not None else ub, below, above)
+
+
+def _mark_cut(ax, x, below, above, bounds, color, interval):
+    """A small triangle on the bound where a band was cut (pointing past it), with a
+    legend entry saying so: a band that stops at 0 on a 0-10 scale is not read as
+    reaching exactly 0."""
+    lo, hi = bounds if bounds is not None else (None, None)
+    first = True
+    for mask, at, marker in ((below, lo, "v"), (above, hi, "^")):
+        if at is None or not mask.any():
+            continue
+        ax.plot(x[mask], np.full(int(mask.sum()), at), linestyle="none", marker=marker,
+                markersize=3.5, color=color, zorder=4, gid="band-cut", clip_on=False,
+                label=f"{interval} cut at the scale's end" if first else None)
+        first = False
+
+
+def _draw_trajectory(ax, traj, scale, interval, bounds=None):
+    """Model line with its CI band and (if given) the wider prediction band, cut at the
+    scale's ``bounds``."""
     t = traj["time"].to_numpy(float)
     name = str(traj.attrs.get("label", "Model"))
     lvl = float(traj.attrs.get("level", 0.95))
     if {"pi_lb", "pi_ub"} <= set(traj.columns):
-        ax.fill_between(t, scale(traj["pi_lb"].to_numpy(float)),
-                        scale(traj["pi_ub"].to_numpy(float)), color=_TRAJ_COLOR, alpha=0.12,
+        plb, pub, _, _ = _clip(scale(traj["pi_lb"].to_numpy(float)),
+                               scale(traj["pi_ub"].to_numpy(float)), bounds)
+        ax.fill_between(t, plb, pub, color=_TRAJ_COLOR, alpha=0.12,
                         linewidth=0, zorder=0, gid="trajectory-pi",
                         label=f"{name}: {fmt.num(100 * lvl, 0)}% prediction interval")
-    ax.fill_between(t, scale(traj["ci_lb"].to_numpy(float)), scale(traj["ci_ub"].to_numpy(float)),
-                    color=_TRAJ_COLOR, alpha=0.28, linewidth=0, zorder=1, gid="trajectory-ci",
+    clb, cub, _, _ = _clip(scale(traj["ci_lb"].to_numpy(float)),
+                           scale(traj["ci_ub"].to_numpy(float)), bounds)
+    ax.fill_between(t, clb, cub, color=_TRAJ_COLOR, alpha=0.28, linewidth=0, zorder=1, gid="trajectory-ci",
                     label=f"{name}: {fmt.num(100 * lvl, 0)}% {interval}")
     ax.plot(t, scale(traj["estimate"].to_numpy(float)), color=_TRAJ_COLOR, linewidth=1.2,
             zorder=3, gid="trajectory-line", label=name)
@@ -165,7 +210,7 @@ def timecourse_spec(df=None, studies=None, *, x: str = "days", y: str = "estimat
                     xlabel: str = "Days after treatment", ylabel: str | None = None,
                     label: str = "Pooled", k_position: str = "row", xticks=None,
                     study_labels=None, trajectory=None, interval: str = "CI", counts=None,
-                    study_colors=None, **kwargs) -> TimecourseSpec:
+                    study_colors=None, bounds=None, **kwargs) -> TimecourseSpec:
     """Check the arguments of :func:`timecourse` (same names) into a
     :class:`TimecourseSpec`; raises :class:`~metaanalysis.errors.InputError`."""
     traj = _check_trajectory(trajectory)
@@ -205,7 +250,7 @@ def timecourse_spec(df=None, studies=None, *, x: str = "days", y: str = "estimat
     opts = {"x": x, "y": y, "study": study, "band": band, "xscale": xscale, "show_k": show_k,
             "xlabel": xlabel, "ylabel": ylabel, "label": label, "k_position": k_position,
             "xticks": xticks, "study_labels": study_labels, "interval": interval,
-            "color": color, "study_colors": study_colors}
+            "color": color, "study_colors": study_colors, "bounds": _check_bounds(bounds)}
     return TimecourseSpec(pooled, srows, traj, _check_counts(counts, x), scale, opts)
 
 
@@ -215,7 +260,7 @@ def timecourse(df=None, studies=None, *, ax=None, width=None, x: str = "days", y
                xlabel: str = "Days after treatment", ylabel: str | None = None,
                label: str = "Pooled", k_position: str = "row", xticks=None,
                study_labels=None, trajectory=None, interval: str = "CI", counts=None,
-               study_colors=None, **kwargs):
+               study_colors=None, bounds=None, **kwargs):
     """Plot a pooled outcome across time points with its CI band and the studies.
 
     Parameters
@@ -284,6 +329,11 @@ def timecourse(df=None, studies=None, *, ax=None, width=None, x: str = "days", y
     interval : {"CI", "CrI"}
         Name of the bands in the legend: "CrI" for credible bands of a
         Bayesian fit.
+    bounds : (float or None, float or None), optional
+        Ends of the outcome's scale on the displayed scale, e.g. ``(0, 10)``
+        for a 0–10 VAS.  Bands (CI, and a trajectory's CI and PI) are cut at
+        them; where the pooled CI runs past an end a small triangle on that end
+        points past it, and the legend says "95% CI cut at the scale's end".
     **kwargs
         ``color`` of the pooled line.
 
@@ -309,7 +359,8 @@ def timecourse(df=None, studies=None, *, ax=None, width=None, x: str = "days", y
                            percent=percent, xscale=xscale, show_k=show_k, xlabel=xlabel,
                            ylabel=ylabel, label=label, k_position=k_position, xticks=xticks,
                            study_labels=study_labels, trajectory=trajectory, interval=interval,
-                           counts=counts, study_colors=study_colors, **kwargs)
+                           counts=counts, study_colors=study_colors, bounds=bounds,
+                           **kwargs)
     created = ax is None
     ax = _layout.new_axes(ax, width, 0.75)
     ends = draw_timecourse(ax, spec)
@@ -374,13 +425,16 @@ def draw_timecourse(ax, spec: TimecourseSpec) -> list:
                              study_label_text(ax.figure, str(names.get(name, name))), c, dx))
         ax.autoscale_view()
     if traj is not None:
-        _draw_trajectory(ax, traj, scale, o["interval"])
+        _draw_trajectory(ax, traj, scale, o["interval"], o["bounds"])
     if o["band"] and {"ci_lb", "ci_ub"} <= set(pooled.columns) and len(pooled):
         lb = scale(pooled["ci_lb"].to_numpy(float))
         ub = scale(pooled["ci_ub"].to_numpy(float))
         lvl = pooled.attrs.get("level", 0.95)
+        lb, ub, below, above = _clip(lb, ub, o["bounds"])
         ax.fill_between(px, lb, ub, color=o["color"], alpha=0.2, linewidth=0, zorder=1,
                         gid="ci-band", label=f"{fmt.num(100 * lvl, 0)}% {o['interval']}")
+        _mark_cut(ax, px, below, above, o["bounds"], o["color"],
+                  f"{fmt.num(100 * lvl, 0)}% {o['interval']}")
     if len(pooled):
         ax.plot(px, py, color=o["color"], linewidth=1.4, marker="o", markersize=4, zorder=4,
                 gid="pooled-line", label=o["label"])

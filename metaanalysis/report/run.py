@@ -262,6 +262,9 @@ def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
             kw.update(events=inc["events"].to_numpy(float), total=inc["total"].to_numpy(float))
         if not prop:
             kw["xlabel"] = _axis_label(a.label)
+        if "events1" in inc.columns:  # two-group measures: say which arm is which
+            kw["footnotes"] = [*kw["footnotes"], "Events/Total (1): the ablation arm; (2): the "
+                               "control arm"]
         if rob:  # overall risk of bias of each study, a column on the right
             kw["rob"] = forest_rob(a, rob) or None
         names = (a.outcome, a.window or "all", a.unit)
@@ -309,6 +312,8 @@ def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
                 if kind == "absolute":
                     ticks = {0.0: "pre", **ticks}
                 model = trajectory_figure(trajectories, op.name, unit) if kind == "change" else None
+                bounds = next((a.bounds for a in parts if a.unit == unit and a.bounds and (
+                    a.kind == kind or (kind == "absolute" and a.kind == "baseline"))), None)
                 panels[kind] = dict(
                     df=None if model else pd.DataFrame(rows),
                     studies=model["studies"] if model else pd.DataFrame(studies),
@@ -319,7 +324,7 @@ def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
                     interval="CrI" if any(is_bayes(a.result) for a in parts if a.unit == unit
                                           and (a.kind == kind or (kind == "absolute"
                                                                   and a.kind == "baseline")))
-                    else "CI", xticks=ticks)
+                    else "CI", xticks=ticks, bounds=bounds)
             if not panels:
                 continue
             # change and absolute values: one figure of two panels (A, B) under one name
