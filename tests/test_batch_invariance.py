@@ -109,3 +109,29 @@ def test_any_subset_in_any_order_gives_the_same_bits(config, rows):
     kw = dict(method=method, test=test, qprofile=qprofile)
     rows = np.array(rows)
     _assert_rows(_whole(**kw), _fit(rows, **kw), rows)
+
+
+def test_float_row_terms_equal_the_array_terms():
+    # The few-row solvers evaluate the likelihood and Q(τ²) terms of a row on Python
+    # floats (likelihood.terms_row, wls.q_terms_row): they must be the array code's bits
+    # (rows with absent studies: y = 0, v = inf), at τ² = 0 and beyond.
+    from metaanalysis.engine.likelihood import _terms1, terms_row
+    from metaanalysis.engine.wls import q_terms, q_terms_row
+
+    present = np.isfinite(Y) & np.isfinite(V)
+    y = np.ascontiguousarray(np.where(present, Y, 0.0).T)
+    v = np.ascontiguousarray(np.where(present, V, np.inf).T)
+    ok = present.sum(1) >= 2
+    y, v = y.compress(ok, 1), v.compress(ok, 1)  # C order, as the engine's chunks
+    with np.errstate(all="ignore"):
+        for t in (0.0, 0.013, 0.7, 55.0):
+            tt = np.full(y.shape[1], t)
+            for reml in (True, False):
+                arr = np.array(_terms1(y, v, tt.copy(), reml, 3, False))
+                rows = np.array([terms_row(y[:, j].tolist(), v[:, j].tolist(), t, reml, 3)
+                                 for j in range(y.shape[1])]).T
+                np.testing.assert_array_equal(rows, arr)
+            arr = np.array(q_terms(engine.design.Intercept(), y, v, tt, 2))
+            rows = np.array([q_terms_row(y[:, j].tolist(), v[:, j].tolist(), t)
+                             for j in range(y.shape[1])]).T
+            np.testing.assert_array_equal(rows, arr)

@@ -216,3 +216,24 @@ def test_from_fit_converts_scalars_once_and_matches_pool():
         weights=np.ones(3), yi=np.zeros(3), vi=np.ones(3), labels=("a", "b", "c"),
     )  # fmt: skip
     assert part.q == 2.5 and np.isnan(part.se_tau2) and part.converged is True
+
+
+def test_pool_many_outputs_computes_only_what_is_asked():
+    rng = np.random.default_rng(12)
+    y = rng.normal(0.2, 0.4, (300, 9))
+    v = rng.uniform(0.02, 0.3, (300, 9))
+    y[3, 4:] = v[3, 4:] = np.nan
+    for method in ("DL", "HE", "REML"):
+        full = pool_many(y, v, method=method, test="knha")
+        part = pool_many(y, v, method=method, test="knha", outputs=("tau2", "estimate", "se"))
+        for key in ("tau2", "estimate", "se", "k", "converged"):  # the same bits as "all"
+            np.testing.assert_array_equal(getattr(part, key), getattr(full, key))
+        assert part.p is None and part.weights is None and part.i2 is None
+        assert list(part.to_frame().columns) == ["k", "estimate", "se", "tau2", "converged"]
+        assert "Not computed (outputs=): stat, p" in part.summary()
+    with pytest.raises(InputError, match="outputs: unknown names"):
+        pool_many(y, v, outputs=("tau2", "loglik"))
+    with pytest.raises(InputError, match="outputs: got 'core'"):
+        pool_many(y, v, outputs="core")
+    with pytest.raises(InputError, match="without mods"):
+        pool_many(y, v, mods=np.arange(9.0), outputs=("tau2",))

@@ -64,7 +64,7 @@ import numpy as np
 
 from metaanalysis.engine.design import colsum, ein
 from metaanalysis.engine.roots import FEW as _FEW
-from metaanalysis.engine.roots import count_true, solve_decreasing
+from metaanalysis.engine.roots import columns, count_true, solve_decreasing
 from metaanalysis.engine.wls import wls
 
 __all__ = ["lik_terms", "loglik", "score_bound_hi", "tau2_lik"]
@@ -157,6 +157,54 @@ def _terms1(y, v, t, reml, order, want_q):
     return out
 
 
+def terms_row(y, v, t, reml, order):
+    """:func:`_terms1` for one row on Python floats: ``y``, ``v`` lists (0 and inf where
+    absent), ``t`` a float; ``(A₂, B₁, A₃, B₂)`` (``order=3``: also ``(A₄, B₃)``).
+
+    The same IEEE operations in the same order as the array code (every sum over
+    studies accumulated in study order, as :func:`~metaanalysis.engine.design.ein`
+    does; explicit loops, not ``sum()``, which compensates from Python 3.12), so the
+    same bits (tests/test_batch_invariance.py).  Raises ``ZeroDivisionError`` where
+    NumPy would return inf or NaN.
+    """
+    w = [1.0 / (x + t) for x in v]
+    sw = swy = s2 = s3 = 0.0
+    for wi, yi in zip(w, y):
+        sw += wi
+        swy += wi * yi
+        ww = wi * wi
+        s2 += ww
+        s3 += ww * wi
+    mu = swy / sw
+    a2 = c = a3 = 0.0
+    pus = []
+    for wi, yi in zip(w, y):
+        pu = (yi - mu) * wi
+        pus.append(pu)
+        a2 += pu * pu
+        c += wi * pu
+        a3 += pu * wi * pu
+    iw = 1.0 / sw
+    m2 = s2 * iw
+    a3 = a3 - c * c * iw
+    if reml:
+        b1 = sw - m2
+        b2 = s2 - 2 * s3 * iw + m2 * m2
+    else:
+        b1, b2 = sw, s2
+    if order < 3:
+        return a2, b1, a3, b2
+    ciw = c * iw
+    a4 = s4 = 0.0
+    for wi, pu in zip(w, pus):
+        z = (pu - ciw) * wi
+        a4 += z * z
+        ww = wi * wi
+        s4 += ww * ww
+    b3 = s3 - 3 * s4 * iw + 3 * (s3 * iw) * m2 - m2 * m2 * m2 if reml else s3
+    return a2, b1, a3, b2, a4, b3
+
+
 def loglik(d, y, v, t, reml, parts=False):
     """(Restricted) log-likelihood in τ² up to a constant per row:
     ½ Σ log wᵢ − ½ Q(τ²) (− ½ log|X'WX| for REML), w = 1/(v + τ²).
@@ -206,6 +254,17 @@ def _halley(d, reml, last=False):
             return val, g1 - val * g2h / g1, g1
         return val, g1 - val * g2h / g1
 
+    def row(y, v, t):  # g of one row on floats (roots.columns): the same bits
+        a2, b1, a3, b2, a4, b3 = terms_row(y, v, t, reml, 3)
+        iy = 1.0 / a2
+        ratio = b1 * iy
+        val = 1.0 - ratio
+        g1 = (b2 - 2 * ratio * a3) * iy
+        g2h = (2 * g1 * a3 - b3 + 3 * ratio * a4) * iy
+        return val, g1 - val * g2h / g1, g1
+
+    if d.intercept:
+        g.few = lambda data: columns(row, list(zip(data[0].T.tolist(), data[1].T.tolist())))
     return g
 
 
@@ -439,6 +498,26 @@ def _up1(h, g):
     return pos, (r if r > 0 else 0.0)
 
 
+def _hg_rows(d, y, v, cw, tw, vw, reml, cols):
+    """:func:`_hg` at τ² = ``tw[j]`` for row ``cw[j]`` of ``y``, ``v`` (X = 1), the terms on
+    Python floats (:func:`terms_row`; the logarithms one NumPy call): the same bits.
+    Returns lists (h, g), or None where a term divides by zero (then use :func:`_hg`).
+    ``cols`` caches each row's data as lists."""
+    ts, vs = tw.tolist(), vw.tolist()
+    terms = []
+    try:
+        for c, t in zip(cw.tolist(), ts):
+            if c not in cols:
+                cols[c] = (y[:, c].tolist(), v[:, c].tolist())
+            terms.append(terms_row(*cols[c], t, reml, 2))
+        g = [(vm + t) * (b2 / b1 - 2.0 * a3 / a2) for vm, t, (a2, b1, a3, b2) in zip(vs, ts, terms)]
+    except ZeroDivisionError:
+        return None
+    m = len(terms)
+    lg = np.log(np.array([x[0] for x in terms] + [x[1] for x in terms])).tolist()
+    return [lg[j] - lg[m + j] for j in range(m)], g
+
+
 def _march_few(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1):
     """Steps 2–4 of :func:`tau2_lik` for a few rows when the march alone certifies every
     one of them (the usual case): then nothing changes (the candidate of each row is the
@@ -479,6 +558,7 @@ def _march_few(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, 
             gap_row.append(i), gap_a.append(s1 - g1c / _HI * _SAFE), gap_b.append(sT)
             gap_pos.append(False)
     open_ = [a < b for a, b in zip(gap_a, gap_b)]
+    cols: dict = {}
     for _ in range(_MARCH):
         w = [j for j, o in enumerate(open_) if o]
         if not w:
@@ -487,8 +567,11 @@ def _march_few(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, 
         vw = vm[rw]
         tw = vw * np.expm1(np.array([gap_a[j] - s0[gap_row[j]] for j in w]))
         cw = cert[rw]
-        h, g = _hg(d.take(cw), y.take(cw, -1), v.take(cw, -1), tw, vw, reml)
-        for j, hj, gj in zip(w, h.tolist(), g.tolist()):
+        hg = _hg_rows(d, y, v, cw, tw, vw, reml, cols) if d.intercept else None
+        if hg is None:
+            h, g = _hg(d.take(cw), y.take(cw, -1), v.take(cw, -1), tw, vw, reml)
+            hg = h.tolist(), g.tolist()
+        for j, hj, gj in zip(w, *hg):
             same, r = _up1(hj, gj)
             if same == gap_pos[j] and r > 0.02:
                 gap_a[j] += r

@@ -36,8 +36,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from metaanalysis.engine.roots import count_true, solve_decreasing
-from metaanalysis.engine.wls import q_terms
+from metaanalysis.engine.roots import columns, count_true, solve_decreasing
+from metaanalysis.engine.wls import q_terms, q_terms_row
 
 __all__ = ["TAU2_MAX", "q_root", "tau2_ci"]
 
@@ -56,6 +56,16 @@ def _g(d):
         a = a2 * iq
         return f, -(a * iq + f * (a - a3 / a2))
 
+    def row(y, v, ita, t):  # g of one row on floats (roots.columns): the same bits
+        q, a2, a3 = q_terms_row(y, v, t)
+        iq = 1.0 / q
+        f = ita[0] - iq
+        a = a2 * iq
+        return f, -(a * iq + f * (a - a3 / a2))
+
+    if d.intercept:
+        g.few = lambda data: columns(row, list(zip(data[0].T.tolist(), data[1].T.tolist(),
+                                                   data[2].reshape(-1, 1).tolist())))
     return g
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["FEW", "MAXITER", "TOL", "solve_decreasing"]
+__all__ = ["FEW", "MAXITER", "TOL", "columns", "solve_decreasing"]
 
 TOL = 1e-12
 MAXITER = 200
@@ -24,6 +24,35 @@ except ImportError:  # pragma: no cover - older numpy
         from numpy.core.multiarray import count_nonzero as count_true
     except ImportError:
         count_true = np.count_nonzero
+
+
+def columns(fn, cols):
+    """``ev(i, x) = fn(*cols[i], x)``: a per-row evaluator on Python floats for
+    :func:`solve_decreasing` (``g.few``), computed once for rows whose data equal an
+    earlier row's (a batch of one is fitted as two copies of itself; the Q-profile
+    solves each row twice) and remembered for the last ``x`` of each such row.
+
+    ``cols[i]`` is a tuple of lists (row i's data).
+    """
+    canon = list(range(len(cols)))
+    for i in range(1, len(cols)):
+        for j in range(i):
+            if canon[j] == j and cols[j] == cols[i]:
+                canon[i] = j
+                break
+    memo: dict = {}
+
+    def ev(i, x):
+        c = canon[i]
+        got = memo.get(c)
+        if got is not None and got[0] == x:
+            return got[1]
+        r = fn(*cols[c], x)
+        memo[c] = (x, r)
+        return r
+
+    ev.canon = canon
+    return ev
 
 
 def solve_decreasing(
@@ -59,6 +88,12 @@ def solve_decreasing(
     saves the last, confirming evaluation.  ``row_axis=-1`` when the arrays
     in ``data`` hold the rows on their last axis.  Batches of fewer than 64
     rows keep finished rows (frozen) instead of compacting.
+
+    ``g`` may carry ``g.few(data) -> ev``, a per-row evaluator on Python floats
+    (:func:`columns`; ``ev(i, x)`` returns row i's values as a tuple of floats and
+    raises ``ZeroDivisionError`` where NumPy would return inf or NaN): batches of
+    up to :data:`FEW` rows then call it instead of ``g`` (the same IEEE operations,
+    the same bits, without NumPy's per-call overhead).
 
     Returns ``(x, converged)``; with ``last=True``, ``g`` returns a third array
     (anything per row, e.g. the exact derivative) and the result is
@@ -186,26 +221,47 @@ def _solve_few(g, data, L, H, X, tol, scale, maxiter, quadratic, last):
     sc = [abs(x) + s for x, s in zip(Xr, Sr)]
     tolx = [tol * c for c in sc]
     Xa = X
+    few = getattr(g, "few", None)
+    ev = few(data) if few is not None else None
+    # a row with the data, bracket, start and scale of an earlier row follows its
+    # iteration to the last bit: solve it once (a batch of one is two copies of itself)
+    alias = {}
+    if ev is not None:
+        for i, c in enumerate(ev.canon):
+            if c != i and (Lr[i], Hr[i], Xr[i], Sr[i]) == (Lr[c], Hr[c], Xr[c], Sr[c]):
+                alias[i] = c
+                fin[i] = True
     with np.errstate(all="ignore"):
         for _ in range(maxiter):
-            if last:
-                val, slope, aux = g(Xa, *data)
-                auxr = aux.tolist()
-            else:
-                val, slope = g(Xa, *data)
-            valr, slr = val.tolist(), slope.tolist()
+            if ev is not None:
+                try:
+                    got = [None if fin[i] else ev(i, Xr[i]) for i in range(n)]
+                except (ZeroDivisionError, OverflowError, ValueError):
+                    ev = None  # this pass and the next on arrays
+                    Xa = np.array(Xr)
+            if ev is None:
+                if last:
+                    val, slope, aux = g(Xa, *data)
+                    got = list(zip(val.tolist(), slope.tolist(), aux.tolist()))
+                else:
+                    val, slope = g(Xa, *data)
+                    got = list(zip(val.tolist(), slope.tolist()))
             for i in range(n):
-                x, v, lo, hi = Xr[i], valr[i], Lr[i], Hr[i]
-                if last and not fin[i]:
-                    XE[i], VE[i], AE[i] = x, v, auxr[i]
+                if fin[i]:  # frozen: nothing of it is used any more
+                    continue
+                x, lo, hi = Xr[i], Lr[i], Hr[i]
+                gi = got[i]
+                v, sl = gi[0], gi[1]
+                if last:
+                    XE[i], VE[i], AE[i] = x, v, gi[2]
                 if v > 0:
                     Lr[i] = lo = x
                 else:
                     Hr[i] = hi = x
                 try:
-                    step = v / slr[i]
+                    step = v / sl
                 except ZeroDivisionError:
-                    step = _div0(v, slr[i])
+                    step = _div0(v, sl)
                 xn = x - step
                 ast = abs(step)
                 small = ast <= tolx[i]
@@ -222,17 +278,19 @@ def _solve_few(g, data, L, H, X, tol, scale, maxiter, quadratic, last):
                     else:
                         xn = xn if xn >= lo else lo
                         xn = xn if xn <= hi else hi
-                if fin[i]:
-                    xn = x
                 DX[i] = DX1[i]
                 DX1[i] = d1 = abs(xn - x)
                 sc[i] = abs(xn) + Sr[i]
                 tolx[i] = t = tol * sc[i]
-                fin[i] = fin[i] or small or d1 <= t or hi - lo <= t
+                fin[i] = small or d1 <= t or hi - lo <= t
                 Xr[i] = xn
-            Xa = np.array(Xr)
+            if ev is None:
+                Xa = np.array(Xr)
             if all(fin):
                 break
+    for i, c in alias.items():
+        Xr[i], fin[i], XE[i], VE[i], AE[i] = Xr[c], fin[c], XE[c], VE[c], AE[c]
+    Xa = np.array(Xr)
     conv = np.array(fin)
     if last:
         return Xa, conv, (np.array(XE), np.array(VE), np.array(AE))

@@ -25,7 +25,7 @@ import numpy as np
 
 from metaanalysis.engine.design import colsum, ein
 
-__all__ = ["Chunk", "q_terms", "trace_pdpd", "wls"]
+__all__ = ["Chunk", "q_terms", "q_terms_row", "trace_pdpd", "wls"]
 
 
 def wls(d, y, v, t, resid=True):
@@ -59,6 +59,29 @@ def q_terms(d, y, v, t, order=1):
         return q, a2
     c = d.xtz(w, u)
     return q, a2, colsum(u * w, u) - d.dot(c, d.mv(A, c))
+
+
+def q_terms_row(y, v, t):
+    """:func:`q_terms` with X = 1 and ``order=2`` for one row on Python floats (``y``,
+    ``v`` lists, 0 and inf where absent; ``t`` a float): the same IEEE operations in
+    the same order (sums over studies in study order, explicit loops: ``sum()``
+    compensates from Python 3.12), so the same bits.  Raises ``ZeroDivisionError``
+    where NumPy would return inf or NaN."""
+    w = [1.0 / (x + t) for x in v]
+    sw = swy = 0.0
+    for wi, yi in zip(w, y):
+        sw += wi
+        swy += wi * yi
+    mu = swy / sw
+    q = c = a2 = a3 = 0.0
+    for wi, yi in zip(w, y):
+        u = yi - mu
+        q += wi * u * u
+        pu = u * wi
+        c += wi * pu
+        a2 += pu * pu
+        a3 += pu * wi * pu
+    return q, a2, a3 - c * c / sw
 
 
 def trace_pdpd(d, w, A, d1=None, d2=None):

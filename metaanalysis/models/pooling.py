@@ -42,6 +42,30 @@ _FINITE_K2_RE = ("se_tau2", "pi_lb", "pi_ub")
 _FINITE_QPROFILE = ("tau2_ci_lb", "tau2_ci_ub", "i2_ci_lb", "i2_ci_ub")
 
 
+_BATCH_KEYS = tuple(BatchResult.__dataclass_fields__)
+#: the numbers of a BatchResult that pool_many(outputs=...) can leave out
+_BATCH_NUMBERS = tuple(key for key in _BATCH_KEYS if key in engine.KEYS + ("weights",))
+
+
+def _batch_outputs(outputs):
+    """``None`` for "all", else the set of engine keys to compute (InputError otherwise)."""
+    if isinstance(outputs, str):
+        if outputs == "all":
+            return None
+        raise InputError(f"outputs: got {outputs!r}; expected 'all' or a collection of "
+                         f"names among {', '.join(_BATCH_NUMBERS)}")
+    try:
+        want = set(outputs)
+    except TypeError:
+        raise InputError(f"outputs: got {outputs!r}; expected 'all' or a collection of "
+                         "attribute names") from None
+    unknown = want - set(_BATCH_NUMBERS)
+    if unknown:
+        raise InputError(f"outputs: unknown names {sorted(map(str, unknown))}; expected names "
+                         f"among {', '.join(_BATCH_NUMBERS)}")
+    return want | {"k", "converged"}
+
+
 def _finite_keys(method: str, qprofile: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(keys finite for k ≥ 1, keys finite for k ≥ 2) of an engine fit."""
     k2 = _FINITE_K2
@@ -176,6 +200,7 @@ def pool_many(
     nan_policy: str = "raise",
     mods=None,
     btt=None,
+    outputs="all",
 ):
     """Pool many independent meta-analyses at once (one vectorised engine call).
 
@@ -222,6 +247,14 @@ def pool_many(
     btt : sequence of int, optional
         With ``mods``: coefficients in the omnibus test Q_M (default: all but
         the intercept).
+    outputs : "all" or a collection of attribute names, default "all"
+        Compute only these numbers of the :class:`BatchResult` (``k`` and
+        ``converged`` always come), e.g. ``("tau2", "estimate", "se")`` — what
+        PyMARE's estimators return — for simulation studies that need nothing
+        else; the others are None.  A closed-form τ² estimator (DL, HE, HS, HSk)
+        with these three outputs is a few reductions over the studies, no
+        iteration, no prediction interval, p-value or I².  Without ``mods`` and
+        Dask only.
 
     Returns
     -------
@@ -250,11 +283,19 @@ def pool_many(
     ...                    mods=x, method="DL")
     >>> reg.coef.shape, reg.names
     ((500, 2), ('intrcpt', 'mod'))
+    >>> fast = ma.pool_many(rng.normal(size=(1000, 10)), np.full((1000, 10), 0.5), method="DL",
+    ...                     outputs=("tau2", "estimate", "se"))
+    >>> fast.tau2.shape, fast.p is None
+    ((1000,), True)
     """
     if nan_policy not in NAN_POLICIES:
         raise InputError(f"nan_policy: got {nan_policy!r}; expected 'raise' or 'omit'")
     dask = (chunks is not None or client is not None or scheduler is not None
             or distributed.is_dask_array(yi) or distributed.is_dask_array(vi))
+    want = _batch_outputs(outputs)
+    if want is not None and (dask or mods is not None):
+        raise InputError(f"outputs: got {outputs!r} with {'mods' if mods is not None else 'Dask'}; "
+                         "expected 'all' there (outputs= is for pool_many without mods and Dask)")
     if mods is not None:
         if dask:
             from metaanalysis.models.distributed_regression import pool_many_regression_dask
@@ -277,15 +318,21 @@ def pool_many(
     data = check_batch(yi, vi, nan_policy=nan_policy)
     y, v = data.yi, data.vi
     with np.errstate(over="ignore"):  # overflow is reported below, as an InputError
-        out = engine.fit(y, v, method=method, test=test, level=level, qprofile=qprofile)
+        out = engine.fit(y, v, method=method, test=test, level=level, qprofile=qprofile,
+                         outputs="all" if want is None else want)
     k1, k2 = _finite_keys(method, qprofile)
     for key in k1 + k2:
+        if key not in out:
+            continue
         bad = (out["k"] > (key in k2)) & ~np.isfinite(out[key])
         if np.count_nonzero(bad):
             row = int(np.flatnonzero(bad)[0])
             raise overflow_error(y[row], v[row], f"{key} of row {row}")
-    keys = [f.name for f in BatchResult.__dataclass_fields__.values()]
-    vals = {key: readonly(out[key], owned=True) for key in keys if key in out}
+    if want is None:
+        vals = {key: readonly(out[key], owned=True) for key in _BATCH_KEYS if key in out}
+    else:
+        vals = {key: readonly(out[key], owned=True) if key in out else None
+                for key in _BATCH_NUMBERS}
     return BatchResult(
         method=method, test=test, level=float(level), yi=y, vi=v, qprofile=qprofile,
         omitted=data.omitted, **vals,

@@ -307,7 +307,8 @@ class BatchResult(Displayed):
 
     Every :class:`PoolResult` number is an array of length ``batch`` (read-only);
     ``weights`` has shape ``(batch, k)``; ``omitted`` counts the studies dropped per
-    row by ``nan_policy="omit"`` (None otherwise).
+    row by ``nan_policy="omit"`` (None otherwise).  Numbers left out by
+    ``pool_many(outputs=...)`` are None (and absent from ``to_frame()``).
 
     Examples
     --------
@@ -358,8 +359,9 @@ class BatchResult(Displayed):
         return len(self.k)
 
     def _frame(self) -> pd.DataFrame:
-        cols = {key: getattr(self, key) for key in SCALARS}
-        cols["df"] = self.df
+        # attributes not computed (pool_many(outputs=...)) are None and left out
+        cols = {key: getattr(self, key) for key in SCALARS + ("df",)
+                if getattr(self, key) is not None}
         cols["converged"] = self.converged
         if self.omitted is not None:
             cols["omitted"] = self.omitted
@@ -393,19 +395,27 @@ class BatchResult(Displayed):
             rows.append(("Rows with no study", f"{empty} (their results are NaN)"))
         keys = (("Estimate", "estimate"), ("τ²", "tau2"), ("I²", "i2"))
         for label, key in keys if self.method != "EE" else keys[::2]:
+            if getattr(self, key) is None:  # not computed (outputs=)
+                continue
             vals = np.asarray(getattr(self, key), dtype=float)
             if np.isfinite(vals).any():
                 fmt = pct if key == "i2" else num
                 rows.append((label, f"median {fmt(np.nanmedian(vals))}, range "
                              f"[{fmt(np.nanmin(vals))}, {fmt(np.nanmax(vals))}]"))
         head = self._frame().head(10)
-        shown = pd.DataFrame({
-            "k": head["k"].map(lambda x: num(x, 0)),
-            "estimate": head["estimate"].map(num),
-            f"{level_text(self.level)} CI": [ci(a, b) for a, b in zip(head["ci_lb"], head["ci_ub"])],
-            "τ²": head["tau2"].map(num),
-            "I²": head["i2"].map(pct),
-            "p": head["p"].map(pval),
-        }, index=head.index)
+        columns = {"k": head["k"].map(lambda x: num(x, 0))}
+        if "estimate" in head:
+            columns["estimate"] = head["estimate"].map(num)
+        if "ci_lb" in head and "ci_ub" in head:
+            columns[f"{level_text(self.level)} CI"] = [ci(a, b) for a, b in
+                                                       zip(head["ci_lb"], head["ci_ub"])]
+        for label, key, fmt in (("τ²", "tau2", num), ("I²", "i2", pct), ("p", "p", pval)):
+            if key in head:
+                columns[label] = head[key].map(fmt)
+        shown = pd.DataFrame(columns, index=head.index)
+        computed = [f.name for f in dataclasses.fields(self)
+                    if f.name in SCALARS + ("weights",) and getattr(self, f.name) is None]
+        if computed:
+            rows.append(("Not computed (outputs=)", ", ".join(computed)))
         caption = "First 10 rows:" if n > 10 else ""
         return Display(title, tuple(methods), (Lines(tuple(rows)), Table(caption, shown)))
