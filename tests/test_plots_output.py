@@ -299,6 +299,36 @@ def test_subset_cache_made_once_per_font_and_patch_restored(monkeypatch):
     assert _backend_pdf_ps.get_glyphs_subset is counting  # restored after an error too
 
 
+def test_ligatures_of_shaped_text_are_cut_from_the_base(monkeypatch):
+    """matplotlib 3.11 shapes text (HarfBuzz): "fit", "office", "fluffy" are drawn with the ff, fi,
+    fl ligature glyphs.  They are in the base subset, so such text is cut from it in memory
+    like any other (before, each PDF with one of these words subset the font file again)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from matplotlib.backends import _backend_pdf_ps
+
+    from metaanalysis.plots import fonts
+
+    monkeypatch.setattr(fonts, "_SUBSET_BASES", {})
+    from_file = []
+    original = _backend_pdf_ps.get_glyphs_subset
+
+    def counting(fontfile, glyphs):
+        from_file.append(isinstance(fontfile, str))
+        return original(fontfile, glyphs)
+
+    monkeypatch.setattr(_backend_pdf_ps, "get_glyphs_subset", counting)
+    fig = plt.figure(figsize=(1, 1))
+    fig.text(0.1, 0.5, "fit office fluffy")
+    with matplotlib.rc_context({"pdf.fonttype": 42}), fonts.lean_font_subsets():
+        fig.savefig(raw := io.BytesIO(), format="pdf")
+    plt.close(fig)
+    glyphs = {g for font in _pdf_parts(raw.getvalue())[2] for g in font.getGlyphOrder()}
+    assert {"uniFB00", "fi", "fl"} <= glyphs  # the ligatures ff, fi, fl are drawn
+    assert from_file[0] and not any(from_file[1:])  # the base from the file, the rest from it
+
+
 def test_subset_cache_stands_aside_for_another_matplotlib(monkeypatch, tmp_path):
     """A matplotlib whose subset function has another interface (before 3.11 it took
     characters and returned a font) keeps its own: nothing is patched, files still save."""

@@ -51,6 +51,7 @@ _RANGES = (
     (0x2200, 0x22FF),  # mathematical operators (− ± ≤ ≥ ≈ √ ∞ ×)
     (0x25A0, 0x25FF),  # geometric shapes (■ ○ ● ▲ ◆: legend and risk-of-bias marks)
     (0x2713, 0x2718),  # check and cross marks
+    (0xFB00, 0xFB06),  # ligatures ff fi fl ffi ffl (text shaping since matplotlib 3.11 uses them)
 )
 #: Characters whose glyphs every cached base subset holds (when the font has them).
 BASE_CHARACTERS = "".join(chr(c) for lo, hi in _RANGES for c in range(lo, hi + 1))
