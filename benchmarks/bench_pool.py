@@ -1,23 +1,36 @@
 """Benchmark: the batch engine against PyMARE 0.0.13 and a metafor loop, in one run.
 
-Run with ``python benchmarks/bench_pool.py`` (``--quick`` for a short run;
-``--max-elements`` caps batch × k).  Prints, with the machine's ``uptime`` load:
+Run with ``python benchmarks/bench_pool.py`` (about 8 minutes on a quiet 2-core
+machine); ``--quick`` for fewer sizes, ``--only reml dl he intercept regression
+single`` for some parts, ``--ks``/``--ns`` to choose sizes, ``--max-elements``
+to cap batch × k.  Prints, with the machine's ``uptime`` load:
 
-1. ``pool_many(method="REML")`` vs PyMARE's vectorised
-   ``VarianceBasedLikelihoodEstimator(method="REML")`` on the same arrays, at
-   k = 2 … 100 and N = 10³ … 10⁶ rows (N × k capped by ``--max-elements``):
-   per-fit CPU time of both, the ratio, and the largest |Δτ²| against PyMARE run
-   with ``xtol=1e-9`` on the first 10⁴ rows (PyMARE's default stops at 1e-6);
-   ours twice: ``pool_many`` (every output but the Q-profile) and ``engine.fit``
-   with PyMARE's outputs only (``outputs=("estimate", "se", "tau2")``);
-2. DL and HE against PyMARE's ``DerSimonianLaird`` and ``Hedges``;
-3. peak memory per row (``tracemalloc``) of those fits, and as a multiple of
-   the input (2 k float64 per row);
-4. batch meta-regression (p = 2, k = 20, 10,000 rows, one design shared) vs
-   PyMARE's REML estimator with that ``X``;
-5. one ``pool()`` on dat.bcg (k = 13, REML, Q-profile CIs and PI), per call,
-   and a metafor ``rma()`` + ``confint()`` loop timed inside R (skipped when
-   Rscript or metafor is missing).
+1. ``reml``: REML on the same arrays, at k = 2 … 100 and N = 10³ … 10⁶ rows
+   (N × k capped by ``--max-elements``), against PyMARE's vectorised
+   ``VarianceBasedLikelihoodEstimator(method="REML")``;
+2. ``dl``, ``he``: DerSimonian–Laird and Hedges at k = 2, 10, 100 (N = 10⁵)
+   against PyMARE's ``DerSimonianLaird`` and ``Hedges``;
+3. ``intercept``: REML time against N at fixed k (N = 1 … 10⁴), the fixed
+   per-call cost (intercept) and the cost per row (slope) of a least-squares
+   line, ours and PyMARE's;
+4. ``regression``: batch meta-regression (p = 2, k = 20, 10,000 rows, one
+   design shared) against PyMARE's REML estimator with that ``X``;
+5. ``single``: one ``pool()`` on dat.bcg (k = 13, REML, Q-profile CIs and
+   PI), per call, and a metafor ``rma()`` + ``confint()`` loop timed inside R
+   (skipped when Rscript or metafor is missing).
+
+What is compared (like with like): a PyMARE estimator's ``fit`` returns τ²,
+the coefficients and their covariance, which by default (0.0.13) is the
+Knapp–Hartung one (``small_sample_correction="knapp-hartung"``).  Ours with the
+same outputs is ``pool_many(..., test="knha", outputs=("tau2", "estimate",
+"se"))``: the column ``ratio`` is PyMARE's time over that.  The column
+``pool_many`` is the default call, which computes every number of a
+``BatchResult`` (test="z": CI, PI, p-value, I², H², Q and its p-value, SE of τ²,
+weights; no Q-profile) and ``ratio all`` PyMARE's time over that.  Both include
+the input checks and the read-only result.  τ² is compared with PyMARE run
+with ``xtol=1e-9`` on the first 10⁴ rows (its default stops at 1e-6);
+peak memory per row (``tracemalloc``) is that of the like-with-like call, also
+as a multiple of the input (2 k float64 per row).
 
 All times are CPU times (``time.process_time``; ``proc.time()`` user + system in R),
 best of a few repeats, which stay meaningful on a shared machine.
@@ -106,30 +119,62 @@ def run_pymare(name, y, v, X, **kw):
     return est
 
 
+LIKE = ("tau2", "estimate", "se")  # what a PyMARE estimator returns (with its KH covariance)
+
+
+def ours(method, y, v):
+    """pool_many with PyMARE's outputs (τ², estimate, Knapp–Hartung SE)."""
+    return ma.pool_many(y, v, method=method, test="knha", outputs=LIKE)
+
+
 def compare(method, k, n, repeat, out):
     y, v = simulate(n, k)
     X = np.ones((k, 1))
-    ma.pool_many(y[:10], v[:10], method=method)  # warm-up
+    ma.pool_many(y[:10], v[:10], method=method)  # warm-up (imports) of both
+    run_pymare(method, y[:10], v[:10], X)
     reps = repeat if n <= 10**5 else 1
+    t_like = cpu(lambda: ours(method, y, v), reps)
     t_many = cpu(lambda: ma.pool_many(y, v, method=method), reps)
-    t_fit = cpu(lambda: engine.fit(y, v, method=method, qprofile=False,
-                                   outputs=("estimate", "se", "tau2")), reps)
-    t_pm = cpu(lambda: run_pymare(method, y, v, X), 1)
-    mine = engine.fit(y, v, method=method, qprofile=False, outputs=("tau2",))["tau2"]
+    t_pm = cpu(lambda: run_pymare(method, y, v, X), reps if n <= 10**4 else 1)
+    mine = ours(method, y, v)
     m = min(n, 10**4)
     kw = {"xtol": 1e-9} if method == "REML" else {}
-    ref = np.ravel(run_pymare(method, y[:m], v[:m], X, **kw).params_["tau2"])
-    diff = np.abs(ref - mine[:m]).max()
-    mem = peak(lambda: engine.fit(y[: min(n, 10**5)], v[: min(n, 10**5)], method=method,
-                                  qprofile=False, outputs=("estimate", "se", "tau2")))
+    pm = run_pymare(method, y[:m], v[:m], X, **kw)
+    diff = np.abs(np.ravel(pm.params_["tau2"]) - mine.tau2[:m]).max()
     rows = min(n, 10**5)
-    line = (f"{method:>4} k={k:<3} N={n:<8} pool_many {t_many / n * 1e6:7.3f} µs  "
-            f"fit(est,se,tau2) {t_fit / n * 1e6:7.3f} µs  PyMARE {t_pm / n * 1e6:8.3f} µs  "
-            f"ratio {t_pm / t_many:5.1f}x / {t_pm / t_fit:5.1f}x  max|Δτ²| {diff:.1e}  "
-            f"peak {mem / rows:7.0f} B/row ({mem / rows / (16 * k):4.1f}x input)")
+    mem = peak(lambda: ours(method, y[:rows], v[:rows]))
+    line = (f"{method:>4} k={k:<3} N={n:<8} ours(τ²,est,KH se) {t_like / n * 1e6:7.3f} µs  "
+            f"pool_many {t_many / n * 1e6:7.3f} µs  PyMARE {t_pm / n * 1e6:8.3f} µs  "
+            f"ratio {t_pm / t_like:5.1f}x  ratio all {t_pm / t_many:5.1f}x  "
+            f"max|Δτ²| {diff:.1e}  peak {mem / rows:7.0f} B/row ({mem / rows / (16 * k):4.1f}x input)")
     print(line, flush=True)
-    out.append({"method": method, "k": k, "n": n, "pool_many": t_many / n,
-                "fit": t_fit / n, "pymare": t_pm / n, "diff": diff, "peak_per_row": mem / rows})
+    out.append({"method": method, "k": k, "n": n, "like": t_like / n, "pool_many": t_many / n,
+                "pymare": t_pm / n, "diff": diff, "peak_per_row": mem / rows})
+
+
+def intercept_bench(ks, repeat):
+    """REML per-call time against N at fixed k: least-squares intercept and slope."""
+    for k in ks:
+        ns = np.array([1, 10, 100, 300, 1000, 3000, 10000])
+        y, v = simulate(int(ns.max()), k, seed=11)
+        X = np.ones((k, 1))
+        ours("REML", y[:10], v[:10])  # warm-up (imports) of both
+        run_pymare("REML", y[:10], v[:10], X)
+        t_ours, t_pm = [], []
+        for n in ns:
+            yn, vn = y[:n], v[:n]
+            reps = max(3, int(2000 // n))
+            rp = max(1, reps // 4)
+            t_ours.append(cpu(lambda yn=yn, vn=vn, reps=reps: [ours("REML", yn, vn)
+                                                               for _ in range(reps)],
+                              repeat) / reps)
+            t_pm.append(cpu(lambda yn=yn, vn=vn, rp=rp, X=X: [run_pymare("REML", yn, vn, X)
+                                                              for _ in range(rp)], 1) / rp)
+        for name, t in (("ours(τ²,est,KH se)", t_ours), ("PyMARE REML", t_pm)):
+            b, a = np.polyfit(ns, t, 1)
+            print(f"REML k={k:<3} {name:>18}: " + "  ".join(
+                f"N={n}: {x * 1e3:.3f} ms" for n, x in zip(ns, t))
+                + f"  -> fixed {a * 1e6:.0f} µs per call + {b * 1e6:.3f} µs per row", flush=True)
 
 
 def regression_bench(repeat):
@@ -138,7 +183,8 @@ def regression_bench(repeat):
     x = np.linspace(-1, 1, k)
     X = np.column_stack([np.ones(k), x])
     y = y + 0.2 * x
-    ma.pool_many(y[:10], v[:10], mods=x)
+    ma.pool_many(y[:10], v[:10], mods=x)  # warm-up (imports) of both
+    run_pymare("REML", y[:10], v[:10], X)
     t_ours = cpu(lambda: ma.pool_many(y, v, mods=x, method="REML"), repeat)
     t_fit = cpu(lambda: engine.fit(y, v, X=X, method="REML", qprofile=False,
                                    outputs=("coef", "coef_se", "tau2")), repeat)
@@ -179,18 +225,26 @@ def single_pool(repeat):
           f"first", flush=True)
 
 
+PARTS = ("reml", "dl", "he", "intercept", "regression", "single")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer sizes")
+    ap.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="parts to run")
+    ap.add_argument("--ks", type=int, nargs="+", help="k values for the REML comparison")
+    ap.add_argument("--ns", type=int, nargs="+", help="N values for the REML comparison")
     ap.add_argument("--max-elements", type=float, default=2e7,
                     help="skip sizes with N × k above this (memory)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     print(f"uptime: {uptime()}")
-    ks = (2, 10, 100) if args.quick else (2, 5, 10, 20, 50, 100)
-    ns = (10**3, 10**5) if args.quick else (10**3, 10**4, 10**5, 10**6)
+    ks = args.ks or ((2, 10, 100) if args.quick else (2, 5, 10, 20, 50, 100))
+    ns = args.ns or ((10**3, 10**5) if args.quick else (10**3, 10**4, 10**5, 10**6))
     results: list[dict] = []
     for method in ("REML", "DL", "HE"):
+        if method.lower() not in args.only:
+            continue
         for k in ks if method == "REML" else (2, 10, 100):
             for n in ns if method == "REML" else (10**5,):
                 if n * k > args.max_elements:
@@ -198,12 +252,18 @@ def main(argv=None) -> int:
                           f"--max-elements {args.max_elements:.0e})")
                     continue
                 compare(method, k, n, args.repeat, results)
-    worst = min((r["pymare"] / r["pool_many"], r["k"], r["n"]) for r in results
-                if r["method"] == "REML")
-    print(f"REML: smallest ratio pool_many vs PyMARE {worst[0]:.1f}x (k = {worst[1]}, N = {worst[2]}); "
-          f"largest |Δτ²| {max(r['diff'] for r in results if r['method'] == 'REML'):.1e}")
-    regression_bench(args.repeat)
-    single_pool(args.repeat)
+        sel = [r for r in results if r["method"] == method]
+        if sel:
+            worst = min((r["pymare"] / r["like"], r["k"], r["n"]) for r in sel)
+            print(f"{method}: smallest ratio vs PyMARE {worst[0]:.1f}x (k = {worst[1]}, "
+                  f"N = {worst[2]}); largest |Δτ²| {max(r['diff'] for r in sel):.1e}; "
+                  f"uptime: {uptime()}", flush=True)
+    if "intercept" in args.only:
+        intercept_bench((10, 100) if not args.quick else (10,), args.repeat)
+    if "regression" in args.only:
+        regression_bench(args.repeat)
+    if "single" in args.only:
+        single_pool(args.repeat)
     print(f"uptime: {uptime()}")
     return 0
 

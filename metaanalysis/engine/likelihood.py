@@ -64,7 +64,7 @@ import numpy as np
 
 from metaanalysis.engine.design import colsum, ein
 from metaanalysis.engine.roots import FEW as _FEW
-from metaanalysis.engine.roots import columns, count_true, solve_decreasing
+from metaanalysis.engine.roots import FLOAT_STUDIES, columns, count_true, solve_decreasing
 from metaanalysis.engine.wls import wls
 
 __all__ = ["lik_terms", "loglik", "score_bound_hi", "tau2_lik"]
@@ -75,6 +75,7 @@ _MIN_WIDTH = 1e-3  # stop subdividing below this width in s
 _ROUNDS = 40
 _MARCH = 8  # evaluations extending the certified regions before subdividing
 _PIECES = 2  # parts each interval left open by the march is first cut into
+_COVER_FEW = 16  # intervals of the cover handled on Python floats (X = 1)
 
 
 def lik_terms(d, y, v, t, reml, order=1, want_q=False):
@@ -319,8 +320,13 @@ def _cover(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0):
     of the likelihood) and whether every interval was decided by the bounds."""
     out_row, out_a, out_b = [], [], []
     exact = True
-    for _ in range(_ROUNDS):
+    cols: dict = {}
+    for it in range(_ROUNDS):
         if row.size == 0:
+            break
+        if d.intercept and row.size <= _COVER_FEW:  # the rest on floats: the same decisions
+            exact = _cover_rest(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0,
+                                _ROUNDS - it, cols, out_row, out_a, out_b, exact)
             break
         L = sb - sa
         pa, ra = _up(ha, ga)
@@ -353,7 +359,7 @@ def _cover(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0):
         r3 = np.concatenate([row, row, row])
         vm = vmin[r3]
         tm = vm * np.expm1(sm - s0[r3])
-        hm, gm = _hg(d.take(r3), y.take(r3, -1), v.take(r3, -1), tm, vm, reml)
+        hm, gm = _hg_at(d, y, v, r3, tm, vm, reml, cols)
         n = row.size
         s1, s2, s3 = sm[:n], sm[n:2 * n], sm[2 * n:]
         h1, h2, h3 = hm[:n], hm[n:2 * n], hm[2 * n:]
@@ -371,6 +377,108 @@ def _cover(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0):
     return np.concatenate(out_row), np.concatenate(out_a), np.concatenate(out_b), exact
 
 
+def _fmax(a, b):
+    """np.maximum on floats (NaN propagates)."""
+    return a if (a != a or a >= b) else b
+
+
+def _fmin(a, b):
+    """np.minimum on floats (NaN propagates)."""
+    return a if (a != a or a <= b) else b
+
+
+def _down1(h, g):
+    """:func:`_down` for one point, on floats (the same IEEE operations: the same bits)."""
+    pos = h > 0 or (h == 0 and g < 0)
+    sg = -g
+    if pos:
+        x = g * g + 4 * _LO * h
+        x = x if (x != x or x > 0) else 0.0
+        r = (sg + math.sqrt(x)) * (1 / (2 * _LO))
+    else:
+        x = g * g - 4 * _HI * h
+        x = x if (x != x or x > 0) else 0.0
+        r = (math.sqrt(x) - sg) * (1 / (2 * _HI))
+    r *= _SAFE
+    return pos, (r if r > 0 else 0.0)
+
+
+def _monotone1(ga, gb, L):
+    """:func:`_monotone` for one interval, on floats."""
+    lo2, hi2 = 2 * _LO, 2 * _HI
+    x = _fmin(_fmax((gb - ga + lo2 * L) / (hi2 + lo2), 0.0), L)
+    dec = _fmin(ga + hi2 * x, gb + lo2 * (L - x)) < 0
+    x = _fmin(_fmax((ga - gb + hi2 * L) / (hi2 + lo2), 0.0), L)
+    inc = _fmax(ga - lo2 * x, gb - hi2 * (L - x)) > 0
+    return dec, inc
+
+
+def _cover_rest(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0, rounds, cols,
+                out_row, out_a, out_b, exact):
+    """The last ``rounds`` rounds of :func:`_cover` on its few intervals, the
+    per-interval arithmetic on Python floats (:func:`_up1`, :func:`_down1`,
+    :func:`_monotone1`, :func:`_hg_rows`): the same numbers, decisions and order of
+    the intervals found as the array code.  Appends to ``out_*``; returns ``exact``."""
+    iv = list(zip(row.tolist(), sa.tolist(), ha.tolist(), ga.tolist(), sb.tolist(),
+                  hb.tolist(), gb.tolist()))
+    for _ in range(rounds):
+        if not iv:
+            return exact
+        keep, down = [], []
+        for r, a, h_a, g_a, b, h_b, g_b in iv:
+            L = b - a
+            pa, ra = _up1(h_a, g_a)
+            pb, rb = _down1(h_b, g_b)
+            dec, inc = _monotone1(g_a, g_b, L)
+            same = pa == pb
+            done = (same and (ra + rb >= L or dec or inc)) or (not same and (dec if pa else inc))
+            if not done and L < _MIN_WIDTH:
+                exact = False
+                done = True
+            if done:
+                if pa and not pb:
+                    down.append((r, a, b))
+            else:
+                keep.append((r, a, h_a, g_a, b, h_b, g_b, ra, rb, same))
+        if down:
+            out_row.append(np.array([x[0] for x in down], dtype=np.intp))
+            out_a.append(np.array([x[1] for x in down]))
+            out_b.append(np.array([x[2] for x in down]))
+        if not keep:
+            return exact
+        pts = ([], [], [])
+        for x in keep:
+            a, b, ra, rb, same = x[1], x[4], x[7], x[8], x[9]
+            L = b - a
+            if same:
+                u0 = _fmin(_fmax(ra, 0.05 * L), 0.95 * L)
+                u1 = _fmax(_fmin(L - rb, 0.95 * L), u0)
+                for q, f in zip(pts, (1 / 6, 1 / 2, 5 / 6)):
+                    q.append(a + u0 + (u1 - u0) * f)
+            else:
+                for q, e in zip(pts, (0.25, 0.5, 0.75)):
+                    q.append(a + L * e)
+        n = len(keep)
+        sm = pts[0] + pts[1] + pts[2]
+        r3 = np.array([x[0] for x in keep] * 3, dtype=np.intp)
+        vm = vmin[r3]
+        tm = vm * np.expm1(np.array(sm) - s0[r3])
+        hg = _hg_rows(d, y, v, r3, tm, vm, reml, cols)
+        if hg is None:
+            h, g = _hg(d.take(r3), y.take(r3, -1), v.take(r3, -1), tm, vm, reml)
+            hg = h.tolist(), g.tolist()
+        hm, gm = hg
+        # the array code's layout: first pieces of every interval, then second, ...
+        new = [(x[0], x[1], x[2], x[3], sm[j], hm[j], gm[j]) for j, x in enumerate(keep)]
+        for p in (1, 2):
+            new += [(x[0], sm[(p - 1) * n + j], hm[(p - 1) * n + j], gm[(p - 1) * n + j],
+                     sm[p * n + j], hm[p * n + j], gm[p * n + j]) for j, x in enumerate(keep)]
+        new += [(x[0], sm[2 * n + j], hm[2 * n + j], gm[2 * n + j], x[4], x[5], x[6])
+                for j, x in enumerate(keep)]
+        iv = new
+    return False if iv else exact
+
+
 def _refine(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0, pieces):
     """Split each interval into ``pieces`` equal parts, evaluating every new point in
     one call; returns the new intervals (same layout as the inputs)."""
@@ -381,8 +489,7 @@ def _refine(d, y, v, vmin, reml, row, sa, ha, ga, sb, hb, gb, s0, pieces):
     sm = (sa[None, :] + L[None, :] * f[:, None]).ravel()  # (pieces - 1) × intervals
     rm = np.tile(row, pieces - 1)
     vr = vmin[rm]
-    hm, gm = _hg(d.take(rm), y.take(rm, -1), v.take(rm, -1), vr * np.expm1(sm - s0[rm]), vr,
-                 reml)
+    hm, gm = _hg_at(d, y, v, rm, vr * np.expm1(sm - s0[rm]), vr, reml, {})
     n = row.size
     S = np.vstack([sa, sm.reshape(-1, n), sb])  # (pieces + 1, n) points per interval
     H = np.vstack([ha, hm.reshape(-1, n), hb])
@@ -501,8 +608,11 @@ def _up1(h, g):
 def _hg_rows(d, y, v, cw, tw, vw, reml, cols):
     """:func:`_hg` at τ² = ``tw[j]`` for row ``cw[j]`` of ``y``, ``v`` (X = 1), the terms on
     Python floats (:func:`terms_row`; the logarithms one NumPy call): the same bits.
-    Returns lists (h, g), or None where a term divides by zero (then use :func:`_hg`).
+    Returns lists (h, g), or None where a term divides by zero or the rows are too many
+    for floats to pay (rows × studies above ``FLOAT_STUDIES``; then use :func:`_hg`).
     ``cols`` caches each row's data as lists."""
+    if cw.size * y.shape[0] > FLOAT_STUDIES:
+        return None
     ts, vs = tw.tolist(), vw.tolist()
     terms = []
     try:
@@ -516,6 +626,16 @@ def _hg_rows(d, y, v, cw, tw, vw, reml, cols):
     m = len(terms)
     lg = np.log(np.array([x[0] for x in terms] + [x[1] for x in terms])).tolist()
     return [lg[j] - lg[m + j] for j in range(m)], g
+
+
+def _hg_at(d, y, v, rows, t, vmin, reml, cols):
+    """:func:`_hg` for the rows ``rows`` of ``y``, ``v`` at τ² = ``t``: on Python floats
+    (:func:`_hg_rows`) for a few rows without moderators, else on arrays; the same bits."""
+    if d.intercept:
+        hg = _hg_rows(d, y, v, rows, t, vmin, reml, cols)
+        if hg is not None:
+            return np.array(hg[0]), np.array(hg[1])
+    return _hg(d.take(rows), y.take(rows, -1), v.take(rows, -1), t, vmin, reml)
 
 
 def _march_few(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1):
@@ -581,6 +701,39 @@ def _march_few(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, 
     return not any(a < b for a, b in zip(gap_a, gap_b))
 
 
+def _march_rest(d, y, v, reml, cert, g_row, g_a, g_b, g_pos, open_, vm, s0, rounds, cols):
+    """The last ``rounds`` rounds of the march of :func:`_certify` on its few open gaps,
+    the per-gap arithmetic on Python floats (:func:`_up1`, :func:`_hg_rows`): the same
+    numbers and decisions as the array code; updates ``g_a`` and ``open_``."""
+    w = np.flatnonzero(open_)
+    ga, gb = g_a[w].tolist(), g_b[w].tolist()
+    pos = g_pos[w].tolist()
+    wl = list(range(w.size))
+    for _ in range(rounds):
+        if not wl:
+            break
+        idx = w[wl]
+        rw = g_row[idx]
+        vw = vm[rw]
+        tw = vw * np.expm1(np.array([ga[j] for j in wl]) - s0[rw])
+        cw = cert[rw]
+        hg = _hg_rows(d, y, v, cw, tw, vw, reml, cols)
+        if hg is None:
+            h, g = _hg(d.take(cw), y.take(cw, -1), v.take(cw, -1), tw, vw, reml)
+            hg = h.tolist(), g.tolist()
+        keep = []
+        for j, hj, gj in zip(wl, *hg):
+            same, r = _up1(hj, gj)
+            if same == pos[j] and r > 0.02:
+                ga[j] += r
+                if ga[j] < gb[j]:
+                    keep.append(j)
+        wl = keep
+    g_a[w] = ga
+    open_[w] = False
+    open_[w[wl]] = True
+
+
 def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1):
     """Steps 2–4 of :func:`tau2_lik` on the rows ``cert``; updates ``out``, ``conv``."""
     vm = vmin[cert]
@@ -609,9 +762,14 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
     g_b = np.concatenate([lo1, sT[mid]])
     g_pos = np.concatenate([upc, np.zeros(int(mid.sum()), dtype=bool)])
     open_ = g_a < g_b
-    for _ in range(_MARCH):
+    cols: dict = {}
+    for it in range(_MARCH):
         w = np.flatnonzero(open_)
         if w.size == 0:
+            break
+        if w.size <= _FEW and d.intercept:  # the last rounds on floats: the same decisions
+            _march_rest(d, y, v, reml, cert, g_row, g_a, g_b, g_pos, open_, vm, s0,
+                        _MARCH - it, cols)
             break
         rw = g_row[w]
         vw = vm[rw]
@@ -633,7 +791,7 @@ def _certify(d, y, v, reml, cert, out, conv, vmin, hi, T, a2, b1, a3, b2, up, g1
         dc = d.take(cert[todo])
         yc, vc = y.take(cert[todo], -1), v.take(cert[todo], -1)
         vt, s0t = vm[todo], s0[todo]
-        hT, gT = _hg(dc, yc, vc, Tc[todo], vt, reml)
+        hT, gT = _hg_at(d.take(cert[todo]), yc, vc, np.arange(todo.size), Tc[todo], vt, reml, {})
         m_ = mid[todo]
         im = np.flatnonzero(m_)
         rest = np.flatnonzero(~m_)
