@@ -44,7 +44,7 @@ import warnings
 import numpy as np
 from scipy import special
 
-from metaanalysis.engine.design import colsum, make_design
+from metaanalysis.engine.design import colsum, ein, make_design
 from metaanalysis.engine.inference import (
     chi2_sf,
     critical,
@@ -80,6 +80,8 @@ _ALL, _ALL_REG = frozenset(KEYS + _EXTRA), frozenset(REG_KEYS + _EXTRA)
 _FIT_KEYS = frozenset(("estimate", "se", "stat", "p", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "coef",
                        "coef_se", "coef_stat", "coef_p", "coef_ci_lb", "coef_ci_ub", "vcov", "qm",
                        "qm_p", "weights", "se_tau2"))
+# keys that need Q_E, tr P and the typical within-study variance s²
+_HET_KEYS = frozenset(("i2", "h2", "q", "q_df", "q_p") + _PROFILE + ("tau2_ci_capped",))
 _CHUNK_ELEMENTS = 262144  # k × rows per chunk: (k, n) float arrays of 2 MB
 
 
@@ -386,12 +388,15 @@ def _fit_chunk(c, method, test, level, fixed, qprofile, want, btt, reg):
         need_q = test != "z" or bool(qprofile and want & _PROFILE_SET)
         w, S, A, gam, r = wls(c.d, c.y, c.v, t, resid=need_q)
         if need_q:
-            q_t = colsum(w * r, r)  # generalised Q_E at τ̂² (Knapp–Hartung, Q-profile start)
+            # generalised Q_E at τ̂² (Knapp–Hartung, Q-profile start): Σ (w r) r, the products
+            # and sums of colsum(w * r, r) without the temporary w * r
+            q_t = ein("ij,ij,ij->j", w, r, r)
         vb = A
         if test != "z":
             vb = A * scale_factor(test, q_t, df)
-        tdf = np.where(one, np.nan, df.astype(float)) if test != "z" else np.full(n, np.nan)
-        res["df"] = tdf
+        if "df" in want:
+            res["df"] = (np.where(one, np.nan, df.astype(float)) if test != "z"
+                         else np.full(n, np.nan))
         crit = critical(test, level, df) if want & {"ci_lb", "pi_lb", "coef_ci_lb"} else None
         if reg:
             _coefficients(res, c, gam, vb, test, df, crit, want, btt)
@@ -416,19 +421,21 @@ def _fit_chunk(c, method, test, level, fixed, qprofile, want, btt, reg):
     else:
         res["df"] = np.where(one, np.nan, df.astype(float)) if test != "z" else np.full(n, np.nan)
 
-    # ---- heterogeneity: Q_E, I², H²
-    q0 = c.q0
-    trp0 = c.trp0
-    # typical within-study variance; tr P cancels to 0 when the vᵢ span ~1e16 or more
-    s2 = np.where(trp0 > 0, df / trp0, np.nan)
-    if ee:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            i2 = np.where(q0 > 0, 100 * np.maximum(0.0, (q0 - df) / q0), 0.0)
-            h2 = q0 / df
-    else:
-        i2 = 100 * t / (t + s2)
-        h2 = t / s2 + 1.0
-    res.update(i2=i2, h2=h2, q=q0, q_df=df)
+    # ---- heterogeneity: Q_E, I², H² (the closed-form estimators with outputs such as
+    # ("tau2", "estimate", "se") skip them)
+    if want & _HET_KEYS:
+        q0 = c.q0
+        trp0 = c.trp0
+        # typical within-study variance; tr P cancels to 0 when the vᵢ span ~1e16 or more
+        s2 = np.where(trp0 > 0, df / trp0, np.nan)
+        if ee:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                i2 = np.where(q0 > 0, 100 * np.maximum(0.0, (q0 - df) / q0), 0.0)
+                h2 = q0 / df
+        else:
+            i2 = 100 * t / (t + s2)
+            h2 = t / s2 + 1.0
+        res.update(i2=i2, h2=h2, q=q0, q_df=df)
     if "q_p" in want:
         res["q_p"] = chi2_sf(np.maximum(df, 1), q0)
     if "se_tau2" in want:

@@ -566,7 +566,7 @@ def tau2_lik(c, reml, x0=None):
     start = np.where((start >= 0) & (start < hi), start, 0.0)
 
     # 1. a root by Halley iteration where the score at 0 is positive
-    rows = np.flatnonzero(up)
+    rows = up.nonzero()[0]
     g1 = np.zeros(n)  # an upper bound of dh/ds at the root found (see _certify)
     if rows.size:
         out[rows], conv[rows], (xe, ve, de) = _solve(d, y, v, vmin, reml, rows,
@@ -580,7 +580,7 @@ def tau2_lik(c, reml, x0=None):
             g1[rows] = (vr + xe) * de / (1.0 - ve) + 2 * _HI * np.abs(s1_ - se_)
     # 2.-4. certify [0, T], T = min(hi, v_max − 2 v_min); beyond T the root is unique
     T = np.minimum(vmax - 2 * vmin, hi)
-    cert = np.flatnonzero(ok & (T > 0))
+    cert = (ok & (T > 0)).nonzero()[0]
     if cert.size == 0:
         return out, conv
     with np.errstate(divide="ignore", invalid="ignore"):

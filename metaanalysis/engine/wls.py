@@ -154,6 +154,8 @@ class Chunk:
                 if not self.full:
                     r *= self.m
                 self._c.update(a_ols=A, rss_ols=colsum(r, r))
+            elif key == "u0":
+                self._c["u0"] = self.r0 * self.w0
             elif key in ("vmin", "vmax"):
                 v = self.v
                 self._c.update(vmin=np.minimum.reduce(v, 0),
@@ -164,11 +166,11 @@ class Chunk:
                 S = d.gram(w)
                 A = d.inv(S)
                 r = self.y - d.xb(d.mv(A, d.xtz(w, self.y)))
-                u = r * w
                 sw = S if d.intercept else colsum(w)
                 g2 = d.gram(w, w)
-                self._c.update(w0=w, a0=A, r0=r, u0=u, g20=g2, q0=colsum(u, r), sw0=sw,
-                               trp0=sw - d.tr(d.mm(A, g2)))
+                # Q_E = Σ (r w) r: the products and sums of colsum(r * w, r), without r * w
+                self._c.update(w0=w, a0=A, r0=r, g20=g2, q0=ein("ij,ij,ij->j", r, w, r),
+                               sw0=sw, trp0=sw - d.tr(d.mm(A, g2)))
         return self._c[key]
 
     w0 = property(lambda self: self._get("w0"), doc="1/v (0 where absent)")
