@@ -5,7 +5,9 @@
 * the MWA cement-leakage series of the metafor reference values
   (tests/data/metafor/mwa_cement_leakage.json) as the reference dict and its
   logit-proportion effect sizes;
-* ``dask_client``: one in-process Dask LocalCluster (2 workers) for the Dask tests;
+* ``dask_client``: one in-process Dask LocalCluster (2 workers) per Dask test module;
+* ``copy_shipped``: shipped study files copied without their risk-of-bias ratings, for
+  report runs that need no risk-of-bias figures;
 * the shipped example, built once per session: ``shipped_studies``,
   ``shipped_plan``, ``shipped_results`` (:func:`run_plan`) and
   ``shipped_report`` (``metaanalysis report`` into a temporary folder, SVG
@@ -21,6 +23,7 @@ that process (metaanalysis.report.fitting).  The slowest files start first
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -92,9 +95,13 @@ def cement_data():
     return d, es
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_client():
-    """One in-process ``LocalCluster`` (2 workers, 1 thread each) for the whole session."""
+    """One in-process ``LocalCluster`` (2 workers, 1 thread each) per test module.
+
+    Starting and stopping one costs about 0.05 s of CPU; a running one costs about 7% of
+    a core even when idle (its periodic callbacks), so it does not outlive the module's
+    tests (a session-wide one ran beside every later test of its xdist worker)."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=":0") as cluster:
@@ -114,6 +121,30 @@ def shipped_plan():
     from metaanalysis.report.plan import load_plan
 
     return load_plan(STUDIES / "plan.yaml")
+
+
+def without_risk_of_bias(text: str) -> str:
+    """A study file's text without its ``risk_of_bias:`` block (up to the next top-level key)."""
+    return re.sub(r"(?ms)^risk_of_bias:.*?(?=^\S|\Z)", "", text)
+
+
+@pytest.fixture(scope="session")
+def copy_shipped():
+    """``copy_shipped(folder, ids) -> folder``: shipped study files copied into ``folder``,
+    without their risk-of-bias ratings.  A report on them draws no risk-of-bias figures
+    (about 0.5 s of CPU per run): for the tests of the command line and the progress lines,
+    which never read them (tests/test_submission_report.py tests those outputs)."""
+
+    def copy(folder, ids) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for sid in ids:
+            text = without_risk_of_bias((STUDIES / f"{sid}.yaml").read_text(encoding="utf-8"))
+            assert "risk_of_bias" not in text, sid
+            (folder / f"{sid}.yaml").write_text(text, encoding="utf-8")
+        return folder
+
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -101,28 +101,22 @@ def _small_plan(folder: Path) -> Path:
     return p
 
 
-def _small_studies(folder: Path, ids=SMALL_STUDIES) -> Path:
-    d = Path(folder) / "studies"
-    d.mkdir(exist_ok=True)
-    for sid in ids:
-        (d / f"{sid}.yaml").write_bytes((STUDIES / f"{sid}.yaml").read_bytes())
-    return d
-
-
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """``(studies folder, plan)``: five shipped studies and the one-outcome plan."""
+def small(tmp_path_factory, copy_shipped):
+    """``(studies folder, plan)``: five shipped studies (without their risk-of-bias
+    ratings: no figure to draw) and the one-outcome plan."""
     base = tmp_path_factory.mktemp("small")
-    return _small_studies(base), _small_plan(base)
+    return copy_shipped(base / "studies", SMALL_STUDIES), _small_plan(base)
 
 
 @pytest.fixture(scope="module")
-def two(tmp_path_factory):
+def two(tmp_path_factory, copy_shipped):
     """``(studies folder, plan)``: Chen 2022 (a median with range, a warning) and
-    Khan 2018 (a median ± SD, the one study with deaths) and the one-outcome plan,
-    for the tests that run the whole command more than once."""
+    Khan 2018 (a median ± SD, the one study with deaths), without their risk-of-bias
+    ratings, and the one-outcome plan, for the tests that run the whole command more
+    than once."""
     base = tmp_path_factory.mktemp("two")
-    return _small_studies(base, ("chen2022", "khan2018")), _small_plan(base)
+    return copy_shipped(base / "studies", ("chen2022", "khan2018")), _small_plan(base)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ the engine gives a row the same bits whatever the other rows of its batch
 (in-process) scheduler, the threaded scheduler and a distributed cluster give
 results identical to the last bit (``np.array_equal`` on every output array),
 for every estimator and for batch meta-regression.  The cluster is the
-session-wide 2-worker LocalCluster of conftest.py.
+2-worker LocalCluster of conftest.py (one per test module).
 """
 
 import sys
@@ -143,7 +143,7 @@ def test_dask_input_is_lazy_until_computed(batch, dask_client):
     res = lazy.compute(weights=False)
     assert res.weights is None
     np.testing.assert_array_equal(res.tau2, ma.pool_many(y, v, method="DL").tau2)
-    # the default client (the session's cluster) runs persist; the result stays lazy
+    # the default client (the module's cluster) runs persist; the result stays lazy
     kept = lazy.persist()
     on = ma.pool_many(yd, vd, method="DL", client=dask_client)
     assert "client inproc://" in on.summary()

@@ -178,14 +178,12 @@ def test_bad_plan_exits_2_and_writes_nothing(tmp_path, capsys):
         run_report(STUDIES, out=out, plan=bad, quiet=True)
 
 
-def test_progress_lines_and_quiet(tmp_path, capsys):
+def test_progress_lines_and_quiet(tmp_path, capsys, copy_shipped):
     plan = tmp_path / "plan" / "p.yaml"  # its own folder: --out may not be inside it
     plan.parent.mkdir()
     plan.write_text(SMALL)
-    studies = tmp_path / "studies"  # two shipped studies: the deaths of one (Khan 2018)
-    studies.mkdir()
-    for sid in ("khan2018", "wu2021"):
-        (studies / f"{sid}.yaml").write_bytes((STUDIES / f"{sid}.yaml").read_bytes())
+    # two shipped studies (the deaths of one, Khan 2018), without risk-of-bias ratings
+    studies = copy_shipped(tmp_path / "studies", ("khan2018", "wu2021"))
     run_report(studies, out=tmp_path / "o", plan=plan, formats=FORMATS)
     err = capsys.readouterr().err
     # not a terminal: one line per step
