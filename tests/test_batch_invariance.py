@@ -135,3 +135,41 @@ def test_float_row_terms_equal_the_array_terms():
             rows = np.array([q_terms_row(y[:, j].tolist(), v[:, j].tolist(), t)
                              for j in range(y.shape[1])]).T
             np.testing.assert_array_equal(rows, arr)
+
+
+def test_few_row_setups_on_floats_equal_the_array_code():
+    # A batch of a few rows without moderators sets up the REML search
+    # (likelihood._zero_few) and the Q-profile roots (qprofile._tau2_ci_few) on
+    # Python floats: the same bits as the array code, including limits beyond the cap.
+    from metaanalysis.engine import likelihood, qprofile
+    from metaanalysis.engine.design import Intercept
+    from metaanalysis.engine.wls import Chunk, q_terms
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for _ in range(150):
+        k, n = int(rng.integers(1, 30)), int(rng.integers(1, 4))
+        v = rng.uniform(0.001, 2, (k, n)) * rng.choice([1, 100.0]) ** rng.random((k, n))
+        y = rng.normal(0, rng.choice([0.1, 1, 30, 300]), (k, n))
+        t = rng.choice([0.05, 1.0, 20.0, 500.0], n) * rng.random(n)
+        few, arr = Chunk(Intercept(), y.copy(), v.copy()), Chunk(Intercept(), y.copy(), v.copy())
+        with np.errstate(all="ignore"):
+            got = likelihood._zero_few(few, True)
+            if got is not None:
+                a2, b1, a3, b2 = likelihood._zero_terms(arr, True)
+                hi = likelihood.score_bound_hi(arr.rss_ols, arr.vmin, arr.vmax, arr.k - 1.0)
+                st = (arr.q0 - (arr.k - 1.0)) / arr.trp0
+                st = np.where((st >= 0) & (st < hi), st, 0.0)
+                for x, ref in zip(got, (a2, b1, a3, b2, hi, st)):
+                    np.testing.assert_array_equal(x, ref)
+                checked += 1
+            qh = q_terms(Intercept(), y, v, t)[0]
+            got = qprofile._tau2_ci_few(few, t, 0.95, qh)
+            if got is not None:
+                arr2 = Chunk(Intercept(), y.copy(), v.copy())
+                arr2._c["q0"] = arr.q0
+                ref = qprofile.tau2_ci(arr2, t, 0.95)  # q_hat None: the array code
+                for x, r in zip(got, ref):
+                    np.testing.assert_array_equal(x, r)
+                checked += 1
+    assert checked > 150

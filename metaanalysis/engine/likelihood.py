@@ -550,20 +550,29 @@ def tau2_lik(c, reml, x0=None):
     cc = kf - p if reml else kf
     out = np.zeros(n)
     conv = np.ones(n, dtype=bool)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a2, b1, a3, b2 = _zero_terms(c, reml)
+    few = _zero_few(c, reml) if x0 is None and d.intercept and c.full and n <= _FEW else None
+    if few is not None:  # the same numbers on floats
+        a2, b1, a3, b2, hi, start = few
+        vmin, vmax = c.vmin, c.vmax
         ok = (kf > p) & (a2 > 0) & (b1 > 0)
-        up = ok & (a2 > b1)  # score > 0 at τ² = 0
+        up = ok & (a2 > b1)
         if not count_true(ok):
             return out, conv
-        vmin, vmax = c.vmin, c.vmax
-        # the bound hi from the unweighted least-squares residual sum of squares
-        hi = score_bound_hi(c.rss_ols, vmin, vmax, cc)
-        if x0 is None:  # DerSimonian–Laird (generalised): (Q_E − (k − p)) / tr P at τ² = 0
-            start = (c.q0 - (kf - p)) / c.trp0
-        else:
-            start = np.asarray(x0, dtype=float)
-    start = np.where((start >= 0) & (start < hi), start, 0.0)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a2, b1, a3, b2 = _zero_terms(c, reml)
+            ok = (kf > p) & (a2 > 0) & (b1 > 0)
+            up = ok & (a2 > b1)  # score > 0 at τ² = 0
+            if not count_true(ok):
+                return out, conv
+            vmin, vmax = c.vmin, c.vmax
+            # the bound hi from the unweighted least-squares residual sum of squares
+            hi = score_bound_hi(c.rss_ols, vmin, vmax, cc)
+            if x0 is None:  # DerSimonian–Laird (generalised): (Q_E − (k − p)) / tr P at τ² = 0
+                start = (c.q0 - (kf - p)) / c.trp0
+            else:
+                start = np.asarray(x0, dtype=float)
+        start = np.where((start >= 0) & (start < hi), start, 0.0)
 
     # 1. a root by Halley iteration where the score at 0 is positive
     rows = up.nonzero()[0]
@@ -590,6 +599,79 @@ def tau2_lik(c, reml, x0=None):
     return out, conv
 
 
+def _zero_few(c, reml):
+    """For a few rows without moderators and without absent studies: ``(A₂, B₁, A₃, B₂)``
+    at τ² = 0 (:func:`_zero_terms`), the bound ``hi`` (:func:`score_bound_hi`) and the
+    DerSimonian–Laird start clipped to [0, hi), computed per row on Python floats with
+    the array code's operations in its order (the same bits); the chunk's cached Q_E,
+    tr P, Σw, unweighted RSS, v_min and v_max are filled with the same numbers.  Rows
+    equal to an earlier row (a batch of one is two copies) are computed once.  None
+    when a row divides by zero or the rows are too large for floats to pay."""
+    y, v = c.y, c.v
+    k = y.shape[0]
+    if k * c.n > FLOAT_STUDIES:
+        return None
+    seen: dict = {}
+    rows = []
+    try:
+        for yl, vl in zip(y.T.tolist(), v.T.tolist()):
+            key = (tuple(yl), tuple(vl))
+            got = seen.get(key)
+            if got is None:
+                got = seen[key] = _zero_row(yl, vl, k, reml)
+            rows.append(got)
+    except (ZeroDivisionError, ValueError):
+        return None
+    cols = [np.array(x) for x in zip(*rows)]
+    a2, b1, a3, b2, hi, start, q0, trp0, sw, rss, vmin, vmax = cols
+    c._c.update(q0=q0, trp0=trp0, sw0=sw, rss_ols=rss, vmin=vmin, vmax=vmax)
+    return a2, b1, a3, b2, hi, start
+
+
+def _zero_row(y, v, k, reml):
+    """One row of :func:`_zero_few` (X = 1, every study present)."""
+    w = [1.0 / x for x in v]
+    S = swy = g2 = s3 = sy = 0.0
+    for wi, yi in zip(w, y):
+        S += wi
+        swy += wi * yi
+        g2 += wi * wi
+        s3 += wi * wi * wi
+        sy += 1.0 * yi
+    A = 1.0 / S
+    gam = A * swy
+    q0 = a2 = cc = a3 = 0.0
+    for wi, yi in zip(w, y):
+        r = yi - gam
+        q0 += r * wi * r
+        u = r * wi
+        a2 += u * u
+        cc += wi * u
+        a3 += u * wi * u
+    a3 = a3 - cc * (A * cc)
+    trp0 = S - A * g2
+    if reml:
+        M = A * g2
+        b1, b2 = trp0, g2 - 2 * (A * s3) + M * M
+    else:
+        b1, b2 = S, g2
+    go = (1.0 / k) * sy
+    rss = 0.0
+    for yi in y:
+        r = yi - go
+        rss += r * r
+    vmin, vmax = min(v), max(v)
+    kp = float(k) - 1
+    cnt = kp if reml else float(k)
+    c2 = 2.0 * (cnt if cnt >= 1 else 1)
+    disc = math.sqrt(rss * (rss + 2.0 * c2 * (vmax - vmin)))
+    hi = (rss - c2 * vmin + disc) / c2
+    hi = (hi if (hi != hi or hi >= 0.0) else 0.0) * (1 + 1e-9) + 1e-300  # np.maximum
+    start = (q0 - kp) / trp0
+    start = start if (start >= 0 and start < hi) else 0.0
+    return a2, b1, a3, b2, hi, start, q0, trp0, S, rss, vmin, vmax
+
+
 def _up1(h, g):
     """:func:`_up` for one point, on floats (the same IEEE operations: the same bits)."""
     pos = h > 0 or (h == 0 and g > 0)
@@ -610,16 +692,26 @@ def _hg_rows(d, y, v, cw, tw, vw, reml, cols):
     Python floats (:func:`terms_row`; the logarithms one NumPy call): the same bits.
     Returns lists (h, g), or None where a term divides by zero or the rows are too many
     for floats to pay (rows × studies above ``FLOAT_STUDIES``; then use :func:`_hg`).
-    ``cols`` caches each row's data as lists."""
+    ``cols`` caches each row's data as lists (and the terms of rows equal to an
+    earlier one: evaluated once)."""
     if cw.size * y.shape[0] > FLOAT_STUDIES:
         return None
     ts, vs = tw.tolist(), vw.tolist()
     terms = []
     try:
+        memo = cols.setdefault("memo", {})
         for c, t in zip(cw.tolist(), ts):
             if c not in cols:
-                cols[c] = (y[:, c].tolist(), v[:, c].tolist())
-            terms.append(terms_row(*cols[c], t, reml, 2))
+                data = (y[:, c].tolist(), v[:, c].tolist())
+                # a row equal to one seen before (a batch of one is two copies of
+                # itself) shares its evaluations
+                same = [j for j, val in cols.items() if j != "memo" and val[1] == data]
+                cols[c] = (cols[same[0]][0] if same else c, data)
+            key = (cols[c][0], t)
+            got = memo.get(key)
+            if got is None:
+                got = memo[key] = terms_row(*cols[c][1], t, reml, 2)
+            terms.append(got)
         g = [(vm + t) * (b2 / b1 - 2.0 * a3 / a2) for vm, t, (a2, b1, a3, b2) in zip(vs, ts, terms)]
     except ZeroDivisionError:
         return None

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from metaanalysis.engine.roots import columns, count_true, solve_decreasing
+from metaanalysis.engine.roots import FEW, FLOAT_STUDIES, columns, count_true, solve_decreasing
 from metaanalysis.engine.wls import q_terms, q_terms_row
 
 __all__ = ["TAU2_MAX", "q_root", "tau2_ci"]
@@ -160,6 +160,11 @@ def tau2_ci(c, tau2, level: float = 0.95, *, q_hat=None):
     1/Q(τ²) is nearly linear in τ², so each search starts where the secant of
     1/Q through τ² = 0 and τ̂² reaches its target (the tangent at 0 when τ̂² = 0).
     """
+    if (q_hat is not None and c.d.intercept and c.full and c.n <= FEW
+            and c.y.shape[0] * c.n <= FLOAT_STUDIES):
+        got = _tau2_ci_few(c, tau2, level, q_hat)
+        if got is not None:
+            return got
     n = c.n
     df = c.k - c.p
     t_lo, t_hi = chi2_quantiles(df, level)  # Q = t_lo -> lower limit of τ²
@@ -179,6 +184,84 @@ def tau2_ci(c, tau2, level: float = 0.95, *, q_hat=None):
     # both limits in one vectorised solve: the rows stacked twice
     t, conv, hit = q_root(c.tile2(), np.concatenate([t_lo, t_hi]), x0=x0,
                           cap=np.concatenate([cap, cap]))
+    lb, ub = t[:n], t[n:]
+    bad = df < 1
+    if count_true(bad):
+        lb = np.where(bad, np.nan, lb)
+        ub = np.where(bad, np.nan, ub)
+    return lb, ub, conv[:n] & conv[n:], hit[n:] & ~bad
+
+
+def _tau2_ci_few(c, tau2, level, q_hat):
+    """:func:`tau2_ci` (and its :func:`q_root` on the rows stacked twice) for a few rows
+    without moderators or absent studies: the set-up per row on Python floats with the
+    array code's operations, the roots by the same solver (whose few-row path evaluates
+    Q on floats): the same bits.  None (use the array code) when τ̂² = 0 in a row (the
+    start then needs Q'(0)) or a row divides by zero."""
+    n = c.n
+    k = c.y.shape[0]
+    df = c.k - c.p
+    t_lo, t_hi = chi2_quantiles(df, level)
+    th = np.fmax(np.asarray(tau2, dtype=float), 0.0).tolist()
+    if not all(t > 0 for t in th):
+        return None
+    ys, vs = c.y.T.tolist(), c.v.T.tolist()
+    q0s, qh = c.q0.tolist(), np.asarray(q_hat, dtype=float).tolist()
+    if "rss_ols" not in c._c:  # the unweighted RSS, as Chunk.ols computes it (X = 1, full)
+        rss = []
+        for yl in ys:
+            sy = 0.0
+            for yi in yl:
+                sy += 1.0 * yi
+            go = (1.0 / k) * sy
+            r2 = 0.0
+            for yi in yl:
+                r = yi - go
+                r2 += r * r
+            rss.append(r2)
+        c._c["rss_ols"] = np.array(rss)
+    rss = c._c["rss_ols"].tolist()
+    vmin = [min(x) for x in vs]
+    targets = t_lo.tolist() + t_hi.tolist()
+    rows, lo, hi, start, scale, beyond = [], [], [], [], [], []
+    try:
+        for i, tg in enumerate(targets):
+            j = i % n  # rows stacked twice: lower limits, then upper limits
+            iq0 = 1.0 / q0s[j]
+            slope = (1.0 / qh[j] - iq0) / th[j]
+            if not (q0s[j] > tg and tg > 0):
+                continue
+            cap = 10.0 * th[j]
+            cap = cap if (cap != cap or cap >= TAU2_MAX) else TAU2_MAX  # np.maximum
+            h = rss[j] / tg * (1 + 1e-9) + 1e-300
+            a = 0.0
+            out = False
+            if h > cap:
+                q = q_terms_row(ys[j], vs[j], cap)[0]
+                out = (1.0 / tg - 1.0 / q) >= 0
+                a = cap if out else 0.0
+            h = h if (h != h or h <= cap) else cap  # np.minimum
+            x0 = (1.0 / tg - iq0) / slope
+            rows.append(i)
+            lo.append(a)
+            hi.append(h)
+            start.append(x0 if (x0 >= 0 and x0 < h) else a)
+            scale.append(vmin[j] * 1e-6)
+            beyond.append(out)
+    except ZeroDivisionError:
+        return None
+    t = np.zeros(2 * n)
+    conv = np.ones(2 * n, dtype=bool)
+    hit = np.zeros(2 * n, dtype=bool)
+    if rows:
+        act = np.array(rows) % n
+        data = (c.y.take(act, -1), c.v.take(act, -1), 1.0 / np.array([targets[i] for i in rows]))
+        x, ok = solve_decreasing(_g(c.d), data, np.array(lo), np.array(hi), np.array(start),
+                                 scale=np.array(scale), quadratic=True, row_axis=-1)
+        b = np.array(beyond)
+        t[rows] = np.where(b, np.array(hi), x)
+        conv[rows] = ok | b
+        hit[rows] = b
     lb, ub = t[:n], t[n:]
     bad = df < 1
     if count_true(bad):
