@@ -70,7 +70,9 @@ def he(c: Chunk):
     d = c.d
     A, rss = c.ols()
     vz = c.vz
-    trpv = colsum(vz) - d.tr(d.mm(A, d.gram(c.m, vz)))
+    # X'MVX: Σ 1·vᵢ = Σ vᵢ (the same bits) when X = 1 and every study is present
+    sv = colsum(vz)
+    trpv = sv - d.tr(d.mm(A, sv if c.full and d.intercept else d.gram(c.m, vz)))
     with np.errstate(divide="ignore", invalid="ignore"):
         return _trunc((rss - trpv) / (c.k - c.p)), _ones(c.n)
 

@@ -149,8 +149,13 @@ class Chunk:
         if key not in self._c:
             if key in ("a_ols", "rss_ols"):
                 d = self.d
-                A = d.inv(d.gram(self.m))
-                r = self.y - d.xb(d.mv(A, d.xtz(self.m, self.y)))
+                if self.full and d.intercept:  # X'MX = k and X'My = Σy: no all-ones array
+                    # (Σ 1·yᵢ in study order is Σ yᵢ, and a sum of k ones is k: the same bits)
+                    A = d.inv(np.full(self.n, float(self.y.shape[0])))
+                    r = self.y - d.mv(A, colsum(self.y))
+                else:
+                    A = d.inv(d.gram(self.m))
+                    r = self.y - d.xb(d.mv(A, d.xtz(self.m, self.y)))
                 if not self.full:
                     r *= self.m
                 self._c.update(a_ols=A, rss_ols=colsum(r, r))
