@@ -20,6 +20,7 @@ import matplotlib.style
 
 from metaanalysis.errors import InputError
 from metaanalysis.plots.fonts import lean_font_subsets, ps_font_bounds_once
+from metaanalysis.plots.textcache import cached_text_metrics
 
 __all__ = ["OKABE_ITO", "PRESETS", "STYLE_PATH", "save_figure", "use_style", "width_inches"]
 
@@ -99,6 +100,9 @@ def width_inches(width) -> float:
 def use_style(preset: str | None = "single", **rc) -> Iterator[None]:
     """Apply the shipped ``metaanalysis.mplstyle`` inside a ``with`` block.
 
+    Inside the block, text is measured once per process
+    (:func:`~metaanalysis.plots.textcache.cached_text_metrics`: the same figures, faster).
+
     Parameters
     ----------
     preset : {"single", "double", "screen"} or None
@@ -120,7 +124,7 @@ def use_style(preset: str | None = "single", **rc) -> Iterator[None]:
         styles.append(PRESETS[preset]["rc"])
     if rc:
         styles.append(dict(rc))
-    with matplotlib.style.context(styles):
+    with matplotlib.style.context(styles), cached_text_metrics():
         yield
 
 
@@ -301,7 +305,8 @@ def save_figure(fig, path, formats: Sequence[str] | str = _DEFAULT_FORMATS, *, w
     rc = {"svg.hashsalt": "metaanalysis", "pdf.fonttype": 42, "ps.fonttype": 42,
           "svg.fonttype": "none" if svg_text else "path", "savefig.bbox": "standard"}
     mode = _file_mode()
-    with _at_size(fig, new_w, new_h), mpl.rc_context(rc), lean_font_subsets():
+    with _at_size(fig, new_w, new_h), mpl.rc_context(rc), lean_font_subsets(), \
+            cached_text_metrics():
         for fmt in formats:
             target = path.with_name(f"{path.name}.{fmt}")
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}",
