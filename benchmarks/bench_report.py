@@ -14,7 +14,8 @@ main process's phases, read from its progress events:
 * ``wait figures``: the main process waits for the last figures;
 * ``finish``: report.md, provenance, the atomic swap of the output folder;
 
-then the total wall time and the CPU time of the main process and of its figure processes.
+then the total wall time and the CPU time of the main process, of its figure processes and
+both (on N processors the wall time cannot drop below the total CPU time / N).
 The lead reruns it on a quiet machine; on a loaded one, wall times grow with the load.
 """
 
@@ -102,7 +103,8 @@ def phases(m: dict) -> dict:
             "wait figures": max(0.0, fig_done - sub),
             "finish": m["end"] - max(fig_done, sub),
             "total (process)": m["wall"],
-            "cpu main": m["cpu main"], "cpu figures": m["cpu figures"]}
+            "cpu main": m["cpu main"], "cpu figures": m["cpu figures"],
+            "cpu total": m["cpu main"] + m["cpu figures"]}
 
 
 def main(argv=None) -> None:
@@ -122,7 +124,7 @@ def main(argv=None) -> None:
                 for _ in range(max(1, a.repeat))]
         best[jobs] = min(runs, key=lambda r: r["total (process)"])
         print(f"--jobs {jobs}: totals of {len(runs)} runs: "
-              + ", ".join(f"{r['total (process)']:.1f}" for r in runs) + " s")
+              + ", ".join(f"{r['total (process)']:.1f}" for r in runs) + f" s ({_uptime()})")
     names = list(next(iter(best.values())))
     print(f"\n{'phase (s, fastest run)':<24}" + "".join(f"{'--jobs ' + str(j):>12}"
                                                      for j in best))
