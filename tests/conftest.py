@@ -26,12 +26,20 @@ budget and how to measure it: docs/testing.md.
 
 import gc
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
+
+# One BLAS thread per process: the two xdist workers share two cores, and OpenBLAS's own
+# threads spin against the other worker (tests/test_bayes.py took 9.4 s with them, 4.6 s
+# without, on the loaded two-core machine).  Set before numpy is first imported (pytest
+# and its plugins do not import it; the test modules do, after this file), inherited by
+# the xdist workers and by every process a test starts; a value you set is kept.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 METAFOR = Path(__file__).parent / "data" / "metafor"
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +110,8 @@ def _close_figures():
 @pytest.fixture(scope="session")
 def cement_data():
     """``(reference dict, PLO effect sizes)`` of the cement-leakage series."""
+    import pandas as pd
+
     import metaanalysis as ma
 
     d = json.loads((METAFOR / "mwa_cement_leakage.json").read_text())
