@@ -200,12 +200,14 @@ def regression_bench(repeat):
 def single_pool(repeat):
     bcg = json.loads((ROOT / "tests" / "data" / "metafor" / "bcg_rr.json").read_text())
     y, v = bcg["yi"], bcg["vi"]
-    reps = 300
+    # many short rounds, the best kept: a call's CPU time varies by 2x from one
+    # second to the next on a shared machine (frequency, the other hyperthread)
+    reps = 50
     per = {}
     for method in ("REML", "DL"):
         ma.pool(y, v, method=method)
         per[method] = cpu(lambda m=method: [ma.pool(y, v, method=m) for _ in range(reps)],
-                          repeat) / reps
+                          max(repeat, 30)) / reps
     print(f"single pool() on dat.bcg (k = 13, REML, Q-profile CIs for τ²/I²/H², PI): "
           f"{per['REML'] * 1e6:.0f} µs per call (DL: {per['DL'] * 1e6:.0f} µs)", flush=True)
     if shutil.which("Rscript") is None:
