@@ -388,19 +388,9 @@ def _fmin(a, b):
 
 
 def _down1(h, g):
-    """:func:`_down` for one point, on floats (the same IEEE operations: the same bits)."""
-    pos = h > 0 or (h == 0 and g < 0)
-    sg = -g
-    if pos:
-        x = g * g + 4 * _LO * h
-        x = x if (x != x or x > 0) else 0.0
-        r = (sg + math.sqrt(x)) * (1 / (2 * _LO))
-    else:
-        x = g * g - 4 * _HI * h
-        x = x if (x != x or x > 0) else 0.0
-        r = (math.sqrt(x) - sg) * (1 / (2 * _HI))
-    r *= _SAFE
-    return pos, (r if r > 0 else 0.0)
+    """:func:`_down` for one point, on floats: :func:`_up1` of ``−g`` (negation is exact and
+    every later operation uses ``−g``, so the same bits)."""
+    return _up1(h, -g)
 
 
 def _monotone1(ga, gb, L):

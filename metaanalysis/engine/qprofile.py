@@ -184,6 +184,12 @@ def tau2_ci(c, tau2, level: float = 0.95, *, q_hat=None):
     # both limits in one vectorised solve: the rows stacked twice
     t, conv, hit = q_root(c.tile2(), np.concatenate([t_lo, t_hi]), x0=x0,
                           cap=np.concatenate([cap, cap]))
+    return _split_limits(t, conv, hit, n, df)
+
+
+def _split_limits(t, conv, hit, n, df):
+    """Lower and upper limits of a solve over the rows stacked twice (NaN where df < 1),
+    converged where both are, and whether the upper limit hit its cap."""
     lb, ub = t[:n], t[n:]
     bad = df < 1
     if count_true(bad):
@@ -262,9 +268,4 @@ def _tau2_ci_few(c, tau2, level, q_hat):
         t[rows] = np.where(b, np.array(hi), x)
         conv[rows] = ok | b
         hit[rows] = b
-    lb, ub = t[:n], t[n:]
-    bad = df < 1
-    if count_true(bad):
-        lb = np.where(bad, np.nan, lb)
-        ub = np.where(bad, np.nan, ub)
-    return lb, ub, conv[:n] & conv[n:], hit[n:] & ~bad
+    return _split_limits(t, conv, hit, n, df)
