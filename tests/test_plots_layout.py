@@ -494,4 +494,10 @@ def test_narrower_panel_before_a_data_column_goes():
     panel = ax.get_position().width * fig_w
     assert 0.2 * (fig_w - 2 * 0.03) - 1e-6 <= panel < 0.25 * fig_w
     assert _check(ax.figure, 183.0) == []
+    assert any(s.startswith("Risk of bias: + low") for s in _spans(ax))
+    # at 89 mm the risk-of-bias column goes (with a warning), and its legend with it
+    with ma.use_style("single"), pytest.warns(ma.LayoutWarning, match="risk of bias"):
+        ax = ma.forest(b, width="single", rob=dict(zip(labels, ["high", "high"])))
+    assert not [c for c in ax.collections if str(c.get_gid()).startswith("rob-")]
+    assert not any("Risk of bias" in s for s in _spans(ax))
     matplotlib.pyplot.close("all")

@@ -22,6 +22,7 @@ The layout is computed from the text measured at its final size:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -57,6 +58,9 @@ class _Layout:
         self.panel_gap = _pt(1.1 * f)
         self.dropped: list[str] = []
         self._columns()
+        if not any(c.kind == "rob" for c in self.columns):  # no symbols left to explain
+            self.spec = spec = dataclasses.replace(
+                spec, rows=tuple(r for r in spec.rows if r.kind != "rob-legend"))
         self._rows()
         self._axis()
 
@@ -360,7 +364,7 @@ def _render(spec, ax, f, box, *, width_in=None, height_in=None):
     fig = ax.figure
     W = width_in - 2 * _MARGIN_IN if box is None else box[2]
     L = _fitting_layout(spec, W, f, fig)
-    f = L.f
+    f, spec = L.f, L.spec  # the layout's rows: without the risk-of-bias legend if its columns went
     if box is None:
         pitch = _pt(PITCH * f)
         H = L.top_in + L.units * pitch + L.bottom_in + 2 * _MARGIN_IN

@@ -112,7 +112,8 @@ class Row:
     ``gap`` is the distance from the previous row in row heights.  A span
     is written across the text area (``span_width="left"``: left of the
     panel, inside the body; ``"full"``: the whole width, under the last
-    diamond) and wrapped to fit.
+    diamond) and wrapped to fit.  A ``kind="rob-legend"`` span (the risk-of-bias
+    symbols' legend) is left out with the last risk-of-bias column.
     """
 
     kind: str
@@ -509,9 +510,9 @@ class _Builder:
         self.rows.append(Row(kind, gap, dict(cells or {}), tuple(marks), span, span_width,
                              overall))
 
-    def span(self, text, gap, width="full", bold=False):
+    def span(self, text, gap, width="full", bold=False, kind="text"):
         if text:
-            self.add("text", gap, span=Cell(text, bold), span_width=width)
+            self.add(kind, gap, span=Cell(text, bold), span_width=width)
 
     def summary(self, kind, est, lb, ub, label, *, gap=1.0, overall=False, weight=None,
                 key="eff", label_note=""):
@@ -646,7 +647,7 @@ def _finish(b: _Builder, columns, opts: ForestOptions, *, notes=(), rob_notes=No
     for i, line in enumerate(list(opts.footnotes or ()) + list(notes)):
         b.span(line, 1.0 if i == 0 else 0.85)
     if rob_notes is not None:
-        b.span(_rob_legend(rob_notes), 0.85)
+        b.span(_rob_legend(rob_notes), 0.85, kind="rob-legend")  # gone with the last RoB column
     scale = b.scale
     ref = scale.null if opts.refline == "auto" else opts.refline
     xs = [v for r in b.rows for m in r.marks for v in (m.lb, m.ub, m.est)]
