@@ -291,8 +291,9 @@ def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
             panels = {}
             for kind in ("change", "absolute"):
                 rows, studies = [], []
-                for a in (x for x in parts if x.unit == unit and (
-                        x.kind == kind or (kind == "absolute" and x.kind == "baseline"))):
+                members = [x for x in parts if x.unit == unit and (
+                    x.kind == kind or (kind == "absolute" and x.kind == "baseline"))]
+                for a in members:
                     s = a.row()
                     days = 0.0 if a.kind == "baseline" else \
                         float(np.nanmean(a.selection.included["days"]))
@@ -312,8 +313,7 @@ def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
                 if kind == "absolute":
                     ticks = {0.0: "pre", **ticks}
                 model = trajectory_figure(trajectories, op.name, unit) if kind == "change" else None
-                bounds = next((a.bounds for a in parts if a.unit == unit and a.bounds and (
-                    a.kind == kind or (kind == "absolute" and a.kind == "baseline"))), None)
+                bounds = next((a.bounds for a in members if a.bounds), None)
                 panels[kind] = dict(
                     df=None if model else pd.DataFrame(rows),
                     studies=model["studies"] if model else pd.DataFrame(studies),
@@ -321,10 +321,8 @@ def figure_jobs(results, trajectories=(), rob=None) -> list[tuple]:
                     counts=model.get("counts") if model else None,
                     ylabel=_axis_label(op.label) if kind == "change" else
                     (f"{what} ({scale})" if scale else what),
-                    interval="CrI" if any(is_bayes(a.result) for a in parts if a.unit == unit
-                                          and (a.kind == kind or (kind == "absolute"
-                                                                  and a.kind == "baseline")))
-                    else "CI", xticks=ticks, bounds=bounds)
+                    interval="CrI" if any(is_bayes(a.result) for a in members) else "CI",
+                    xticks=ticks, bounds=bounds)
             if not panels:
                 continue
             # change and absolute values: one figure of two panels (A, B) under one name
